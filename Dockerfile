@@ -1,0 +1,55 @@
+# interactvlm_ros on ROS 2 Jazzy.
+#   CPU:  docker build -t interactvlm_ros .
+#   GPU:  docker build --build-arg VARIANT=gpu -t interactvlm_ros:gpu .   (CUDA torch + TensorRT 10)
+#   run:  docker run --rm -it --net=host --gpus all interactvlm_ros:gpu
+# Python dependencies use the same pins as the CPU machines (constraints.txt); only torch's build differs.
+ARG ROS_DISTRO=jazzy
+FROM ros:${ROS_DISTRO}-ros-base
+
+ARG ROS_DISTRO
+ARG VARIANT=cpu
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+ARG TENSORRT_SPEC="tensorrt-cu12>=10,<11"
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    INTERACTVLM_CACHE_DIR=/var/cache/interactvlm \
+    ANNY_CACHE_DIR=/var/cache/interactvlm/anny \
+    RMW_IMPLEMENTATION=rmw_cyclonedds_cpp
+
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        python3-venv python3-pip libusb-1.0-0 libgl1 libglib2.0-0 \
+        ros-${ROS_DISTRO}-rmw-cyclonedds-cpp ros-${ROS_DISTRO}-cv-bridge \
+        ros-${ROS_DISTRO}-visualization-msgs ros-${ROS_DISTRO}-diagnostic-msgs ros-${ROS_DISTRO}-tf2-msgs \
+        ros-${ROS_DISTRO}-lifecycle-msgs ros-${ROS_DISTRO}-launch-ros \
+    && rm -rf /var/lib/apt/lists/*
+
+# A venv that still sees the ROS Python packages (rclpy, cv_bridge) of the image.
+RUN python3 -m venv --system-site-packages /opt/venv
+ENV PATH=/opt/venv/bin:${PATH}
+
+COPY ros2_ws/src/interactvlm_ros/constraints.txt /tmp/constraints.txt
+RUN if [ "${VARIANT}" = "gpu" ]; then \
+        pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CUDA_INDEX}" \
+        && pip install "${TENSORRT_SPEC}" --extra-index-url https://pypi.nvidia.com ; \
+    else \
+        pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CPU_INDEX}" ; \
+    fi
+
+WORKDIR /ws
+COPY . /ws
+RUN pip install -c /tmp/constraints.txt -e ros2_ws/src/interactvlm_ros \
+    && source /opt/ros/${ROS_DISTRO}/setup.bash \
+    && colcon build --base-paths ros2_ws/src --symlink-install \
+    && echo "source /ws/install/setup.bash" >> /etc/bash.bashrc
+
+# colcon's entry points run /usr/bin/python3: let them see the venv's packages too.
+ENV PYTHONPATH=/opt/venv/lib/python3.12/site-packages
+
+ENTRYPOINT ["/bin/bash", "-c", "source /opt/ros/${ROS_DISTRO}/setup.bash && source /ws/install/setup.bash && exec \"$@\"", "--"]
+CMD ["ros2", "launch", "interactvlm_ros", "interactvlm.launch.py"]

@@ -1,0 +1,51 @@
+# Two commands on a fresh Debian 12 / Python 3.11 machine (no GPU needed):
+#   make demo   — the main job on the embedded defaults
+#   make test   — lint + the whole test suite
+# Both create/refresh .venv and install exactly what is needed (apt packages too), idempotently.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PKG := ros2_ws/src/interactvlm_ros
+CONSTRAINTS := $(PKG)/constraints.txt
+# Debian packages: libusb for open3d's import, libgl1/libglib2.0-0 for opencv (mediapipe), ensurepip for venv.
+APT_PACKAGES := libusb-1.0-0 libgl1 libglib2.0-0
+STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+# The Anny body model builds a ~780 MB cache on first use (~60 s); keep it outside the clone so CI reuses it.
+export ANNY_CACHE_DIR ?= $(HOME)/.cache/interactvlm/anny
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test lint apt clean-venv
+
+setup: apt $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): $(CONSTRAINTS) $(PKG)/setup.py Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# torch first and pinned: on CPU machines the 2.13.0 CPU wheel, never a CUDA build.
+	$(BIN)/pip install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e "$(PKG)[test,smplx]"
+	@touch $@
+
+demo: setup
+	$(BIN)/interactvlm demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The ``interactvlm`` command line: one sub-module per sub-command."""
