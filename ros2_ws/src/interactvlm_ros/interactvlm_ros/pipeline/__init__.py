@@ -1,0 +1,1 @@
+"""The ROS-agnostic pipeline: image (+ camera info, depth, object queries) → contacts (+ reconstruction)."""
