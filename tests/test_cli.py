@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from interactvlm_ros.cli.main import main
 
 
