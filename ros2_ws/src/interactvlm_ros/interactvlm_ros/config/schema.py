@@ -50,6 +50,17 @@ PARAMETERS: tuple[Param, ...] = (
     Param("topics.camera_info", "str", "camera_info", "Optional sensor_msgs/CameraInfo topic paired with the "
           "image by timestamp; empty disables it."),
     Param("topics.depth", "str", "", "Optional depth sensor_msgs/Image (16UC1 mm or 32FC1 m); empty disables it."),
+    Param("topics.objects", "str", "~/objects", "Input std_msgs/String of comma-separated object names that "
+          "replaces the objects parameter at run time."),
+    Param("topics.contacts", "str", "~/contacts", "Output interactvlm_msgs/ContactArray (reliable)."),
+    Param("topics.markers", "str", "~/contacts/markers", "Output visualization_msgs/MarkerArray for RViz."),
+    Param("topics.human_cloud", "str", "~/contacts/human_cloud", "Output sensor_msgs/PointCloud2 of the body "
+          "vertices with a probability field."),
+    Param("topics.object_cloud", "str", "~/contacts/object_cloud", "Output sensor_msgs/PointCloud2 of the object "
+          "mesh vertices with a probability field."),
+    Param("topics.topology", "str", "~/contacts/topology", "Output interactvlm_msgs/MeshTopology of the body "
+          "model, latched (transient local, depth 1)."),
+    Param("topics.diagnostics", "str", "/diagnostics", "Output diagnostic_msgs/DiagnosticArray."),
     Param("qos.image_reliability", "str", "best_effort", "Reliability of the image subscription "
           "(best_effort = SensorDataQoS).", choices=("best_effort", "reliable", "system_default")),
     Param("qos.image_depth", "int", 5, "History depth of the image subscription.", min=1, max=1000),
@@ -81,10 +92,57 @@ PARAMETERS: tuple[Param, ...] = (
           min=0.0, max=1.0),
     Param("cache.dir", "str", "", "Cache for canonical renders, SAM embeddings and the Anny build; "
           "empty = $INTERACTVLM_CACHE_DIR or ~/.cache/interactvlm."),
+    # --- objects and 3D reconstruction (recon) --------------------------------------------------
+    Param("objects.library", "str_list",
+          ["box:box.ply", "bottle:bottle.ply", "mug:mug.ply", "cup:cup.ply", "chair:chair.ply", "ball:ball.ply",
+           "board:board.ply", "table:table.ply", "bench:bench.ply", "laptop:laptop.ply",
+           "skateboard:skateboard.ply"],
+          "Object mesh library, 'label:path' (metres, y up); relative paths are looked up in the shipped "
+          "assets/objects folder (CC0 meshes), then next to this file, then in the working directory."),
+    Param("recon.enabled", "bool", False, "Reconstruct the people and objects in the camera frame (body fit to "
+          "MediaPipe keypoints, object pose from contacts) and publish posed meshes, contact points and body TF."),
+    Param("recon.iterations", "int", 80, "Adam iterations of the body fit per person (a warm-started video "
+          "frame uses half).", min=1, max=5000),
+    Param("recon.object_iterations", "int", 120, "Adam iterations of the object pose fit.", min=0, max=5000),
+    Param("recon.max_people", "int", 4, "At most this many people are detected and fitted per image.",
+          min=1, max=32),
+    Param("recon.min_visibility", "float", 0.5, "MediaPipe landmark visibility below which a keypoint is "
+          "ignored by the fit.", min=0.0, max=1.0),
+    Param("recon.pose_prior_weight", "float", 1.0, "Weight of the pose prior (joint angles towards a rest "
+          "pose) in the body fit.", min=0.0),
+    Param("recon.penetration_weight", "float", 10.0, "Weight of the object-into-body penetration term.",
+          min=0.0),
+    Param("recon.track_max_distance_m", "float", 0.5, "A person keeps its id when its pelvis moved less than "
+          "this between frames.", min=0.0),
+    Param("recon.keypoint_python", "str", "", "Python interpreter of the MediaPipe environment (numpy<2); "
+          "empty = $INTERACTVLM_MEDIAPIPE_PYTHON or the repository's .venv-mediapipe."),
+    Param("camera.default_fov_deg", "float", 60.0, "Horizontal field of view assumed when no CameraInfo is "
+          "given (pinhole, principal point at the image centre).", min=1.0, max=179.0),
     # --- node behaviour -------------------------------------------------------------------------
     Param("node.always_run", "bool", False, "Run inference even when nobody subscribes to an output."),
     Param("node.sync_tolerance_s", "float", 0.05, "Max stamp difference when pairing image, camera info and "
           "depth.", min=0.0, max=10.0),
+    Param("node.name", "str", "interactvlm", "Node name; '~' in topic names stands for /<namespace>/<name> "
+          "(rclpy: overridden by the launch file or --ros-args -r __node:=...)."),
+    Param("node.namespace", "str", "", "Node namespace for the dds transport (rclpy takes it from the launch file)."),
+    Param("node.autostart", "bool", True, "The rclpy lifecycle node configures and activates itself at start; "
+          "false waits for a lifecycle manager (ros2 lifecycle set ...)."),
+    Param("node.max_image_pixels", "int", 16777216, "Larger images (width x height) are rejected with a warning "
+          "instead of being processed.", min=1),
+    Param("node.max_objects", "int", 8, "Most object names one query may hold.", min=1, max=64),
+    Param("node.publish_markers", "bool", True, "Publish the RViz MarkerArray (body and object meshes coloured by "
+          "contact probability)."),
+    Param("node.marker_rate_hz", "float", 2.0, "Most MarkerArray messages per second (a body mesh marker is "
+          "megabytes); 0 = every frame.", min=0.0, max=1000.0),
+    Param("node.publish_clouds", "bool", True, "Publish the human and object PointCloud2 outputs."),
+    Param("node.placement_distance_m", "float", 2.5, "Until reconstruction gives camera-frame meshes, the canonical "
+          "body is drawn this far in front of the camera on the optical axis (object beside it).",
+          min=0.1, max=100.0),
+    Param("node.camera_frame", "str", "camera_optical_frame", "Frame used when an image header has an empty "
+          "frame_id, and RViz's fixed frame in the launch file."),
+    Param("node.diagnostics_period_s", "float", 1.0, "Seconds between diagnostics messages.", min=0.05, max=60.0),
+    Param("node.warn_throttle_s", "float", 5.0, "The same kind of warning (bad image, bad query...) is logged at "
+          "most once per this many seconds.", min=0.0, max=3600.0),
 )
 
 PARAMETERS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
