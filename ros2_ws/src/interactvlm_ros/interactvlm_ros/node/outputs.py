@@ -1,0 +1,82 @@
+"""What one processed frame produces, before any transport turns it into messages (no ROS types here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from interactvlm_ros.pipeline.result import ContactResult
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """The source image's header: acquisition stamp (ns since the epoch) and its camera optical frame."""
+
+    stamp_ns: int
+    frame_id: str
+
+    @property
+    def stamp_s(self) -> float:
+        return self.stamp_ns * 1e-9
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    """A mesh that per-vertex contact indices refer to (published once, latched).
+
+    ``vertices`` ``[N,3]`` float32 canonical positions (metres, y up), ``faces`` ``[F,3]`` int64.
+    """
+
+    mesh_id: str
+    kind: str  # "body" or "object"
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    @property
+    def num_vertices(self) -> int:
+        return int(len(self.vertices))
+
+
+@dataclass
+class PlacedMesh:
+    """A mesh drawn in the image's optical frame: ``points`` ``[N,3]`` float32 metres, ``probs`` ``[N]`` in [0,1].
+
+    ``label`` is the body model or object name; ``faces`` ``[F,3]`` for the RViz triangle-list marker.
+    """
+
+    label: str
+    mesh_id: str
+    points: np.ndarray
+    faces: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass
+class FrameOutputs:
+    """Everything published for one image. ``placement`` says how ``human``/``objects`` were posed:
+    ``"fixed"`` = the documented stand-in pose of :mod:`interactvlm_ros.node.placement`."""
+
+    header: FrameHeader
+    result: ContactResult
+    threshold: float
+    body_mesh_id: str
+    human: PlacedMesh | None
+    objects: list[PlacedMesh] = field(default_factory=list)
+    object_vertex_counts: dict[str, int] = field(default_factory=dict)
+    with_markers: bool = False
+    with_clouds: bool = True
+    placement: str = "fixed"
+
+
+@dataclass
+class DiagnosticsReport:
+    """One diagnostic status: ``level`` 0 OK, 1 WARN, 2 ERROR; ``values`` are shown as key/value strings."""
+
+    name: str
+    level: int
+    message: str
+    hardware_id: str
+    values: dict[str, str]
+    stamp_ns: int

@@ -1,0 +1,74 @@
+"""Object queries: the ``objects`` parameter and run-time updates on ``~/objects`` (std_msgs/String)."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+
+MAX_QUERY_BYTES = 10 * 1024
+"""Longest accepted ``~/objects`` message (UTF-8 bytes); longer ones are rejected, not truncated."""
+
+MAX_NAME_CHARS = 64
+"""Longest accepted single object name."""
+
+
+class QueryError(ValueError):
+    """An object query was rejected; the message says why (the node logs it and keeps the previous query)."""
+
+
+def parse_object_query(text: str, max_objects: int) -> list[str]:
+    """``"cup, bottle"`` -> ``["cup", "bottle"]``: trimmed, de-duplicated, order kept.
+
+    Raises :class:`QueryError` for an empty query, one over 10 kB, control characters, a name longer than
+    64 characters or more than ``max_objects`` names.
+    """
+    if not isinstance(text, str):
+        raise QueryError(f"object query must be a string, got {type(text).__name__}")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_QUERY_BYTES:
+        raise QueryError(f"object query is {size} bytes; the limit is {MAX_QUERY_BYTES}")
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise QueryError(f"object query contains control character U+{ord(ch):04X} at position {i}")
+    names: list[str] = []
+    for part in text.split(","):
+        name = " ".join(part.split())
+        if not name:
+            continue
+        if len(name) > MAX_NAME_CHARS:
+            raise QueryError(f"object name {name[:20]!r}... is {len(name)} characters; the limit is "
+                             f"{MAX_NAME_CHARS}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise QueryError("object query is empty (expected comma-separated names, e.g. 'cup, bottle')")
+    if len(names) > max_objects:
+        raise QueryError(f"object query names {len(names)} objects; the limit (node.max_objects) is "
+                         f"{max_objects}")
+    return names
+
+
+class ObjectQueries:
+    """The current object list, thread-safe: set from the parameter at start, replaced by valid messages."""
+
+    def __init__(self, initial: list[str], max_objects: int) -> None:
+        self.max_objects = int(max_objects)
+        self._lock = threading.Lock()
+        self._names = parse_object_query(",".join(initial), self.max_objects) if initial else []
+        self.rejected = 0
+
+    def current(self) -> list[str]:
+        with self._lock:
+            return list(self._names)
+
+    def update(self, text: str) -> list[str]:
+        """Replace the list from a ``~/objects`` message; :class:`QueryError` (list unchanged) when invalid."""
+        try:
+            names = parse_object_query(text, self.max_objects)
+        except QueryError:
+            with self._lock:
+                self.rejected += 1
+            raise
+        with self._lock:
+            self._names = names
+        return list(names)

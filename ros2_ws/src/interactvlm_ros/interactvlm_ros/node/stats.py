@@ -1,0 +1,85 @@
+"""Running statistics of the node for diagnostics and the benchmark: rate, latency, drops, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+
+class NodeStats:
+    """Counters and rolling windows (last ``window`` frames), safe to update from several threads.
+
+    Times are milliseconds. ``latency`` = image receipt → outputs published; ``pipeline`` = the model's own
+    time; ``overhead`` = latency − pipeline (the node's cost: decoding, queueing, message building, writing).
+    """
+
+    def __init__(self, window: int = 200, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.bad_messages = 0
+        self.idle_skipped = 0
+        self.errors = 0
+        self.last_error = ""
+        self.last_error_time: float | None = None
+        self._done_times: deque[float] = deque(maxlen=window)
+        self.latency_ms: deque[float] = deque(maxlen=window)
+        self.pipeline_ms: deque[float] = deque(maxlen=window)
+        self.overhead_ms: deque[float] = deque(maxlen=window)
+
+    def count_received(self) -> None:
+        with self._lock:
+            self.received += 1
+
+    def count_idle(self) -> None:
+        with self._lock:
+            self.idle_skipped += 1
+
+    def record_bad(self, message: str) -> None:
+        with self._lock:
+            self.bad_messages += 1
+            self.last_error = message
+            self.last_error_time = self._clock()
+
+    def record_error(self, message: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = message
+            self.last_error_time = self._clock()
+
+    def record_frame(self, latency_ms: float, pipeline_ms: float) -> None:
+        with self._lock:
+            self.processed += 1
+            self._done_times.append(self._clock())
+            self.latency_ms.append(latency_ms)
+            self.pipeline_ms.append(pipeline_ms)
+            self.overhead_ms.append(max(0.0, latency_ms - pipeline_ms))
+
+    def rate_hz(self) -> float:
+        """Frames per second over the window (0 with fewer than two frames or when stalled for 5 s)."""
+        with self._lock:
+            times = list(self._done_times)
+        if len(times) < 2 or self._clock() - times[-1] > 5.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
+
+    @staticmethod
+    def percentile(values, q: float) -> float:
+        """``q``-th percentile of a window (NaN when empty)."""
+        data = list(values)
+        return float(np.percentile(np.asarray(data), q)) if data else float("nan")
+
+    def snapshot(self) -> dict[str, float | int | str]:
+        """Everything diagnostics report, as plain values."""
+        with self._lock:
+            lat, pipe, over = list(self.latency_ms), list(self.pipeline_ms), list(self.overhead_ms)
+            counts = dict(received=self.received, processed=self.processed, bad_messages=self.bad_messages,
+                          idle_skipped=self.idle_skipped, errors=self.errors, last_error=self.last_error)
+        return dict(counts, rate_hz=self.rate_hz(), latency_ms_p50=self.percentile(lat, 50),
+                    latency_ms_p99=self.percentile(lat, 99), pipeline_ms_p50=self.percentile(pipe, 50),
+                    overhead_ms_p50=self.percentile(over, 50))

@@ -1,0 +1,160 @@
+"""The node's ROS-agnostic parts: latest-frame slot, time sync, object queries, throttled warnings, placement."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from interactvlm_ros.node.latest import LatestSlot
+from interactvlm_ros.node.placement import FixedPlacement
+from interactvlm_ros.node.queries import MAX_QUERY_BYTES, ObjectQueries, QueryError, parse_object_query
+from interactvlm_ros.node.stats import NodeStats
+from interactvlm_ros.node.sync import ApproximateSync
+from interactvlm_ros.node.throttle import ThrottledWarnings
+
+
+class FakeClock:
+    """A settable clock (time is an input of these classes, not a component)."""
+
+    def __init__(self, t=0.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+# --- latest-frame slot ------------------------------------------------------------------------------------
+def test_latest_slot_keeps_newest_and_counts_drops():
+    slot = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True
+    assert slot.put(3) is True
+    assert slot.dropped == 2
+    assert slot.take(0) == 3
+    assert slot.take(0) is None
+    assert slot.dropped == 2
+
+
+def test_latest_slot_wakes_waiting_worker():
+    slot = LatestSlot()
+    got = []
+    t = threading.Thread(target=lambda: got.append(slot.take(5.0)))
+    t.start()
+    slot.put("frame")
+    t.join(5.0)
+    assert got == ["frame"]
+    t = threading.Thread(target=lambda: got.append(slot.take(5.0)))
+    t.start()
+    slot.close()
+    t.join(5.0)
+    assert got == ["frame", None] and not t.is_alive()
+
+
+# --- approximate sync -------------------------------------------------------------------------------------
+def test_sync_without_optional_streams_releases_at_once():
+    sync = ApproximateSync(["camera_info", "depth"], 0.05, clock=FakeClock())
+    out = sync.add_image(1.0, "img")
+    assert len(out) == 1 and out[0].matched == {"camera_info": None, "depth": None}
+
+
+def test_sync_pairs_within_tolerance_and_waits_for_late_info():
+    clock = FakeClock()
+    sync = ApproximateSync(["camera_info"], 0.05, max_wait_s=0.5, clock=clock)
+    assert [f.image for f in sync.add_image(0.9, "a")] == ["a"]  # stream not seen yet: no wait
+    sync.add("camera_info", 0.9, "K0")
+    out = sync.add_image(1.0, "b")  # info seen before, none near 1.0 yet -> waits
+    assert out == []
+    out = sync.add("camera_info", 1.02, "K1")
+    assert [(f.image, f.matched["camera_info"]) for f in out] == [("b", "K1")]
+
+
+def test_sync_releases_unmatched_when_stream_moved_on_or_wait_expired():
+    clock = FakeClock()
+    sync = ApproximateSync(["depth"], 0.01, max_wait_s=0.5, clock=clock)
+    sync.add("depth", 0.0, "d0")
+    assert sync.add_image(1.0, "a") == []
+    out = sync.add("depth", 2.0, "d2")  # past 1.0 + tolerance: no match can come
+    assert [(f.image, f.matched["depth"]) for f in out] == [("a", None)]
+    assert sync.add_image(3.0, "b") == []
+    clock.t = 0.6
+    out = sync.poll()
+    assert [(f.image, f.matched["depth"]) for f in out] == [("b", None)]
+    assert sync.unmatched["depth"] == 2
+
+
+def test_sync_memory_is_bounded():
+    sync = ApproximateSync(["depth"], 0.01, max_wait_s=1e9, history=8, max_pending=4, clock=FakeClock())
+    sync.add("depth", 0.0, "d")
+    released = 0
+    for i in range(1000):
+        sync.add("depth", -1.0 - i, "old")
+        released += len(sync.add_image(100.0 + i * 1e-4, i))
+    assert len(sync._pending) <= 4 and all(len(q) <= 8 for q in sync._recent.values())
+    assert released >= 1000 - 4
+
+
+# --- object queries ---------------------------------------------------------------------------------------
+def test_parse_object_query_trims_and_dedups():
+    assert parse_object_query(" cup ,bottle,, cup,  coffee   mug ", 8) == ["cup", "bottle", "coffee mug"]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "empty"),
+    (" , ,", "empty"),
+    ("x" * (MAX_QUERY_BYTES + 1), "bytes; the limit is 10240"),
+    ("cup\x00", r"control character U\+0000"),
+    ("cup\nbottle", r"control character U\+000A"),
+    ("a\x1b[31m", r"control character U\+001B"),
+    ("a,b,c", "limit .node.max_objects. is 2"),
+    ("y" * 65, "characters; the limit is 64"),
+])
+def test_parse_object_query_rejects(text, match):
+    with pytest.raises(QueryError, match=match):
+        parse_object_query(text, 2)
+
+
+def test_object_queries_keep_previous_on_bad_update():
+    q = ObjectQueries(["bottle"], 8)
+    assert q.update("cup, chair") == ["cup", "chair"]
+    with pytest.raises(QueryError):
+        q.update("\x07")
+    assert q.current() == ["cup", "chair"] and q.rejected == 1
+
+
+# --- throttled warnings -----------------------------------------------------------------------------------
+def test_throttled_warnings_log_once_per_period_with_count():
+    clock, lines = FakeClock(), []
+    w = ThrottledWarnings(lines.append, period_s=5.0, clock=clock)
+    assert w.warn("image", "bad image")
+    for _ in range(9):
+        assert not w.warn("image", "bad image")
+    assert w.warn("objects", "bad query")  # other keys are independent
+    clock.t = 5.0
+    assert w.warn("image", "bad image")
+    assert lines == ["bad image", "bad query", "bad image (9 similar suppressed in the last 5 s)"]
+
+
+# --- stats -------------------------------------------------------------------------------------------------
+def test_stats_overhead_and_rate():
+    clock = FakeClock()
+    s = NodeStats(clock=clock)
+    for i in range(11):
+        clock.t = i * 0.1
+        s.record_frame(latency_ms=12.0, pipeline_ms=10.0)
+    snap = s.snapshot()
+    assert snap["processed"] == 11
+    assert snap["overhead_ms_p50"] == pytest.approx(2.0)
+    assert snap["rate_hz"] == pytest.approx(10.0)
+
+
+# --- placement ---------------------------------------------------------------------------------------------
+def test_fixed_placement_is_optical_frame_in_front_of_camera():
+    # a "person" 1.8 m tall along +y (model up), feet at y=0
+    v = np.array([[0.0, 0.0, 0.0], [0.0, 1.8, 0.0], [0.2, 0.9, 0.1]], dtype=np.float32)
+    out = FixedPlacement(distance_m=3.0).place(v)
+    assert out.dtype == np.float32
+    # head (model +y) is up in the image = optical -y
+    assert out[1, 1] < out[0, 1]
+    np.testing.assert_allclose((out.min(0) + out.max(0)) / 2, [0.0, 0.0, 3.0], atol=1e-6)
+    body, obj = FixedPlacement(distance_m=3.0, gap_m=0.1).place_pair(v, v * 0.1)
+    assert obj[:, 0].min() == pytest.approx(body[:, 0].max() + 0.1, abs=1e-6)
