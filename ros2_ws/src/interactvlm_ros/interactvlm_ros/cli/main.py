@@ -17,6 +17,7 @@ from interactvlm_ros.config import ConfigError, load_config
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "interactvlm_ros.cli.demo"),
     ("doctor", "interactvlm_ros.cli.doctor"),
+    ("node", "interactvlm_ros.cli.node"),
 )
 
 

@@ -1,0 +1,365 @@
+"""The node, written once for every transport: inputs → latest-frame slot → worker → pipeline → outputs.
+
+A transport (rclpy or DDS) only moves messages: it calls ``on_image`` / ``on_camera_info`` / ``on_depth`` /
+``on_objects`` with received messages (any object with the ROS field names: ``msg.header.stamp.sec``,
+``msg.height``, ``msg.data``...), and gives the node an :class:`OutputSink` that publishes
+:class:`FrameOutputs` / :class:`DiagnosticsReport` / :class:`MeshTopology` and counts subscribers.
+
+Threads: the transport's receive thread validates, decodes and time-syncs inputs and drops a frame into a
+:class:`LatestSlot`; one worker thread runs the pipeline on the newest frame, publishes, and sends diagnostics
+every ``node.diagnostics_period_s``. Bad messages are dropped with a throttled warning and a diagnostic; the
+node keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from interactvlm_ros.node.latest import LatestSlot
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameHeader, FrameOutputs, MeshTopology, PlacedMesh
+from interactvlm_ros.node.placement import FixedPlacement
+from interactvlm_ros.node.queries import ObjectQueries, QueryError
+from interactvlm_ros.node.stats import NodeStats
+from interactvlm_ros.node.sync import ApproximateSync
+from interactvlm_ros.node.throttle import ThrottledWarnings
+
+LOG = logging.getLogger("interactvlm.node")
+
+DIAGNOSTIC_NAME = "interactvlm: contact node"
+
+
+class InputError(ValueError):
+    """A received message cannot be used (the message names the topic and the problem)."""
+
+
+class OutputSink(Protocol):
+    """What a transport provides to the node."""
+
+    def subscriber_count(self) -> int:
+        """Subscribers of the per-frame outputs (contacts, markers, clouds; not diagnostics)."""
+
+    def publish_frame(self, outputs: FrameOutputs) -> None: ...
+
+    def publish_diagnostics(self, report: DiagnosticsReport) -> None: ...
+
+    def publish_topology(self, topology: MeshTopology) -> None: ...
+
+
+class Predictor(Protocol):
+    def predict(self, image_rgb: np.ndarray, objects: list[str]): ...
+
+
+@dataclass
+class InputDecoders:
+    """Message → array converters (the rclpy transport may plug in cv_bridge); each raises ``ValueError``
+    naming the problem for a bad message (including images over ``node.max_image_pixels``).
+
+    ``image(msg) -> uint8 [H,W,3]`` RGB; ``depth(msg) -> float32 [H,W]`` metres; ``camera_info(msg) ->
+    float64 [3,3]`` intrinsics.
+    """
+
+    image: Callable[[Any], np.ndarray]
+    depth: Callable[[Any], np.ndarray]
+    camera_info: Callable[[Any], np.ndarray]
+
+
+@dataclass
+class Frame:
+    """One synchronised input: RGB image, optional intrinsics ``K [3,3]`` and depth ``[H,W]`` metres."""
+
+    header: FrameHeader
+    rgb: np.ndarray
+    K: np.ndarray | None
+    depth: np.ndarray | None
+    received: float
+
+
+def header_of(msg: Any, default_frame: str) -> FrameHeader:
+    """The :class:`FrameHeader` of a ROS-shaped message (``header.stamp.sec/nanosec``, ``header.frame_id``)."""
+    stamp = msg.header.stamp
+    return FrameHeader(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), msg.header.frame_id or default_frame)
+
+
+class ContactNode:
+    """ROS-agnostic node logic. ``start()`` the worker, feed messages, ``stop()``.
+
+    Args:
+        cfg: the validated parameters (``load_config``).
+        predictor: object with ``predict(image_rgb, objects) -> ContactResult`` (the model).
+        body: the body model's topology (canonical vertices, faces) for clouds, markers and the topology topic.
+        sink: the transport's publisher side.
+        decoders: message decoders.
+        objects_library: label -> mesh source for object clouds (``ObjectLibrary``), or None.
+        warn: where throttled warnings go (default: the ``interactvlm.node`` logger).
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], predictor: Predictor, body: MeshTopology, sink: OutputSink,
+                 decoders: InputDecoders, objects_library=None, warn: Callable[[str], None] | None = None,
+                 backend: str | None = None) -> None:
+        self.cfg = cfg
+        self.predictor = predictor
+        self.body = body
+        self.sink = sink
+        self.decoders = decoders
+        self.library = objects_library
+        self.backend = backend or str(cfg["inference.backend"])
+        self.stats = NodeStats()
+        self.warnings = ThrottledWarnings(warn or LOG.warning, cfg["node.warn_throttle_s"])
+        self.queries = ObjectQueries(list(cfg["objects"]), cfg["node.max_objects"])
+        self.placement = FixedPlacement(distance_m=cfg["node.placement_distance_m"])
+        self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
+        self.slot: LatestSlot[Frame] = LatestSlot()
+        streams = [s for s, key in (("camera_info", "topics.camera_info"), ("depth", "topics.depth")) if cfg[key]]
+        self.sync = ApproximateSync(streams, cfg["node.sync_tolerance_s"])
+        self._sync_lock = threading.Lock()
+        self._object_meshes: dict[str, MeshTopology | None] = {}
+        self._published_topologies: set[str] = set()
+        self._last_marker = -1e9
+        self._last_diag = -1e9
+        self._diag_due = False
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.frames_published = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Publish the latched topology and start the worker thread."""
+        self._stop.clear()
+        self.slot = LatestSlot()
+        self.sink.publish_topology(self.body)
+        self._published_topologies = {self.body.mesh_id}
+        self._worker = threading.Thread(target=self._run, name="interactvlm-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker (the frame in flight completes) and forget pending inputs."""
+        self._stop.set()
+        self.slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+        with self._sync_lock:
+            self.sync.reset()
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    # --- inputs (transport threads) ----------------------------------------------------------------------
+    def on_image(self, msg: Any) -> None:
+        """An image arrived: check, decode and offer it to the synchroniser."""
+        received = time.monotonic()
+        self.stats.count_received()
+        try:
+            header = header_of(msg, self.cfg["node.camera_frame"])
+            rgb = self.decoders.image(msg)
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._bad("image", f"dropped image: {exc}")
+            return
+        frame = Frame(header, rgb, None, None, received)
+        with self._sync_lock:
+            ready = self.sync.add_image(header.stamp_s, frame)
+        self._offer(ready)
+
+    def on_camera_info(self, msg: Any) -> None:
+        try:
+            header = header_of(msg, "")
+            K = self.decoders.camera_info(msg)
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._bad("camera_info", f"dropped camera info: {exc}")
+            return
+        with self._sync_lock:
+            ready = self.sync.add("camera_info", header.stamp_s, K)
+        self._offer(ready)
+
+    def on_depth(self, msg: Any) -> None:
+        try:
+            header = header_of(msg, "")
+            depth = self.decoders.depth(msg)
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._bad("depth", f"dropped depth image: {exc}")
+            return
+        with self._sync_lock:
+            ready = self.sync.add("depth", header.stamp_s, depth)
+        self._offer(ready)
+
+    def on_objects(self, msg: Any) -> None:
+        """A ``~/objects`` std_msgs/String: replace the object list, or warn and keep the old one."""
+        try:
+            names = self.queries.update(getattr(msg, "data", msg))
+        except QueryError as exc:
+            self._bad("objects", f"ignored object query: {exc}")
+            return
+        LOG.info("object query: %s", ", ".join(names))
+
+    def poll(self) -> None:
+        """Release frames whose sync wait expired (the transport calls this a few times per second)."""
+        with self._sync_lock:
+            ready = self.sync.poll()
+        self._offer(ready)
+
+    def _offer(self, ready) -> None:
+        for synced in ready:
+            frame: Frame = synced.image
+            frame.K = synced.matched.get("camera_info")
+            frame.depth = synced.matched.get("depth")
+            self.slot.put(frame)
+
+    def _bad(self, key: str, message: str) -> None:
+        self.stats.record_bad(message)
+        self.warnings.warn(key, message)
+        self._diag_due = True
+        self.slot.notify()
+
+    # --- worker -------------------------------------------------------------------------------------------
+    def active(self) -> bool:
+        """Whether inference should run: someone subscribes to an output, or ``node.always_run``."""
+        return bool(self.cfg["node.always_run"]) or self.sink.subscriber_count() > 0
+
+    def _run(self) -> None:
+        period = float(self.cfg["node.diagnostics_period_s"])
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = max(0.0, min(period - (now - self._last_diag), 0.1))
+            frame = self.slot.take(timeout=wait)
+            if frame is not None and not self._stop.is_set():
+                self._process(frame)
+            now = time.monotonic()
+            if now - self._last_diag >= period or (self._diag_due and now - self._last_diag >= 0.1):
+                self._publish_diagnostics()
+
+    def _process(self, frame: Frame) -> None:
+        objects = self.queries.current()
+        if not objects or not self.active():
+            self.stats.count_idle()
+            return
+        try:
+            t0 = time.monotonic()
+            result = self.predictor.predict(frame.rgb, objects)
+            pipeline_ms = (time.monotonic() - t0) * 1000.0
+            outputs = self._outputs(frame, result)
+            self.sink.publish_frame(outputs)
+        except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
+            message = f"frame {frame.header.stamp_ns} failed: {type(exc).__name__}: {exc}"
+            self.stats.record_error(message)
+            self.warnings.warn("pipeline", message)
+            self._diag_due = True
+            return
+        self.frames_published += 1
+        self.stats.record_frame((time.monotonic() - frame.received) * 1000.0, pipeline_ms)
+
+    def _outputs(self, frame: Frame, result) -> FrameOutputs:
+        now = time.monotonic()
+        rate = float(self.cfg["node.marker_rate_hz"])
+        with_markers = bool(self.cfg["node.publish_markers"]) and (rate == 0 or now - self._last_marker >= 1 / rate)
+        if with_markers:
+            self._last_marker = now
+        human = None
+        placed_objects: list[PlacedMesh] = []
+        counts: dict[str, int] = {}
+        need_geometry = with_markers or bool(self.cfg["node.publish_clouds"])
+        if result.num_body_vertices != self.body.num_vertices:
+            raise InputError(f"model predicts on {result.num_body_vertices} body vertices but the body topology "
+                             f"{self.body.mesh_id} has {self.body.num_vertices}")
+        if need_geometry:
+            probs = np.zeros(self.body.num_vertices, dtype=np.float32)
+            for c in result.contacts:
+                if c.found and c.human_probs is not None:
+                    np.maximum(probs, np.asarray(c.human_probs, dtype=np.float32), out=probs)
+            human = PlacedMesh(self.body.name, self.body.mesh_id, self._placed_body, self.body.faces, probs)
+        lateral = float(human.points[:, 0].max()) + self.placement.gap_m if human is not None else 0.0
+        for c in result.contacts:
+            mesh = self._object_mesh(c)
+            if mesh is None:
+                continue
+            counts[mesh.mesh_id] = mesh.num_vertices
+            if not need_geometry or c.object_probs is None:
+                continue
+            obj_probs = np.asarray(c.object_probs, dtype=np.float32)
+            if obj_probs.shape != (mesh.num_vertices,):
+                raise InputError(f"object contact for {c.label!r} has {obj_probs.shape} probabilities but mesh "
+                                 f"{mesh.mesh_id} has {mesh.num_vertices} vertices")
+            v = mesh.vertices
+            half = float(v[:, 0].max() - v[:, 0].min()) / 2 if len(v) else 0.0
+            points = self.placement.place(v, lateral_m=lateral + half)
+            lateral += 2 * half + self.placement.gap_m
+            placed_objects.append(PlacedMesh(c.label, mesh.mesh_id, points, mesh.faces, obj_probs))
+        return FrameOutputs(frame.header, result, float(self.cfg["contact.threshold"]), self.body.mesh_id, human,
+                            placed_objects, counts, with_markers, bool(self.cfg["node.publish_clouds"]))
+
+    def _object_mesh(self, contact) -> MeshTopology | None:
+        """The library mesh a contact's ``object_mesh_id`` names (published latched the first time)."""
+        mesh_id = contact.object_mesh_id
+        if not mesh_id or self.library is None:
+            return None
+        if mesh_id not in self._object_meshes:
+            label = mesh_id.split("@", 1)[0]
+            topo = None
+            if label in self.library:
+                mesh = self.library.mesh(label)
+                topo = MeshTopology(mesh_id, "object", label, np.asarray(mesh.vertices, dtype=np.float32),
+                                    np.asarray(mesh.faces, dtype=np.int64))
+            self._object_meshes[mesh_id] = topo
+        topo = self._object_meshes[mesh_id]
+        if topo is not None and mesh_id not in self._published_topologies:
+            self.sink.publish_topology(topo)
+            self._published_topologies.add(mesh_id)
+        return topo
+
+    # --- diagnostics --------------------------------------------------------------------------------------
+    def diagnostics(self) -> DiagnosticsReport:
+        """The current state as one diagnostic status (level WARN while recent errors, OK otherwise)."""
+        snap = self.stats.snapshot()
+        dropped = self.slot.dropped
+        recent_error = (self.stats.last_error_time is not None
+                        and time.monotonic() - self.stats.last_error_time < max(5.0, 2 * self.cfg[
+                            "node.diagnostics_period_s"]))
+        active = self.active()
+        if recent_error:
+            level, message = 1, snap["last_error"]
+        elif not active:
+            level, message = 0, "idle: no subscriber to any output (node.always_run=false)"
+        else:
+            level, message = 0, f"running at {snap['rate_hz']:.1f} Hz"
+
+        def fmt(x) -> str:
+            return "nan" if isinstance(x, float) and x != x else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+        values = {
+            "rate_hz": fmt(snap["rate_hz"]),
+            "latency_ms_p50": fmt(snap["latency_ms_p50"]),
+            "latency_ms_p99": fmt(snap["latency_ms_p99"]),
+            "pipeline_ms_p50": fmt(snap["pipeline_ms_p50"]),
+            "node_overhead_ms_p50": fmt(snap["overhead_ms_p50"]),
+            "frames_received": str(snap["received"]),
+            "frames_processed": str(snap["processed"]),
+            "dropped_frames": str(dropped),
+            "bad_messages": str(snap["bad_messages"]),
+            "pipeline_errors": str(snap["errors"]),
+            "idle_skipped": str(snap["idle_skipped"]),
+            "rejected_object_queries": str(self.queries.rejected),
+            "objects": ", ".join(self.queries.current()),
+            "backend": self.backend,
+            "model": str(self.cfg["model.name"]),
+            "body_model": self.body.name,
+            "active": str(active).lower(),
+            "placement": "fixed",
+            "last_error": snap["last_error"],
+        }
+        return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg["node.name"]), values,
+                                 time.time_ns())
+
+    def _publish_diagnostics(self) -> None:
+        self._last_diag = time.monotonic()
+        self._diag_due = False
+        try:
+            self.sink.publish_diagnostics(self.diagnostics())
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never stop the worker
+            self.warnings.warn("diagnostics", f"publishing diagnostics failed: {type(exc).__name__}: {exc}")

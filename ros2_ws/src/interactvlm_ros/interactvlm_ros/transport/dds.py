@@ -1,0 +1,294 @@
+"""The ``dds`` transport: the node on Cyclone DDS speaking the ROS 2 wire protocol, no ROS install needed.
+
+ROS topic ``/a/b`` is DDS topic ``rt/a/b``; types are the ``pkg::msg::dds_::Type_`` structs of
+``transport/msgs`` (final, XCDR1, keyless) with the REP-2011 type hash in USER_DATA, so ``ros2 topic echo``
+and rclpy subscribers on rmw_cyclonedds_cpp / rmw_fastrtps_cpp see ordinary ROS topics.
+
+QoS as ROS does it (REP-2003): the image (and depth) subscription is SensorDataQoS by default (best effort,
+keep last ``qos.image_depth`` = 5), or reliable (``qos.image_reliability``); camera info and object queries
+are reliable keep-last 10; outputs are reliable keep-last 10; the mesh topology is latched (reliable,
+transient local, keep last 1 per mesh).
+
+Lazy mode: the node asks :meth:`DdsTransport.subscriber_count`, the sum of the publication-matched counts of
+the per-frame output writers (contacts, markers, clouds), so no inference runs while nobody listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cyclonedds.core import GuardCondition, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.domain import DomainParticipant
+from cyclonedds.internal import InvalidSample
+from cyclonedds.pub import DataWriter
+from cyclonedds.qos import Policy, Qos
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+from cyclonedds.util import duration
+
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.transport import node_messages as messages
+from interactvlm_ros.transport.msgs.diagnostics import DiagnosticArray
+from interactvlm_ros.transport.msgs.interactvlm import ContactArray
+from interactvlm_ros.transport.msgs.interactvlm import MeshTopology as MeshTopologyMsg
+from interactvlm_ros.transport.msgs.sensor import CameraInfo, Image, PointCloud2
+from interactvlm_ros.transport.msgs.std import String
+from interactvlm_ros.transport.msgs.visualization import MarkerArray
+from interactvlm_ros.transport.typehash import typehash_policy
+
+LOG = logging.getLogger("interactvlm.dds")
+
+ROS_TOPIC_PREFIX = "rt"
+
+
+class TopicNameError(ValueError):
+    """A topic name is not a valid ROS 2 name."""
+
+
+def resolve_topic(name: str, node_name: str, namespace: str = "") -> str:
+    """ROS 2 name resolution: ``~/x`` -> ``/<ns>/<node>/x``, ``x`` -> ``/<ns>/x``, ``/x`` stays.
+
+    >>> resolve_topic("~/objects", "interactvlm")
+    '/interactvlm/objects'
+    >>> resolve_topic("image", "interactvlm", "/robot")
+    '/robot/image'
+    """
+    if not name:
+        raise TopicNameError("empty topic name")
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    if name == "~" or name.startswith("~/"):
+        full = f"{ns}/{node_name}{name[1:]}"
+    elif name.startswith("/"):
+        full = name
+    else:
+        full = f"{ns}/{name}"
+    full = full.rstrip("/") or "/"
+    for token in full.strip("/").split("/"):
+        if not token or not (token[0].isalpha() or token[0] == "_") or not all(
+                ch.isalnum() or ch == "_" for ch in token):
+            raise TopicNameError(f"invalid ROS topic name {name!r} (resolved to {full!r})")
+    return full
+
+
+def dds_topic(ros_name: str) -> str:
+    """``/interactvlm/contacts`` -> ``rt/interactvlm/contacts`` (rmw_cyclonedds / rmw_fastrtps mangling)."""
+    return ROS_TOPIC_PREFIX + ros_name
+
+
+def domain_id(cfg: Mapping[str, Any]) -> int:
+    """``dds.domain_id``, or ``$ROS_DOMAIN_ID`` when it is -1 (default 0)."""
+    configured = int(cfg["dds.domain_id"])
+    if configured >= 0:
+        return configured
+    env = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if not env:
+        return 0
+    if not env.isdigit() or int(env) > 232:
+        raise ValueError(f"ROS_DOMAIN_ID={env!r} is not a domain id in [0, 232]")
+    return int(env)
+
+
+def image_qos(reliability: str, depth: int) -> Qos:
+    """The image subscription: SensorDataQoS (best effort) or reliable, keep last ``depth``, volatile."""
+    rel = Policy.Reliability.BestEffort if reliability == "best_effort" else Policy.Reliability.Reliable(
+        max_blocking_time=duration(milliseconds=100))
+    return Qos(rel, Policy.History.KeepLast(depth), Policy.Durability.Volatile)
+
+
+RELIABLE_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+                   Policy.History.KeepLast(10), Policy.Durability.Volatile)
+"""ROS default QoS (``rclcpp::QoS(10)``): outputs, camera info, object queries."""
+
+LATCHED_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+                  Policy.History.KeepLast(1), Policy.Durability.TransientLocal)
+"""Latched: a late subscriber still gets the last message (``TRANSIENT_LOCAL``, depth 1)."""
+
+
+class DdsParticipant:
+    """A domain participant that creates ROS-compatible readers and writers (``rt/`` names, type hash)."""
+
+    def __init__(self, domain: int) -> None:
+        self.domain = domain
+        self.dp = DomainParticipant(domain)
+        self._topics: dict[str, Topic] = {}
+
+    def topic(self, msg_type, ros_name: str) -> Topic:
+        key = dds_topic(ros_name)
+        if key not in self._topics:
+            self._topics[key] = Topic(self.dp, key, msg_type)
+        return self._topics[key]
+
+    def writer(self, msg_type, ros_name: str, qos: Qos) -> DataWriter:
+        return DataWriter(self.dp, self.topic(msg_type, ros_name), qos=_with_type_hash(qos, msg_type))
+
+    def reader(self, msg_type, ros_name: str, qos: Qos) -> DataReader:
+        return DataReader(self.dp, self.topic(msg_type, ros_name), qos=_with_type_hash(qos, msg_type))
+
+    def close(self) -> None:
+        self._topics.clear()
+        self.dp = None
+
+
+def _with_type_hash(qos: Qos, msg_type) -> Qos:
+    return Qos(*qos, typehash_policy(msg_type))
+
+
+def matched_count(writer: DataWriter) -> int:
+    """How many readers currently match ``writer`` (publication-matched status)."""
+    return int(writer.get_publication_matched_status().current_count)
+
+
+class DdsTransport:
+    """Runs a :class:`~interactvlm_ros.node.core.ContactNode` on DDS: readers feed it, writers publish for it.
+
+    ``open()`` creates the writers (the node's :class:`OutputSink`), ``attach(node)`` creates the readers and
+    starts the receive thread; ``close()`` stops it and deletes every entity.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], participant: DdsParticipant | None = None) -> None:
+        self.cfg = cfg
+        self.node_name = str(cfg["node.name"])
+        self.namespace = str(cfg["node.namespace"])
+        self.participant = participant or DdsParticipant(domain_id(cfg))
+        self._owns_participant = participant is None
+        self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
+                      for key in ("contacts", "markers", "human_cloud", "object_cloud", "topology", "diagnostics",
+                                  "objects", "image")}
+        for key in ("camera_info", "depth"):
+            if cfg[f"topics.{key}"]:
+                self.names[key] = resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
+        self._writers: dict[str, DataWriter] = {}
+        self._readers: dict[str, DataReader] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._guard: GuardCondition | None = None
+        self._write_lock = threading.Lock()
+        self.node = None
+
+    # --- OutputSink ----------------------------------------------------------------------------------------
+    def open(self) -> DdsTransport:
+        p = self.participant
+        self._writers = {
+            "contacts": p.writer(ContactArray, self.names["contacts"], RELIABLE_QOS),
+            "markers": p.writer(MarkerArray, self.names["markers"], RELIABLE_QOS),
+            "human_cloud": p.writer(PointCloud2, self.names["human_cloud"], RELIABLE_QOS),
+            "object_cloud": p.writer(PointCloud2, self.names["object_cloud"], RELIABLE_QOS),
+            "topology": p.writer(MeshTopologyMsg, self.names["topology"], LATCHED_QOS),
+            "diagnostics": p.writer(DiagnosticArray, self.names["diagnostics"], RELIABLE_QOS),
+        }
+        return self
+
+    def subscriber_count(self) -> int:
+        return sum(matched_count(self._writers[k]) for k in ("contacts", "markers", "human_cloud", "object_cloud"))
+
+    def publish_frame(self, outputs: FrameOutputs) -> None:
+        for kind, msg in messages.frame_messages(outputs).items():
+            self._write(kind, msg)
+
+    def publish_diagnostics(self, report: DiagnosticsReport) -> None:
+        self._write("diagnostics", messages.diagnostics_message(report))
+
+    def publish_topology(self, topology: MeshTopology) -> None:
+        self._write("topology", messages.topology_message(topology))
+
+    def _write(self, kind: str, msg) -> None:
+        writer = self._writers.get(kind)
+        if writer is None:
+            raise RuntimeError(f"dds transport: no writer for {kind!r} (open() first, or already closed)")
+        with self._write_lock:
+            writer.write(msg)
+
+    # --- inputs --------------------------------------------------------------------------------------------
+    def attach(self, node) -> None:
+        """Create the readers for ``node`` and start the receive thread."""
+        self.node = node
+        p, cfg = self.participant, self.cfg
+        self._readers = {"image": p.reader(Image, self.names["image"],
+                                           image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])),
+                         "objects": p.reader(String, self.names["objects"], RELIABLE_QOS)}
+        if "camera_info" in self.names:
+            self._readers["camera_info"] = p.reader(CameraInfo, self.names["camera_info"], RELIABLE_QOS)
+        if "depth" in self.names:
+            self._readers["depth"] = p.reader(Image, self.names["depth"],
+                                              image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"]))
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._receive, name="interactvlm-dds-receive", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        """Wait on every reader; dispatch samples to the node; poll the synchroniser between messages."""
+        ws = WaitSet(self.participant.dp)
+        self._guard = GuardCondition(self.participant.dp)
+        ws.attach(self._guard)
+        mask = SampleState.NotRead | ViewState.Any | InstanceState.Any
+        conditions = []
+        for reader in self._readers.values():
+            cond = ReadCondition(reader, mask)
+            conditions.append(cond)
+            ws.attach(cond)
+        handlers = {"image": self.node.on_image, "objects": self.node.on_objects,
+                    "camera_info": self.node.on_camera_info, "depth": self.node.on_depth}
+        try:
+            while not self._stop.is_set():
+                ws.wait(duration(milliseconds=50))
+                for kind, reader in self._readers.items():
+                    for sample in _take_all(reader):
+                        if self._stop.is_set():
+                            break
+                        handlers[kind](sample)
+                self.node.poll()
+        except Exception:  # a dead receive thread must be visible in the log
+            LOG.exception("dds receive thread failed")
+            raise
+        finally:
+            for cond in conditions:
+                ws.detach(cond)
+            ws.detach(self._guard)
+
+    # --- shutdown ------------------------------------------------------------------------------------------
+    def detach(self) -> None:
+        """Stop receiving (the readers are deleted); the writers stay."""
+        self._stop.set()
+        if self._guard is not None:
+            self._guard.set(True)
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+        self._readers = {}
+        self._guard = None
+
+    def close(self) -> None:
+        """Stop receiving and delete every reader and writer (and the participant when we created it)."""
+        self.detach()
+        with self._write_lock:
+            self._writers = {}
+        if self._owns_participant:
+            self.participant.close()
+
+
+def _take_all(reader: DataReader, batch: int = 16):
+    """Every available sample (valid data only)."""
+    while True:
+        samples = reader.take(N=batch)
+        if not samples:
+            return
+        for s in samples:
+            if s is not None and not isinstance(s, InvalidSample):
+                yield s
+        if len(samples) < batch:
+            return
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (test and bench helper)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
