@@ -11,6 +11,10 @@ CONSTRAINTS := $(PKG)/constraints.txt
 # Debian packages: libusb for open3d's import, libgl1/libglib2.0-0 for opencv (mediapipe), ensurepip for venv.
 APT_PACKAGES := libusb-1.0-0 libgl1 libglib2.0-0
 STAMP := $(VENV)/.installed
+# MediaPipe (numpy<2) lives in its own venv and runs as a keypoint worker process (see README, Reconstruction).
+MP_VENV ?= .venv-mediapipe
+MP_CONSTRAINTS := $(PKG)/constraints-mediapipe.txt
+MP_STAMP := $(MP_VENV)/.installed
 BIN := $(VENV)/bin
 # The Anny body model builds a ~780 MB cache on first use (~60 s); keep it outside the clone so CI reuses it.
 export ANNY_CACHE_DIR ?= $(HOME)/.cache/interactvlm/anny
@@ -19,7 +23,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: setup demo test lint apt clean-venv
 
-setup: apt $(STAMP)
+setup: apt $(STAMP) $(MP_STAMP)
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,6 +42,11 @@ $(STAMP): $(CONSTRAINTS) $(PKG)/setup.py Makefile
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e "$(PKG)[test,smplx]"
 	@touch $@
 
+$(MP_STAMP): $(MP_CONSTRAINTS)
+	@test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install -q --no-deps -r $(MP_CONSTRAINTS)
+	@touch $@
+
 demo: setup
 	$(BIN)/interactvlm demo
 
@@ -48,4 +57,4 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(MP_VENV)

@@ -1,0 +1,229 @@
+"""2D/3D body keypoints from MediaPipe Pose, run in its own numpy<2 environment behind a pipe.
+
+MediaPipe 0.10.21 (the last release whose wheel carries the Pose models) needs numpy < 2, while the main
+environment runs numpy 2. :class:`KeypointDetector` therefore starts ``mediapipe_worker.py`` once with the
+Python of ``.venv-mediapipe`` (``make setup`` creates it) and exchanges length-prefixed numpy buffers with it
+over stdin/stdout. The README's "Reconstruction" section explains the choice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from interactvlm_ros.config.paths import repo_root
+
+# MediaPipe Pose's 33 landmarks, in order.
+MEDIAPIPE_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+
+# The keypoints the body fit uses (COCO 17 + feet), named as in Anny's/SMPL-X's keypoint sets, with the
+# MediaPipe landmark each one is read from. foot_index (the tip of the foot) plays the big toe.
+FIT_KEYPOINTS: dict[str, str] = {
+    "nose": "nose", "left_eye": "left_eye", "right_eye": "right_eye", "left_ear": "left_ear",
+    "right_ear": "right_ear", "left_shoulder": "left_shoulder", "right_shoulder": "right_shoulder",
+    "left_elbow": "left_elbow", "right_elbow": "right_elbow", "left_wrist": "left_wrist",
+    "right_wrist": "right_wrist", "left_hip": "left_hip", "right_hip": "right_hip", "left_knee": "left_knee",
+    "right_knee": "right_knee", "left_ankle": "left_ankle", "right_ankle": "right_ankle",
+    "left_heel": "left_heel", "right_heel": "right_heel", "left_big_toe": "left_foot_index",
+    "right_big_toe": "right_foot_index",
+}
+
+
+class KeypointError(RuntimeError):
+    """The MediaPipe environment is missing or the worker failed; the message says what to do."""
+
+
+@dataclass
+class PersonKeypoints:
+    """One detected person.
+
+    Attributes:
+        keypoints: float32 ``[K,2]`` pixel coordinates of :data:`FIT_KEYPOINTS` (in that order).
+        confidence: float32 ``[K]`` visibility in [0, 1] (0 = not observed).
+        landmarks: float32 ``[33,4]`` MediaPipe's raw landmarks (x px, y px, relative z, visibility).
+        world: float32 ``[33,3]`` MediaPipe's metric hip-centred 3D landmarks (x right, y down).
+        mask: float32 ``[H,W]`` person segmentation probability, or None.
+    """
+
+    keypoints: np.ndarray
+    confidence: np.ndarray
+    landmarks: np.ndarray | None = None
+    world: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(FIT_KEYPOINTS)
+
+    def bbox(self, min_conf: float = 0.3) -> np.ndarray:
+        """``[4]`` x0, y0, x1, y1 of the keypoints with confidence ≥ ``min_conf``."""
+        pts = self.keypoints[self.confidence >= min_conf]
+        if len(pts) == 0:
+            pts = self.keypoints
+        return np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32)
+
+    @classmethod
+    def from_mediapipe(cls, landmarks: np.ndarray, world=None, mask=None) -> PersonKeypoints:
+        idx = [MEDIAPIPE_NAMES.index(src) for src in FIT_KEYPOINTS.values()]
+        lm = np.asarray(landmarks, dtype=np.float32)
+        return cls(keypoints=lm[idx, :2].copy(), confidence=np.clip(lm[idx, 3], 0.0, 1.0).copy(),
+                   landmarks=lm, world=None if world is None else np.asarray(world, np.float32), mask=mask)
+
+
+def mediapipe_python(configured: str = "") -> Path:
+    """The interpreter of the MediaPipe environment: parameter, ``$INTERACTVLM_MEDIAPIPE_PYTHON``, or
+    ``<repo>/.venv-mediapipe/bin/python``. Raises :class:`KeypointError` with the fix when none exists."""
+    candidates = []
+    if configured:
+        candidates.append(Path(configured).expanduser())
+    env = os.environ.get("INTERACTVLM_MEDIAPIPE_PYTHON")
+    if env:
+        candidates.append(Path(env).expanduser())
+    root = repo_root()
+    if root is not None:
+        candidates.append(root / ".venv-mediapipe" / "bin" / "python")
+    for cand in candidates:
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand
+    tried = ", ".join(str(c) for c in candidates) or "nothing"
+    raise KeypointError("MediaPipe environment not found (tried " + tried + "): run `make setup` (it creates "
+                        ".venv-mediapipe with mediapipe==0.10.21 and numpy<2) or set recon.keypoint_python / "
+                        "$INTERACTVLM_MEDIAPIPE_PYTHON to a Python that has them.")
+
+
+class KeypointDetector:
+    """MediaPipe Pose in a persistent worker process; ``detect(image)`` -> list of :class:`PersonKeypoints`.
+
+    Thread-safe (one request at a time); the worker starts on first use and stops with :meth:`close`.
+    """
+
+    def __init__(self, python: str | os.PathLike | None = None, max_people: int = 4, min_score: float = 0.5,
+                 timeout_s: float = 60.0):
+        self.python = Path(python) if python else mediapipe_python()
+        self.max_people = int(max_people)
+        self.min_score = float(min_score)
+        self.timeout_s = timeout_s
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.version: dict = {}
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> KeypointDetector:
+        return cls(mediapipe_python(cfg["recon.keypoint_python"]), max_people=cfg["recon.max_people"],
+                   min_score=cfg["recon.min_visibility"])
+
+    # --- process ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        worker = Path(__file__).with_name("mediapipe_worker.py")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env.setdefault("GLOG_minloglevel", "2")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._proc = subprocess.Popen([str(self.python), "-u", str(worker)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self._stderr: list[str] = []
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.version = self._request({"op": "ping"})[0]
+
+    def _drain_stderr(self) -> None:
+        proc = self._proc
+        for line in iter(proc.stderr.readline, b""):
+            self._stderr.append(line.decode("utf-8", "replace").rstrip())
+            del self._stderr[:-50]
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                _write(proc.stdin, {"op": "quit"})
+                proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> KeypointDetector:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # --- requests -----------------------------------------------------------------------------------------
+    def detect(self, image_rgb: np.ndarray, max_people: int | None = None) -> list[PersonKeypoints]:
+        """People in ``image_rgb`` (uint8 ``[H,W,3]``), largest-first as MediaPipe finds them."""
+        image = np.asarray(image_rgb)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
+        self.start()
+        header, arrays = self._request({"op": "detect", "max_people": max_people or self.max_people,
+                                        "min_score": self.min_score}, {"image": image})
+        return [PersonKeypoints.from_mediapipe(arrays[f"landmarks_{i}"], arrays[f"world_{i}"],
+                                               arrays[f"mask_{i}"]) for i in range(header["people"])]
+
+    def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                raise KeypointError(self._died("not running"))
+            try:
+                _write(proc.stdin, header, arrays)
+                reply = _read(proc.stdout)
+            except (OSError, ValueError, struct.error) as exc:
+                raise KeypointError(self._died(f"pipe error {exc}")) from None
+            if reply is None:
+                raise KeypointError(self._died("closed its output"))
+            if not reply[0].get("ok"):
+                raise KeypointError(f"MediaPipe worker: {reply[0].get('error')}")
+            return reply
+
+    def _died(self, what: str) -> str:
+        tail = "\n".join(getattr(self, "_stderr", [])[-10:])
+        return f"MediaPipe worker ({self.python}) {what}; its last messages:\n{tail}"
+
+
+def _write(stream, header: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
+    arrays = arrays or {}
+    header = dict(header)
+    header["arrays"] = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape)} for k, v in arrays.items()]
+    blob = json.dumps(header).encode("utf-8")
+    stream.write(struct.pack("<I", len(blob)) + blob)
+    for v in arrays.values():
+        stream.write(np.ascontiguousarray(v).tobytes())
+    stream.flush()
+
+
+def _read(stream):
+    raw = stream.read(4)
+    if len(raw) < 4:
+        return None
+    (n,) = struct.unpack("<I", raw)
+    header = json.loads(stream.read(n).decode("utf-8"))
+    arrays = {}
+    for spec in header.get("arrays", []):
+        dtype = np.dtype(spec["dtype"])
+        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+        arrays[spec["name"]] = np.frombuffer(stream.read(count * dtype.itemsize), dtype=dtype).reshape(spec["shape"])
+    return header, arrays

@@ -1,0 +1,149 @@
+"""MediaPipe Pose keypoint worker: runs in the separate numpy<2 environment (``.venv-mediapipe``).
+
+Started once by :class:`interactvlm_ros.recon.keypoints.KeypointDetector` and reused. It imports only
+mediapipe and numpy (never ``interactvlm_ros``) and speaks a length-prefixed protocol on stdin/stdout:
+
+    message = <u32 little-endian header length> <JSON header> <array bytes ...>
+
+The header lists the arrays that follow (``{"arrays": [{"name", "dtype", "shape"}, ...]}``) plus fields.
+Requests: ``{"op": "detect", "max_people": int, "min_score": float}`` with one array ``image`` (uint8
+``[H,W,3]`` RGB); ``{"op": "ping"}``; ``{"op": "quit"}``. A detect reply holds per person ``i`` the arrays
+``landmarks_i`` (float32 ``[33,4]``: x, y in pixels, z relative depth in pixels (MediaPipe's scale), visibility),
+``world_i`` (float32 ``[33,3]`` metres, hip-centred, MediaPipe's axes: x right, y down, z towards the camera
+being negative) and ``mask_i`` (float32 ``[H,W]`` person segmentation probability).
+
+Several people: MediaPipe Pose finds one person per call, so the worker detects repeatedly, each time
+painting the people already found (their segmentation mask dilated, plus their landmark box) with the
+image mean colour, until nobody is found, the new detection overlaps an earlier one, or ``max_people``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+
+import numpy as np
+
+
+def read_message(stream) -> tuple[dict, dict[str, np.ndarray]] | None:
+    raw = stream.read(4)
+    if len(raw) < 4:
+        return None
+    (n,) = struct.unpack("<I", raw)
+    header = json.loads(stream.read(n).decode("utf-8"))
+    arrays = {}
+    for spec in header.get("arrays", []):
+        dtype = np.dtype(spec["dtype"])
+        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+        buf = stream.read(count * dtype.itemsize)
+        arrays[spec["name"]] = np.frombuffer(buf, dtype=dtype).reshape(spec["shape"])
+    return header, arrays
+
+
+def write_message(stream, header: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
+    arrays = arrays or {}
+    header = dict(header)
+    header["arrays"] = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape)} for k, v in arrays.items()]
+    blob = json.dumps(header).encode("utf-8")
+    stream.write(struct.pack("<I", len(blob)))
+    stream.write(blob)
+    for v in arrays.values():
+        stream.write(np.ascontiguousarray(v).tobytes())
+    stream.flush()
+
+
+def _box(points: np.ndarray, shape) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0 = np.clip(points.min(axis=0), 0, [w - 1, h - 1]).astype(int)
+    x1, y1 = np.clip(points.max(axis=0), 0, [w - 1, h - 1]).astype(int)
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class PoseWorker:
+    def __init__(self) -> None:
+        import mediapipe as mp
+
+        self._mp = mp
+        # model_complexity=1 is the only Pose model bundled in the 0.10.21 wheel (0 and 2 would download).
+        self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
+                                           min_detection_confidence=0.5)
+
+    def detect(self, image: np.ndarray, max_people: int, min_score: float) -> dict[str, np.ndarray]:
+        import cv2
+
+        h, w = image.shape[:2]
+        work = image.copy()
+        fill = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+        out: dict[str, np.ndarray] = {}
+        boxes: list[tuple[int, int, int, int]] = []
+        for i in range(max_people):
+            res = self.pose.process(work)
+            if res.pose_landmarks is None:
+                break
+            lm = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in res.pose_landmarks.landmark],
+                          dtype=np.float32)
+            visible = lm[:, 3] >= min_score
+            if visible.sum() < 6:
+                break
+            box = _box(lm[visible, :2], image.shape)
+            if any(_iou(box, b) > 0.5 for b in boxes):
+                break
+            world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], dtype=np.float32)
+            mask = (res.segmentation_mask.astype(np.float32) if res.segmentation_mask is not None
+                    else np.zeros((h, w), np.float32))
+            out[f"landmarks_{i}"], out[f"world_{i}"], out[f"mask_{i}"] = lm, world, mask
+            boxes.append(box)
+            # Hide this person for the next pass: dilated mask and the landmark box.
+            hide = cv2.dilate((mask > 0.3).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            x0, y0, x1, y1 = box
+            pad = int(0.05 * max(x1 - x0, y1 - y0))
+            hide[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad] = True
+            work[hide] = fill
+        return out
+
+
+def main() -> int:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Anything mediapipe prints must not corrupt the protocol stream.
+    sys.stdout = sys.stderr
+    worker = None
+    while True:
+        msg = read_message(stdin)
+        if msg is None:
+            return 0
+        header, arrays = msg
+        op = header.get("op")
+        try:
+            if op == "quit":
+                write_message(stdout, {"ok": True})
+                return 0
+            if worker is None:
+                worker = PoseWorker()
+            if op == "ping":
+                import mediapipe
+
+                write_message(stdout, {"ok": True, "mediapipe": mediapipe.__version__, "numpy": np.__version__})
+            elif op == "detect":
+                image = arrays["image"]
+                if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                    raise ValueError(f"image must be uint8 [H,W,3], got {image.dtype} {list(image.shape)}")
+                found = worker.detect(np.ascontiguousarray(image), int(header.get("max_people", 1)),
+                                      float(header.get("min_score", 0.5)))
+                write_message(stdout, {"ok": True, "people": len(found) // 3}, found)
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except Exception as exc:  # noqa: BLE001 - reported to the client, which raises it
+            write_message(stdout, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
