@@ -1,0 +1,279 @@
+"""Model configuration: one ``InteractVLMConfig`` built from a preset YAML, our own ``config.json``, or the
+``config.json`` of an official InteractVLM release (HF ``save_pretrained`` layout, ``model_type="llava"``).
+
+The config names every size the modules need (CLIP tower, LLaMA, SAM preset), the token ids of the added tokens,
+the prompt questions/answer template and the render/mask resolutions of the MV-Loc stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESET_NAMES = ("tiny", "official-7b", "official-13b")
+
+# CLIP ViT-L/14 image normalisation (openai/clip-vit-large-patch14 preprocessor_config.json values).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ModelConfigError(ValueError):
+    """A model config (preset, config.json) is missing a field or has a wrong value; the message names it."""
+
+
+@dataclass
+class VisionConfig:
+    """CLIP ViT vision tower (``transformers.CLIPVisionConfig`` fields) and how its features are selected."""
+
+    hidden_size: int = 1024
+    intermediate_size: int = 4096
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    image_size: int = 224
+    patch_size: int = 14
+    layer_norm_eps: float = 1e-5
+    hidden_act: str = "quick_gelu"
+    select_layer: int = -2          # mm_vision_select_layer: hidden state of the penultimate layer
+    select_feature: str = "patch"   # CLS token dropped
+    image_mean: tuple[float, ...] = CLIP_MEAN
+    image_std: tuple[float, ...] = CLIP_STD
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+@dataclass
+class TextConfig:
+    """LLaMA language model (``transformers.LlamaConfig`` fields)."""
+
+    hidden_size: int = 5120
+    intermediate_size: int = 13824
+    num_hidden_layers: int = 40
+    num_attention_heads: int = 40
+    num_key_value_heads: int = 40
+    vocab_size: int = 32003
+    rms_norm_eps: float = 1e-5
+    max_position_embeddings: int = 4096
+    rope_theta: float = 10000.0
+
+
+@dataclass
+class TokenConfig:
+    """Ids of the special and added tokens. ``image`` is the placeholder id spliced into CLIP embeddings."""
+
+    bos: int = 1
+    eos: int = 2
+    pad: int = 0
+    unk: int = 0
+    seg: int = 32000
+    im_start: int = 32001
+    im_end: int = 32002
+    hseg: int | None = None
+    oseg: int | None = None
+    im_patch: int | None = None
+    image: int = -200
+
+
+@dataclass
+class PromptConfig:
+    """The method's conversation template and questions (``{object}`` is replaced by the object name).
+
+    ``answer_template``: None = generate the answer greedily; a string containing the contact token (e.g.
+    ``"Sure, [SEG]."`` for the "noParts" checkpoints) = teacher-force it in one prefill pass, no generation.
+    """
+
+    system: str = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+                   "helpful, detailed, and polite answers to the human's questions.")
+    human_question: str = "Which body parts are in contact with the {object}? Segment these contact areas."
+    object_question: str = ("\"What type of affordance does the human-object interaction suggest? Then, segment the "
+                            "area on the {object} where the human is making contact.\",")
+    image2d_question: str = ("Segment the area on the human's body that is in direct contact with the {object} in "
+                             "this image.")
+    answer_template: str | None = None
+    max_new_tokens: int = 512
+    max_object_chars: int = 64
+
+
+@dataclass
+class InteractVLMConfig:
+    """Everything needed to build an InteractVLM model.
+
+    Attributes:
+        name: preset name or a free label.
+        vision, text, tokens, prompts: see the dataclasses above.
+        sam: SAM size, ``{"preset": "vit_h"|"tiny", ...overrides}`` (see ``model/sam``).
+        out_dim: Γ output size (SAM prompt embedding size, 256).
+        num_views: rendered views per query (4).
+        token_type: "Gen" (one ``[SEG]``) or "Gen-Hu-Obj" (joint model, ``[HSEG]``/``[OSEG]``).
+        tokenizer: "sentencepiece" (official: tokenizer.model + added tokens in the checkpoint directory) or the
+            file name of a ``tokenizers`` JSON next to the config (our own models).
+        render_resolution: resolution of the canonical renders and of the Lifter maps (masks are resized to it).
+        seed: initialisation seed for random weights (presets without a checkpoint).
+    """
+
+    name: str = "custom"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    sam: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_h"})
+    out_dim: int = 256
+    num_views: int = 4
+    token_type: str = "Gen"
+    tokenizer: str = "sentencepiece"
+    render_resolution: int = 1024
+    seed: int = 0
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["vision"]["image_mean"] = list(self.vision.image_mean)
+        d["vision"]["image_std"] = list(self.vision.image_std)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> InteractVLMConfig:
+        data = dict(data)
+        sub = {"vision": VisionConfig, "text": TextConfig, "tokens": TokenConfig, "prompts": PromptConfig}
+        kwargs: dict[str, Any] = {}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            raise ModelConfigError(f"{source}: unknown model config key(s) {unknown}; known: {sorted(known)}")
+        for key, value in data.items():
+            if key in sub:
+                if not isinstance(value, dict):
+                    raise ModelConfigError(f"{source}: '{key}' must be a mapping, got {type(value).__name__}")
+                kwargs[key] = _build(sub[key], value, f"{source}: {key}")
+            elif key != "format":
+                kwargs[key] = value
+        cfg = cls(**kwargs)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        if self.token_type not in ("Gen", "Gen-Hu-Obj"):
+            raise ModelConfigError(f"{source}: token_type must be 'Gen' or 'Gen-Hu-Obj', got {self.token_type!r}")
+        if self.token_type == "Gen-Hu-Obj" and (self.tokens.hseg is None or self.tokens.oseg is None):
+            raise ModelConfigError(f"{source}: token_type 'Gen-Hu-Obj' needs tokens.hseg and tokens.oseg")
+        ids = [i for i in (self.tokens.seg, self.tokens.im_start, self.tokens.im_end, self.tokens.hseg,
+                           self.tokens.oseg) if i is not None]
+        bad = [i for i in ids if not 0 <= i < self.text.vocab_size]
+        if bad:
+            raise ModelConfigError(f"{source}: token ids {bad} outside the vocabulary (vocab_size "
+                                   f"{self.text.vocab_size})")
+        if self.text.hidden_size % self.text.num_attention_heads:
+            raise ModelConfigError(f"{source}: text.hidden_size must be divisible by text.num_attention_heads")
+        if self.vision.image_size % self.vision.patch_size:
+            raise ModelConfigError(f"{source}: vision.image_size must be a multiple of vision.patch_size")
+        if "preset" not in self.sam:
+            raise ModelConfigError(f"{source}: sam needs a 'preset' (vit_h or tiny)")
+        if self.prompts.answer_template is not None and "[SEG]" not in self.prompts.answer_template:
+            raise ModelConfigError(f"{source}: prompts.answer_template must contain [SEG], got "
+                                   f"{self.prompts.answer_template!r}")
+        if self.render_resolution < 16:
+            raise ModelConfigError(f"{source}: render_resolution too small ({self.render_resolution})")
+
+    @property
+    def contact_token_ids(self) -> list[int]:
+        """Token ids that carry a contact embedding ([SEG], or [HSEG]/[OSEG] for the joint model)."""
+        if self.token_type == "Gen-Hu-Obj":
+            return [self.tokens.hseg, self.tokens.oseg]
+        return [self.tokens.seg]
+
+
+def _build(klass, values: dict[str, Any], source: str):
+    known = {f.name for f in fields(klass)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ModelConfigError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
+    values = dict(values)
+    for key in ("image_mean", "image_std"):
+        if key in values:
+            values[key] = tuple(float(v) for v in values[key])
+    return klass(**values)
+
+
+def load_preset(name: str) -> InteractVLMConfig:
+    """The preset ``name`` (``tiny``, ``official-7b``, ``official-13b``) from ``model/presets/<name>.yaml``."""
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ModelConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESET_NAMES)} "
+                               f"(or give a model directory)")
+    data = yaml.safe_load(path.read_text())
+    return InteractVLMConfig.from_dict(data, source=f"preset {name}")
+
+
+# ---------------------------------------------------------------------------------------- official config.json
+def is_official_config(data: dict[str, Any]) -> bool:
+    """True for the ``config.json`` of an official InteractVLM release (LLaVA/LISA layout)."""
+    return data.get("model_type") == "llava" or "InteractVLMForCausalLM" in data.get("architectures", [])
+
+
+def config_from_official(data: dict[str, Any], vision: VisionConfig | None = None,
+                         source: str = "config.json") -> InteractVLMConfig:
+    """Map an official ``config.json`` (see reference official_checkpoint_keys/extras) to our config.
+
+    ``vision`` comes from the local CLIP directory's config (the checkpoint does not hold the tower); ViT-L/14
+    defaults otherwise.
+    """
+    required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                "seg_token_idx")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ModelConfigError(f"{source}: official config lacks {missing}")
+    vocab = int(data["vocab_size"])
+    seg = int(data["seg_token_idx"])
+    text = TextConfig(
+        hidden_size=int(data["hidden_size"]), intermediate_size=int(data["intermediate_size"]),
+        num_hidden_layers=int(data["num_hidden_layers"]), num_attention_heads=int(data["num_attention_heads"]),
+        num_key_value_heads=int(data.get("num_key_value_heads") or data["num_attention_heads"]),
+        vocab_size=vocab, rms_norm_eps=float(data.get("rms_norm_eps", 1e-6)),
+        max_position_embeddings=int(data.get("max_position_embeddings", 2048)),
+        rope_theta=float(data.get("rope_theta", 10000.0)))
+    # LISA-13B-llama2: [SEG]=32000, <im_start>=32001, <im_end>=32002. LISA-7B-v1: <im_patch>=32000,
+    # <im_start>=32001, <im_end>=32002, [SEG]=32003. Either way im_start/im_end are 32001/32002.
+    tokens = TokenConfig(
+        bos=int(data.get("bos_token_id", 1)), eos=int(data.get("eos_token_id", 2)),
+        pad=int(data.get("pad_token_id", 0) or 0), seg=seg, im_start=32001, im_end=32002,
+        hseg=data.get("hseg_token_idx"), oseg=data.get("oseg_token_idx"),
+        im_patch=32000 if seg == 32003 or (data.get("hseg_token_idx") == 32004) else None)
+    vis = vision or VisionConfig()
+    vis.select_layer = int(data.get("mm_vision_select_layer", -2))
+    vis.select_feature = str(data.get("mm_vision_select_feature", "patch"))
+    if int(data.get("mm_hidden_size", vis.hidden_size)) != vis.hidden_size:
+        raise ModelConfigError(f"{source}: mm_hidden_size {data.get('mm_hidden_size')} does not match the CLIP "
+                               f"tower hidden size {vis.hidden_size}")
+    size = "13b" if text.hidden_size == 5120 else "7b" if text.hidden_size == 4096 else f"{text.hidden_size}d"
+    question = str(data.get("hC_question_type", "parts"))
+    cfg = InteractVLMConfig(
+        name=f"official-{size}", vision=vis, text=text, tokens=tokens, prompts=PromptConfig(),
+        sam={"preset": "vit_h"}, out_dim=int(data.get("out_dim", 256)),
+        num_views=int(data.get("multiview_channels", 4)), token_type=str(data.get("token_type", "Gen")),
+        tokenizer="sentencepiece", render_resolution=1024)
+    if question == "noParts" or data.get("answer_template"):
+        cfg.prompts.answer_template = str(data.get("answer_template") or "Sure, [SEG].")
+    cfg.validate(source)
+    return cfg
+
+
+def vision_from_clip_dir(clip_dir: str | Path) -> VisionConfig:
+    """CLIP tower sizes from a local CLIP directory's ``config.json`` (full CLIPModel or CLIPVisionModel)."""
+    path = Path(clip_dir).expanduser() / "config.json"
+    if not path.is_file():
+        raise ModelConfigError(f"model.clip_dir: {path} not found (need a local CLIP ViT-L/14 directory with "
+                               "config.json and weights, e.g. a copy of openai/clip-vit-large-patch14)")
+    data = json.loads(path.read_text())
+    vc = data.get("vision_config", data)
+    return VisionConfig(
+        hidden_size=int(vc.get("hidden_size", 1024)), intermediate_size=int(vc.get("intermediate_size", 4096)),
+        num_hidden_layers=int(vc.get("num_hidden_layers", 24)),
+        num_attention_heads=int(vc.get("num_attention_heads", 16)), image_size=int(vc.get("image_size", 224)),
+        patch_size=int(vc.get("patch_size", 14)), layer_norm_eps=float(vc.get("layer_norm_eps", 1e-5)),
+        hidden_act=str(vc.get("hidden_act", "quick_gelu")))

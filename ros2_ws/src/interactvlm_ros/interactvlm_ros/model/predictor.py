@@ -1,0 +1,336 @@
+"""``ContactPredictor``: image + object names -> :class:`~interactvlm_ros.pipeline.result.ContactResult`.
+
+Per call (human contact, ``predict``)::
+
+    image ──CLIP──► [P,D] ─┐
+    questions (one per object) ──tokens──► shared prefix (prefilled once) + B suffixes ──LLaMA, KV cache──►
+    hidden state predicting [SEG] [B,D] ──Γ──► [B,256] ──FeatLift × cams [4,5]──► [B,4,256]
+    ──SAM mask decoder over the cached SAM embeddings of the 4 canonical renders──► logits [B,4,R,R]
+    ──Lifter──► per-vertex probabilities [B,N] on the body topology
+
+``predict_object`` does the same over 4 renders of a given mesh (object question); ``predict_2d`` prompts
+SAM on the input image itself (2D contact mask). Models whose answer is a fixed template (config
+``prompts.answer_template``, e.g. ``"Sure, [SEG]."``) skip generation: one prefill teacher-forces the template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from interactvlm_ros.model.checkpoint import LoadedModel, load_model
+from interactvlm_ros.model.embedding_cache import SamEmbeddingCache
+from interactvlm_ros.model.generation import (
+    DecodeSettings,
+    GenerationOutput,
+    generate_cached,
+    generate_recompute,
+    prefill,
+)
+from interactvlm_ros.model.interactvlm import InteractVLMForCausalLM
+from interactvlm_ros.model.prompts import conversation, encode_with_image, question, teacher_forced_prefix
+from interactvlm_ros.model.tokenizer import SEG, PromptTokenizer, sanitize_object_name
+from interactvlm_ros.model.vision import ClipImageProcessor, to_rgb_uint8
+from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
+
+OBJECT_COND_DIST = 2.0  # the method conditions object views on distance 2 (point-cloud training renders)
+
+
+@dataclass
+class RenderSet:
+    """Fixed renders MV-Loc localises on: SAM input images, camera conditioning, the lift operator."""
+
+    images: np.ndarray          # uint8 [V,H,W,3]
+    cam_params: torch.Tensor    # [V,5]
+    lifter: object              # render.lift.Lifter at resolution H
+    content_key: str            # identifies the renders for the embedding cache
+    num_vertices: int
+
+
+class _Timer:
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - t0) * 1000.0
+
+
+def _common_prefix_len(seqs: list[list[int]]) -> int:
+    n = 0
+    while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
+        n += 1
+    return n
+
+
+class ContactPredictor:
+    """InteractVLM inference on one model, one body topology.
+
+    Args:
+        model, tokenizer: from :func:`~interactvlm_ros.model.checkpoint.load_model`.
+        body_model: an ``interactvlm_ros.body`` BodyModel (None: human mode unavailable until given).
+        cache_dir: cache root for canonical renders and SAM embeddings (None = default cache).
+        use_kv_cache / use_embedding_cache: False reproduces the reference implementation's costs (bench).
+    """
+
+    def __init__(self, model: InteractVLMForCausalLM, tokenizer: PromptTokenizer, body_model=None,
+                 cache_dir: str | None = None, use_kv_cache: bool = True, use_embedding_cache: bool = True,
+                 progress: bool = False):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.cfg = model.config
+        self.body_model = body_model
+        self.cache_dir = cache_dir
+        self.use_kv_cache = use_kv_cache
+        self.use_embedding_cache = use_embedding_cache
+        self.force_contact_at: int | None = None
+        self.max_new_tokens = self.cfg.prompts.max_new_tokens
+        self.clip_processor = ClipImageProcessor(self.cfg.vision)
+        from interactvlm_ros.config.paths import cache_dir as default_cache
+
+        emb_dir = default_cache(cache_dir or "") / "sam_embeddings"
+        self.embedding_cache = SamEmbeddingCache(model.sam, emb_dir, progress=progress)
+        self._body_views: RenderSet | None = None
+        self._object_views: dict[str, RenderSet] = {}
+
+    # ------------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, cfg) -> ContactPredictor:
+        """From the parameter set: ``model.name`` (preset or directory), ``model.clip_dir``, ``model.device``,
+        ``model.precision``, ``body.model`` (+ ``body.model_dir``), ``cache.dir``."""
+        loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
+        from interactvlm_ros.body import load_body_model
+
+        body = load_body_model(cfg)
+        return cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel, **kw) -> ContactPredictor:
+        return cls(loaded.model, loaded.tokenizer, **kw)
+
+    # ------------------------------------------------------------------------------------ renders
+    def body_views(self) -> RenderSet:
+        """The canonical body's 4 renders (built once, disk-cached by the geometry code)."""
+        if self._body_views is None:
+            if self.body_model is None:
+                raise RuntimeError("human contact needs a body model (ContactPredictor(body_model=...))")
+            from interactvlm_ros.render.canonical import canonical_body_views
+
+            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=self.cache_dir)
+            key = f"body:{self.body_model.topology_hash}:{self.cfg.render_resolution}:" + ",".join(
+                v.key() for v in cv.render.views)
+            self._body_views = RenderSet(cv.render.images, torch.as_tensor(np.asarray(cv.cam_params)).float(),
+                                         cv.lifter, key, int(self.body_model.num_vertices))
+        return self._body_views
+
+    def object_render_set(self, vertices: np.ndarray, faces: np.ndarray) -> RenderSet:
+        """4 renders of an object mesh (normalised, xyz-coloured), memoised per mesh content."""
+        v = np.ascontiguousarray(np.asarray(vertices, np.float32))
+        f = np.ascontiguousarray(np.asarray(faces, np.int64))
+        h = hashlib.blake2b(v.tobytes() + b"|" + f.tobytes(), digest_size=12).hexdigest()
+        if h not in self._object_views:
+            from interactvlm_ros.render.cameras import cam_params
+            from interactvlm_ros.render.canonical import object_views
+
+            ov = object_views(v, f, self.cfg.render_resolution)
+            cams = torch.from_numpy(cam_params(ov.render.views, dist_override=OBJECT_COND_DIST))
+            key = f"mesh:{h}:{self.cfg.render_resolution}"
+            if len(self._object_views) >= 8:
+                self._object_views.pop(next(iter(self._object_views)))
+            self._object_views[h] = RenderSet(ov.render.images, cams, ov.lifter, key, len(v))
+        return self._object_views[h]
+
+    def render_embeddings(self, views: RenderSet) -> torch.Tensor:
+        """SAM image embeddings ``[V,C,h,w]`` of the renders (cached unless ``use_embedding_cache`` is False)."""
+        if self.use_embedding_cache:
+            return self.embedding_cache.get(views.images, content_key=views.content_key)
+        with torch.no_grad():
+            return self.model.sam.embed_images(views.images)
+
+    # ------------------------------------------------------------------------------------ the VLM
+    def _prompt_ids(self, mode: str, label: str) -> list[int]:
+        answer = teacher_forced_prefix(self.cfg.prompts.answer_template) if self.cfg.prompts.answer_template else ""
+        text = conversation(self.cfg.prompts, question(self.cfg.prompts, mode, label), answer)
+        return encode_with_image(self.tokenizer, text, self.cfg.tokens.image)
+
+    @torch.no_grad()
+    def contact_states(self, image_rgb, labels: list[str], mode: str, timer: _Timer | None = None
+                       ) -> tuple[GenerationOutput, list[str]]:
+        """Run the VLM for every label: hidden states predicting the contact token ``[B,C,D]`` + texts."""
+        timer = timer or _Timer()
+        m = self.model
+        with timer("preprocess"):
+            pixels = self.clip_processor(image_rgb)
+            ids = [self._prompt_ids(mode, label) for label in labels]
+        with timer("vision"):
+            image = m.encode_image(pixels.to(m.device, m.dtype))
+        settings = DecodeSettings(self.max_new_tokens, self.tokenizer.eos_id, self.cfg.contact_token_ids,
+                                  self.force_contact_at)
+        with timer("llm"):
+            if self.cfg.prompts.answer_template:
+                out = self._teacher_forced(ids, image)
+            elif self.use_kv_cache:
+                n = _common_prefix_len(ids)
+                prefix = m.embed_prompt(ids[0][:n], image)
+                out = generate_cached(m, prefix, [m.embed_prompt(i[n:], image) for i in ids], settings)
+            else:
+                outs = [generate_recompute(m, m.embed_prompt(i, image), settings) for i in ids]
+                out = GenerationOutput([o.tokens[0] for o in outs], torch.cat([o.contact_states for o in outs]),
+                                       torch.cat([o.found for o in outs]), sum(o.steps for o in outs))
+        texts = [self.tokenizer.decode(t) for t in out.tokens]
+        return out, texts
+
+    def _teacher_forced(self, ids: list[list[int]], image: torch.Tensor) -> GenerationOutput:
+        """Fixed-answer checkpoints: one prefill; the last position predicts the contact token."""
+        m = self.model
+        n = _common_prefix_len(ids)
+        settings = DecodeSettings(0, self.tokenizer.eos_id, self.cfg.contact_token_ids)
+        prefix = m.embed_prompt(ids[0][:n], image)
+        suffixes = [m.embed_prompt(i[n:], image) for i in ids]
+        hidden = _prefill_last(m, prefix, suffixes)
+        states = torch.zeros(len(ids), len(settings.contact_ids), hidden.shape[-1], dtype=hidden.dtype,
+                             device=hidden.device)
+        states[:, 0] = hidden
+        found = torch.zeros(len(ids), len(settings.contact_ids), dtype=torch.bool, device=hidden.device)
+        found[:, 0] = True
+        answer = self.cfg.prompts.answer_template
+        tail = self.tokenizer.encode(answer)
+        cut = tail.index(self.cfg.contact_token_ids[0]) + 1 if self.cfg.contact_token_ids[0] in tail else len(tail)
+        return GenerationOutput([list(tail[:cut]) for _ in ids], states, found, 0)
+
+    # ------------------------------------------------------------------------------------ public API
+    def _labels(self, objects: list[str] | str) -> list[str]:
+        if isinstance(objects, str):
+            objects = [objects]
+        if not objects:
+            raise ValueError("objects must name at least one object")
+        return [sanitize_object_name(o, self.cfg.prompts.max_object_chars) for o in objects]
+
+    def _body_info(self) -> tuple[str, int]:
+        if self.body_model is None:
+            return "", 0
+        return str(self.body_model.name), int(self.body_model.num_vertices)
+
+    @torch.no_grad()
+    def predict(self, image_rgb: np.ndarray, objects: list[str]) -> ContactResult:
+        """Human contact on the body topology for each object name (image encoded once, prompts batched)."""
+        timer = _Timer()
+        labels = self._labels(objects)
+        rgb = to_rgb_uint8(image_rgb)
+        out, texts = self.contact_states(rgb, labels, "human", timer)
+        views = self.body_views()
+        contacts = self._localise(out, texts, labels, views, timer, human=True)
+        name, nv = self._body_info()
+        return ContactResult(name, nv, contacts, timer.ms)
+
+    @torch.no_grad()
+    def predict_object(self, image_rgb: np.ndarray, vertices: np.ndarray, faces: np.ndarray, label: str,
+                       mesh_id: str = "") -> ContactResult:
+        """Object contact/affordance on a given mesh (``vertices [No,3]``, ``faces [F,3]``)."""
+        timer = _Timer()
+        labels = self._labels([label])
+        rgb = to_rgb_uint8(image_rgb)
+        with timer("render"):
+            views = self.object_render_set(vertices, faces)
+        out, texts = self.contact_states(rgb, labels, "object", timer)
+        contacts = self._localise(out, texts, labels, views, timer, human=False)
+        for c in contacts:
+            c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
+        name, nv = self._body_info()
+        return ContactResult(name, nv, contacts, timer.ms)
+
+    @torch.no_grad()
+    def predict_2d(self, image_rgb: np.ndarray, objects: list[str]) -> ContactResult:
+        """2D contact masks on the input image (``view_masks [1,H,W]`` probabilities at the image size).
+
+        The contact embedding is the only sparse prompt of SAM on the image (no camera gating: there is no
+        rendered view; the reference feeds random camera parameters here).
+        """
+        timer = _Timer()
+        labels = self._labels(objects)
+        rgb = to_rgb_uint8(image_rgb)
+        out, texts = self.contact_states(rgb, labels, "image2d", timer)
+        sam = self.model.sam
+        contacts = []
+        found = out.found[:, 0]
+        masks = None
+        if found.any():
+            with timer("sam_image"):
+                x, input_hw = sam.preprocess(rgb)
+                emb = sam.image_encoder(x.to(self.model.dtype))
+            with timer("mvloc"):
+                e = self.model.contact_embeddings(out.contact_states[found, 0])
+                sparse, dense = sam.prompt_encoder(text_embeds=e[:, None, :])
+                low, _ = sam.mask_decoder(emb.to(sparse.dtype), sam.prompt_encoder.get_dense_pe().to(sparse.dtype),
+                                          sparse, dense[:1], multimask_output=False)
+                size = rgb.shape[:2]
+                masks = torch.sigmoid(sam.postprocess_masks(low[:, 0].float(), input_hw, size)).cpu().numpy()
+        j = 0
+        for b, label in enumerate(labels):
+            if found[b]:
+                contacts.append(ObjectContact(label, texts[b], True, view_masks=masks[j:j + 1].astype(np.float32)))
+                j += 1
+            else:
+                contacts.append(self._not_found(label, texts[b]))
+        name, nv = self._body_info()
+        return ContactResult(name, nv, contacts, timer.ms)
+
+    # ------------------------------------------------------------------------------------ MV-Loc + lift
+    def _not_found(self, label: str, text: str) -> ObjectContact:
+        limit = self.max_new_tokens
+        return ObjectContact(label, text, found=False, reason=f"the answer has no contact token "
+                             f"({'/'.join(self.tokenizer.decode([i]) for i in self.cfg.contact_token_ids)}) "
+                             f"within {limit} generated tokens")
+
+    def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], views: RenderSet,
+                  timer: _Timer, human: bool) -> list[ObjectContact]:
+        m = self.model
+        found = out.found[:, 0]
+        probs = masks = None
+        if found.any():
+            with timer("render_embed"):
+                emb = self.render_embeddings(views)
+            with timer("mvloc"):
+                e = m.contact_embeddings(out.contact_states[found, 0])
+                mv = m.mvloc(mask_size=views.images.shape[1])
+                logits = mv(e, emb.to(m.dtype), views.cam_params.to(m.device, m.dtype)).float()
+            with timer("lift"):
+                lifter = views.lifter
+                if getattr(lifter, "device", torch.device("cpu")) != logits.device:
+                    lifter = lifter.to(logits.device)
+                    views.lifter = lifter
+                probs = lifter(logits).cpu().numpy().astype(np.float32)
+                masks = torch.sigmoid(logits).cpu().numpy().astype(np.float32)
+        contacts = []
+        j = 0
+        for b, label in enumerate(labels):
+            if not found[b]:
+                contacts.append(self._not_found(label, texts[b]))
+                continue
+            c = ObjectContact(label, texts[b], True, view_masks=masks[j])
+            if human:
+                c.human_probs = probs[j]
+            else:
+                c.object_probs = probs[j]
+            contacts.append(c)
+            j += 1
+        return contacts
+
+
+def _prefill_last(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]) -> torch.Tensor:
+    """Last-position hidden state ``[B,D]`` of ``prefix + suffix_b`` (shared prefix prefilled once)."""
+    return prefill(model, prefix, suffixes)[0]
+
+
+__all__ = ["ContactPredictor", "RenderSet", "sanitize_object_name", "SEG"]

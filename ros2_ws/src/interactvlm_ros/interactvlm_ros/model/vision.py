@@ -1,0 +1,126 @@
+"""The VLM's eyes: CLIP ViT vision tower (``transformers.CLIPVisionModel``), its image preprocessing and the
+LLaVA-v1 projector (one Linear, ``mm_projector``) into the LLaMA embedding space.
+
+``[B,3,S,S]`` CLIP-normalised images -> ``[B, P, C_clip]`` patch features of layer ``select_layer`` (CLS dropped,
+P = (S/patch)^2 = 256 for ViT-L/14 at 224) -> ``[B, P, D_llm]`` with the projector.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+from interactvlm_ros.model.configuration import VisionConfig
+
+
+def to_rgb_uint8(image) -> np.ndarray:
+    """Any reasonable image array -> ``uint8 [H,W,3]``.
+
+    Accepts ``[H,W]`` grayscale, ``[H,W,1]``, ``[H,W,3]`` RGB, ``[H,W,4]`` RGBA (alpha composited on white),
+    uint8, uint16 (scaled by 257), bool, or float in [0,1]. Raises ``ValueError`` naming the problem otherwise.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be [H,W], [H,W,1], [H,W,3] or [H,W,4]; got shape {arr.shape}")
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise ValueError(f"image is too small: {arr.shape[0]}x{arr.shape[1]} pixels")
+    if arr.dtype == np.uint8:
+        f = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        f = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == bool:
+        f = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError("image contains NaN or infinite values")
+        f = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    else:
+        raise ValueError(f"unsupported image dtype {arr.dtype} (use uint8, uint16, bool or float in [0,1])")
+    if f.shape[2] == 1:
+        f = np.repeat(f, 3, axis=2)
+    elif f.shape[2] == 4:
+        alpha = f[:, :, 3:4]
+        f = f[:, :, :3] * alpha + (1.0 - alpha)
+    return np.ascontiguousarray(np.round(f * 255.0).astype(np.uint8))
+
+
+class ClipImageProcessor:
+    """CLIPImageProcessor-equivalent: resize the short side to S (bicubic), centre-crop S×S, normalise.
+
+    ``__call__(image) -> [1,3,S,S]`` float32. Very large inputs are first shrunk with a box filter so the
+    bicubic resize stays cheap and alias-free.
+    """
+
+    def __init__(self, cfg: VisionConfig):
+        self.size = cfg.image_size
+        self.mean = np.asarray(cfg.image_mean, np.float32)
+        self.std = np.asarray(cfg.image_std, np.float32)
+
+    def __call__(self, image) -> torch.Tensor:
+        rgb = to_rgb_uint8(image)
+        h, w = rgb.shape[:2]
+        scale = self.size / min(h, w)
+        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
+        img = Image.fromarray(rgb)
+        if min(h, w) > 4 * self.size:
+            img = img.reduce(int(min(h, w) // (2 * self.size)))
+        img = img.resize((nw, nh), Image.BICUBIC)
+        top, left = (nh - self.size) // 2, (nw - self.size) // 2
+        arr = np.asarray(img, np.float32)[top:top + self.size, left:left + self.size] / 255.0
+        arr = (arr - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+
+
+def clip_vision_config(cfg: VisionConfig) -> CLIPVisionConfig:
+    return CLIPVisionConfig(
+        hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+        image_size=cfg.image_size, patch_size=cfg.patch_size, layer_norm_eps=cfg.layer_norm_eps,
+        hidden_act=cfg.hidden_act, num_channels=3)
+
+
+class VisionTower(nn.Module):
+    """CLIP ViT returning the patch features of layer ``select_layer`` (``[B,3,S,S] -> [B,P,C]``).
+
+    Holds a ``CLIPVisionModel`` as ``vision_tower`` (keys ``vision_tower.*``). The layers after
+    ``select_layer`` are never run.
+    """
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vision_tower = CLIPVisionModel(clip_vision_config(cfg))
+
+    @classmethod
+    def from_clip_dir(cls, cfg: VisionConfig, clip_dir: str | Path, dtype: torch.dtype | None = None) -> VisionTower:
+        """Load the weights of a local CLIP directory (CLIPModel or CLIPVisionModel layout); never downloads."""
+        tower = cls.__new__(cls)
+        nn.Module.__init__(tower)
+        tower.cfg = cfg
+        tower.vision_tower = CLIPVisionModel.from_pretrained(str(clip_dir), local_files_only=True, dtype=dtype)
+        return tower
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        vm = self.vision_tower
+        layers = vm.encoder.layers
+        n = len(layers)
+        stop = self.cfg.select_layer % (n + 1)  # hidden_states index: 0 = embeddings, n = last layer
+        x = vm.embeddings(images.to(vm.embeddings.patch_embedding.weight.dtype))
+        x = vm.pre_layrnorm(x)
+        for layer in layers[:stop]:
+            out = layer(x, None)
+            x = out[0] if isinstance(out, tuple) else out
+        if self.cfg.select_feature == "patch":
+            x = x[:, 1:]
+        return x
+
+
+class Projector(nn.Linear):
+    """``mm_projector``: LLaVA-v1 single Linear ``C_clip -> D_llm`` (keys ``weight``, ``bias``)."""
