@@ -1,0 +1,126 @@
+"""Multi-view rendering of a mesh or a point cloud: the images fed to the model and the pixel→surface maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from interactvlm_ros.render.cameras import View, eye_position
+from interactvlm_ros.render.mesh_input import MAX_POINTS, check_mesh, check_vertices
+from interactvlm_ros.render.rasterize import rasterize_mesh, rasterize_points
+from interactvlm_ros.render.shading import normal_colors, phong, vertex_normals, xyz_colors
+
+PIAD_POINT_RADIUS = 0.05
+
+
+@dataclass
+class MultiViewRender:
+    """Renders of one mesh (or point cloud) from V cameras.
+
+    images uint8 ``[V,H,W,3]`` (white background); face_ids int32 ``[V,H,W]`` (-1 background; point ids for
+    point clouds); bary float32 ``[V,H,W,3]``; depth float32 ``[V,H,W]`` (view-space z, 0 background);
+    valid bool ``[V,H,W]``.
+    """
+
+    images: np.ndarray
+    face_ids: np.ndarray
+    bary: np.ndarray
+    depth: np.ndarray
+    valid: np.ndarray
+    views: tuple[View, ...]
+    resolution: int
+    dropped_faces: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+def _resolve_colors(colors, vertices: torch.Tensor, faces: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(colors, str):
+        if colors == "normals":
+            if faces is None:
+                raise ValueError("colors='normals' needs a mesh (faces)")
+            return normal_colors(vertices, faces)
+        if colors == "xyz":
+            return xyz_colors(vertices)
+        raise ValueError(f"colors must be 'normals', 'xyz' or an [N,3] array, got {colors!r}")
+    c = torch.as_tensor(np.asarray(colors), dtype=torch.float32, device=vertices.device)
+    if c.shape != vertices.shape:
+        raise ValueError(f"colors must have shape {tuple(vertices.shape)} (one RGB in [0,1] per vertex), "
+                         f"got {tuple(c.shape)}")
+    return c
+
+
+def _check_resolution(resolution: int) -> int:
+    if int(resolution) != resolution or not 8 <= int(resolution) <= 4096:
+        raise ValueError(f"resolution must be an integer in [8, 4096], got {resolution!r}")
+    return int(resolution)
+
+
+def render_views(vertices, faces, views: tuple[View, ...] | list[View], resolution: int,
+                 colors="normals", lit: bool = True, device: str | torch.device = "cpu") -> MultiViewRender:
+    """Render a triangle mesh from each view.
+
+    Args:
+        vertices: ``[N,3]`` world coordinates (y up). faces: ``[F,3]`` vertex indices.
+        views: cameras (``HUMAN_VIEWS`` / ``OBJECT_VIEWS``). resolution: square image size.
+        colors: ``"normals"`` (bodies), ``"xyz"`` (objects) or per-vertex RGB ``[N,3]`` in [0,1].
+        lit: Phong lighting as the method (``False``: raw texel colours).
+    """
+    resolution = _check_resolution(resolution)
+    mesh = check_mesh(vertices, faces)
+    v = mesh.vertices.to(device)
+    f = mesh.faces.to(device)
+    keep = mesh.keep.to(device)
+    tex = _resolve_colors(colors, v, f[keep])
+    normals = vertex_normals(v, f[keep])
+    out = {k: [] for k in ("images", "face_ids", "bary", "depth", "valid")}
+    for view in views:
+        frag = rasterize_mesh(v, f, view, resolution, keep=keep)
+        valid = frag.face_ids >= 0
+        img = torch.ones(resolution, resolution, 3, device=device)
+        if valid.any():
+            fid = frag.face_ids[valid]
+            b = frag.bary[valid]
+            vid = f[fid]  # [P,3]
+            texel = (tex[vid] * b[..., None]).sum(1)
+            if lit:
+                point = (v[vid] * b[..., None]).sum(1)
+                normal = (normals[vid] * b[..., None]).sum(1)
+                light = torch.tensor(view.light, dtype=v.dtype, device=device)
+                eye = torch.as_tensor(eye_position(view), dtype=v.dtype, device=device)
+                texel = phong(texel, normal, point, light, eye)
+            img[valid] = texel
+        out["images"].append((img.clamp(0, 1) * 255.0).round().to(torch.uint8))
+        out["face_ids"].append(frag.face_ids.to(torch.int32))
+        out["bary"].append(frag.bary)
+        out["depth"].append(frag.depth)
+        out["valid"].append(valid)
+    arrays = {k: torch.stack(vs).cpu().numpy() for k, vs in out.items()}
+    return MultiViewRender(views=tuple(views), resolution=resolution, dropped_faces=mesh.dropped_faces, **arrays)
+
+
+def render_points(points, views: tuple[View, ...] | list[View], resolution: int, radius: float = PIAD_POINT_RADIUS,
+                  colors="xyz", device: str | torch.device = "cpu") -> MultiViewRender:
+    """Render a point cloud ``[M,3]`` as discs of NDC radius ``radius`` (PIAD: 0.05), unlit, nearest point per
+    pixel; ``face_ids`` hold point ids. (PyTorch3D alpha-composites up to 10 points per pixel for the image; here
+    the image shows the nearest point's colour, and the point-id map is the same nearest-point map.)"""
+    resolution = _check_resolution(resolution)
+    if not 0.0 < float(radius) < 1.0:
+        raise ValueError(f"point radius (NDC units) must be in (0, 1), got {radius!r}")
+    p = check_vertices(points, "points", limit=MAX_POINTS).to(device)
+    tex = _resolve_colors(colors, p, None)
+    out = {k: [] for k in ("images", "face_ids", "bary", "depth", "valid")}
+    for view in views:
+        frag = rasterize_points(p, view, resolution, float(radius))
+        valid = frag.face_ids >= 0
+        img = torch.ones(resolution, resolution, 3, device=device)
+        img[valid] = tex[frag.face_ids[valid]]
+        out["images"].append((img.clamp(0, 1) * 255.0).round().to(torch.uint8))
+        out["face_ids"].append(frag.face_ids.to(torch.int32))
+        out["bary"].append(frag.bary)
+        out["depth"].append(frag.depth)
+        out["valid"].append(valid)
+    arrays = {k: torch.stack(vs).cpu().numpy() for k, vs in out.items()}
+    return MultiViewRender(views=tuple(views), resolution=resolution, meta={"points": True, "radius": radius},
+                           **arrays)
