@@ -221,7 +221,8 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
     """Map an official ``config.json`` (see reference official_checkpoint_keys/extras) to our config.
 
     ``vision`` comes from the local CLIP directory's config (the checkpoint does not hold the tower); ViT-L/14
-    defaults otherwise.
+    defaults otherwise. Two optional keys that releases do not have let derived checkpoints in the official
+    layout use another SAM size: ``sam`` (``{"preset": "tiny"}``) and ``render_resolution``.
     """
     required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                 "seg_token_idx")
@@ -243,7 +244,7 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
         bos=int(data.get("bos_token_id", 1)), eos=int(data.get("eos_token_id", 2)),
         pad=int(data.get("pad_token_id", 0) or 0), seg=seg, im_start=32001, im_end=32002,
         hseg=data.get("hseg_token_idx"), oseg=data.get("oseg_token_idx"),
-        im_patch=32000 if seg == 32003 or (data.get("hseg_token_idx") == 32004) else None)
+        im_patch=32000 if seg == 32003 else None)
     vis = vision or VisionConfig()
     vis.select_layer = int(data.get("mm_vision_select_layer", -2))
     vis.select_feature = str(data.get("mm_vision_select_feature", "patch"))
@@ -254,9 +255,9 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
     question = str(data.get("hC_question_type", "parts"))
     cfg = InteractVLMConfig(
         name=f"official-{size}", vision=vis, text=text, tokens=tokens, prompts=PromptConfig(),
-        sam={"preset": "vit_h"}, out_dim=int(data.get("out_dim", 256)),
+        sam=dict(data.get("sam") or {"preset": "vit_h"}), out_dim=int(data.get("out_dim", 256)),
         num_views=int(data.get("multiview_channels", 4)), token_type=str(data.get("token_type", "Gen")),
-        tokenizer="sentencepiece", render_resolution=1024)
+        tokenizer="sentencepiece", render_resolution=int(data.get("render_resolution", 1024)))
     if question == "noParts" or data.get("answer_template"):
         cfg.prompts.answer_template = str(data.get("answer_template") or "Sure, [SEG].")
     cfg.validate(source)

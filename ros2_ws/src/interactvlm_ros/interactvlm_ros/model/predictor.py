@@ -127,7 +127,10 @@ class ContactPredictor:
                 raise RuntimeError("human contact needs a body model (ContactPredictor(body_model=...))")
             from interactvlm_ros.render.canonical import canonical_body_views
 
-            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=self.cache_dir)
+            from interactvlm_ros.config.paths import cache_dir as default_cache
+
+            renders = default_cache(self.cache_dir or "") / "renders"
+            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders)
             key = f"body:{self.body_model.topology_hash}:{self.cfg.render_resolution}:" + ",".join(
                 v.key() for v in cv.render.views)
             self._body_views = RenderSet(cv.render.images, torch.as_tensor(np.asarray(cv.cam_params)).float(),
@@ -229,8 +232,7 @@ class ContactPredictor:
         labels = self._labels(objects)
         rgb = to_rgb_uint8(image_rgb)
         out, texts = self.contact_states(rgb, labels, "human", timer)
-        views = self.body_views()
-        contacts = self._localise(out, texts, labels, views, timer, human=True)
+        contacts = self._localise(out, texts, labels, self.body_views, timer, human=True)
         name, nv = self._body_info()
         return ContactResult(name, nv, contacts, timer.ms)
 
@@ -244,7 +246,7 @@ class ContactPredictor:
         with timer("render"):
             views = self.object_render_set(vertices, faces)
         out, texts = self.contact_states(rgb, labels, "object", timer)
-        contacts = self._localise(out, texts, labels, views, timer, human=False)
+        contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
         for c in contacts:
             c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
         name, nv = self._body_info()
@@ -293,12 +295,15 @@ class ContactPredictor:
                              f"({'/'.join(self.tokenizer.decode([i]) for i in self.cfg.contact_token_ids)}) "
                              f"within {limit} generated tokens")
 
-    def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], views: RenderSet,
+    def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], get_views,
                   timer: _Timer, human: bool) -> list[ObjectContact]:
+        """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders."""
         m = self.model
         found = out.found[:, 0]
         probs = masks = None
         if found.any():
+            with timer("render"):
+                views = get_views()
             with timer("render_embed"):
                 emb = self.render_embeddings(views)
             with timer("mvloc"):
