@@ -1,0 +1,100 @@
+"""REP-2011 RIHS01 type hashes from .msg definitions."""
+
+import json
+
+import pytest
+
+from interactvlm_ros.transport import msgs as wire
+from interactvlm_ros.transport.typehash import (
+    TypeHashError,
+    TypeLibrary,
+    default_library,
+    parse_msg,
+    parse_user_data,
+    type_hash,
+    typehash_policy,
+    user_data,
+)
+from interactvlm_ros.transport.typestore import typestore
+
+# Published by ROS 2 Jazzy installs (generated share/<pkg>/msg/<Type>.json), as quoted in public sources.
+PUBLISHED = {
+    "std_msgs/msg/String": "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18",
+    "std_msgs/msg/Header": "RIHS01_f49fb3ae2cf070f793645ff749683ac6b06203e41c891e17701b1cb597ce6a01",
+    "builtin_interfaces/msg/Time": "RIHS01_b106235e25a4c5ed35098aa0a61a3ee9c9b18d197f398b0e4206cea9acf9c197",
+    "sensor_msgs/msg/Image": "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47",
+    "sensor_msgs/msg/CameraInfo": "RIHS01_b3dfd68ff46c9d56c80fd3bd4ed22c7a4ddce8c8348f2f59c299e73118e7e275",
+    "sensor_msgs/msg/PointCloud2": "RIHS01_9198cabf7da3796ae6fe19c4cb3bdd3525492988c70522628af5daa124bae2b5",
+    "sensor_msgs/msg/PointField": "RIHS01_5c6a4750728c2bcfbbf7037225b20b02d4429634732146b742dee1726637ef01",
+    "geometry_msgs/msg/Point": "RIHS01_6963084842a9b04494d6b2941d11444708d892da2f4b09843b9c43f42a7f6881",
+    "geometry_msgs/msg/TransformStamped": "RIHS01_0a241f87d04668d94099cbb5ba11691d5ad32c2f29682e4eb5653424bd275206",
+    "tf2_msgs/msg/TFMessage": "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_hashes(name):
+    assert type_hash(name) == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("name", sorted(wire.MESSAGE_TYPES))
+def test_matches_rosbags_independent_implementation(name):
+    assert type_hash(name) == typestore().hash_rihs01(name)
+
+
+def test_class_argument_and_user_data():
+    assert type_hash(wire.Image) == PUBLISHED["sensor_msgs/msg/Image"]
+    data = user_data(wire.String)
+    assert data == f"typehash={PUBLISHED['std_msgs/msg/String']};".encode()
+    assert len(data) == 81  # "typehash=" + 71 + ";"
+    assert parse_user_data(b"foo=bar;" + data) == PUBLISHED["std_msgs/msg/String"]
+    assert parse_user_data(b"") is None
+    assert typehash_policy(wire.String).data == data
+
+
+def test_type_description_structure():
+    desc = default_library().type_description("std_msgs/msg/Header")
+    assert desc["type_description"]["type_name"] == "std_msgs/msg/Header"
+    assert [r["type_name"] for r in desc["referenced_type_descriptions"]] == ["builtin_interfaces/msg/Time"]
+    stamp = desc["type_description"]["fields"][0]
+    assert stamp == {"name": "stamp", "type": {"type_id": 1, "capacity": 0, "string_capacity": 0,
+                                               "nested_type_name": "builtin_interfaces/msg/Time"}}
+    json.dumps(desc)  # plain JSON
+
+
+def test_parser_handles_arrays_bounds_constants_and_comments():
+    text = """# comment
+int32 A=3   # constant
+string<=10 name  # bounded
+uint8[4] fixed
+float32[<=5] bounded "default is ignored"
+Header header
+byte b
+char c
+Other[] others
+"""
+    lib = TypeLibrary()
+    lib.add_msg("pkg/msg/T", text)
+    lib.add_msg("pkg/msg/Other", "")  # empty message -> rosidl's dummy member
+    lib.add_msg("std_msgs/msg/Header", typestore().generate_msgdef("std_msgs/msg/Header", ros_version=2)[0])
+    fields = {f["name"]: f["type"] for f in lib.type_description("pkg/msg/T")["type_description"]["fields"]}
+    assert "A" not in fields
+    assert fields["name"]["type_id"] == 21 and fields["name"]["string_capacity"] == 10
+    assert fields["fixed"]["type_id"] == 3 + 48 and fields["fixed"]["capacity"] == 4
+    assert fields["bounded"]["type_id"] == 10 + 96 and fields["bounded"]["capacity"] == 5
+    assert fields["b"]["type_id"] == 16 and fields["c"]["type_id"] == 3
+    assert fields["others"] == {"type_id": 145, "capacity": 0, "string_capacity": 0,
+                                "nested_type_name": "pkg/msg/Other"}
+    other = lib.type_description("pkg/msg/Other")["type_description"]["fields"]
+    assert other[0]["name"] == "structure_needs_at_least_one_member"
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(TypeHashError, match="bad field type"):
+        parse_msg("int32[x] a\n", "pkg/msg/T")
+    lib = TypeLibrary()
+    lib.add_msg("pkg/msg/T", "Missing m\n")
+    with pytest.raises(TypeHashError, match="unknown type 'pkg/msg/Missing'"):
+        lib.type_hash("pkg/msg/T")
+    with pytest.raises(TypeHashError, match="unknown message type"):
+        lib.type_hash("pkg/msg/Nope")
