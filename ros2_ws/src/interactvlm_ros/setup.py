@@ -57,6 +57,8 @@ setup(
     entry_points={
         "console_scripts": [
             "interactvlm = interactvlm_ros.cli.main:main",
+            # `ros2 run interactvlm_ros interactvlm_node` (needs a sourced ROS 2 install)
+            "interactvlm_node = interactvlm_ros.cli.node:ros_node_main",
         ],
     },
     zip_safe=False,

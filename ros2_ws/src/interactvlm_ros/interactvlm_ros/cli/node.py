@@ -87,3 +87,14 @@ def run_dds(cfg, duration: float = 0.0) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0
+
+
+def ros_node_main() -> int:
+    """Console script ``interactvlm_node`` (what ``ros2 run interactvlm_ros interactvlm_node`` starts)."""
+    if not rclpy_available():
+        print("interactvlm_node: rclpy is not importable; source a ROS 2 install (source /opt/ros/jazzy/setup.bash"
+              " && source install/setup.bash) or run `interactvlm node --transport dds`", file=sys.stderr)
+        return 2
+    from interactvlm_ros.transport.rclpy_node import main
+
+    return main()

@@ -1,0 +1,336 @@
+"""The ``rclpy`` transport: the contact node as a ROS 2 lifecycle node (``ros2 run interactvlm_ros
+interactvlm_node``).
+
+- Every parameter of ``config/schema.py`` is declared with its type, description and range/choices
+  (``ros2 param describe``); the same YAML file works (``--ros-args --params-file config/interactvlm.yaml``).
+  Values are validated like the CLI does: a wrong value or an unknown key in the file fails *configure* with
+  a message naming the key.
+- *configure* loads the model (and engines), the body topology and the object library and creates the
+  publishers; *activate* starts the worker and subscribes; *deactivate* unsubscribes, stops the worker and
+  frees pending frames (and the CUDA cache); *cleanup* drops the model and publishers; *shutdown* does all.
+- ``main()`` drives configure + activate itself (like yolo_ros) unless ``node.autostart`` is false; then a
+  lifecycle manager or ``ros2 lifecycle set /interactvlm configure`` does it.
+- Inputs are ordinary rclpy messages (images through cv_bridge when it is installed, else the strict numpy
+  decoders: same RGB result). Outputs are built once by the same code as the dds transport and published as
+  their CDR bytes (``Publisher.publish(bytes)``), so both transports put identical bytes on the wire and no
+  per-element Python conversion of large arrays is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from interactvlm_ros.config.loader import Config, ConfigError, validate_value
+from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
+from interactvlm_ros.node.core import ContactNode, InputDecoders
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.transport import node_messages
+from interactvlm_ros.transport.image_codec import image_pixels
+
+try:  # the interface package is built by colcon next to us
+    from interactvlm_msgs.msg import ContactArray
+    from interactvlm_msgs.msg import MeshTopology as MeshTopologyMsg
+except ImportError:  # pragma: no cover - reported at configure
+    ContactArray = MeshTopologyMsg = None
+
+NODE_NAME = "interactvlm"
+FRAME_OUTPUTS = ("contacts", "markers", "human_cloud", "object_cloud")
+# Parameters every rclpy node has (or that rcl adds) and that are therefore not "unknown keys".
+_ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+_KIND_TYPES = {
+    "bool": ParameterType.PARAMETER_BOOL,
+    "int": ParameterType.PARAMETER_INTEGER,
+    "float": ParameterType.PARAMETER_DOUBLE,
+    "str": ParameterType.PARAMETER_STRING,
+    "str_list": ParameterType.PARAMETER_STRING_ARRAY,
+    "float_list": ParameterType.PARAMETER_DOUBLE_ARRAY,
+}
+_KIND_PARAMETER_TYPES = {
+    "bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "float": Parameter.Type.DOUBLE,
+    "str": Parameter.Type.STRING, "str_list": Parameter.Type.STRING_ARRAY,
+    "float_list": Parameter.Type.DOUBLE_ARRAY,
+}
+
+
+def parameter_descriptor(p: Param) -> ParameterDescriptor:
+    """The ROS descriptor of a schema parameter: type, doc, choices and numeric range."""
+    d = ParameterDescriptor(name=p.name, type=_KIND_TYPES[p.kind], description=p.doc)
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(p.choices)
+    if p.kind == "int" and (p.min is not None or p.max is not None):
+        d.integer_range = [IntegerRange(from_value=int(p.min if p.min is not None else -(2 ** 63)),
+                                        to_value=int(p.max if p.max is not None else 2 ** 63 - 1), step=0)]
+    elif p.kind == "float" and (p.min is not None or p.max is not None):
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.min if p.min is not None else -1e308),
+                                                     to_value=float(p.max if p.max is not None else 1e308),
+                                                     step=0.0)]
+    return d
+
+
+def _ros_default(p: Param) -> Any:
+    if p.kind == "float":
+        return float(p.default)
+    if p.kind in ("str_list", "float_list"):
+        return list(p.default)
+    return p.default
+
+
+def image_qos(reliability: str, depth: int) -> QoSProfile:
+    """SensorDataQoS (best effort) by default; reliable or the RMW's default on request; keep last ``depth``."""
+    policy = {"best_effort": QoSReliabilityPolicy.BEST_EFFORT, "reliable": QoSReliabilityPolicy.RELIABLE,
+              "system_default": QoSReliabilityPolicy.SYSTEM_DEFAULT}[reliability]
+    return QoSProfile(reliability=policy, history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
+                      durability=QoSDurabilityPolicy.VOLATILE)
+
+
+OUTPUT_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=10,
+                        durability=QoSDurabilityPolicy.VOLATILE)
+LATCHED_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=1,
+                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def cv_bridge_decoders(cfg) -> InputDecoders | None:
+    """Decoders that convert with cv_bridge (after the same strict checks), or None when it is not installed."""
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    import numpy as np
+
+    bridge = CvBridge()
+    wire = node_messages.wire_decoders(cfg)
+    limit = int(cfg["node.max_image_pixels"])
+
+    def image(msg) -> np.ndarray:
+        image_pixels(msg, limit)  # validates encoding, size, step, data length (names the field)
+        if msg.encoding in ("mono16",):
+            return wire.image(msg)
+        return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+
+    return InputDecoders(image=image, depth=wire.depth, camera_info=wire.camera_info)
+
+
+class RclpySink:
+    """The node's :class:`OutputSink` over lifecycle publishers (CDR bytes of the wire messages)."""
+
+    def __init__(self, publishers: dict[str, Any]) -> None:
+        self.publishers = publishers
+        self._lock = threading.Lock()
+
+    def subscriber_count(self) -> int:
+        return sum(self.publishers[k].get_subscription_count() for k in FRAME_OUTPUTS)
+
+    def publish_frame(self, outputs: FrameOutputs) -> None:
+        for kind, msg in node_messages.frame_messages(outputs).items():
+            self._publish(kind, msg)
+
+    def publish_diagnostics(self, report: DiagnosticsReport) -> None:
+        self._publish("diagnostics", node_messages.diagnostics_message(report))
+
+    def publish_topology(self, topology: MeshTopology) -> None:
+        self._publish("topology", node_messages.topology_message(topology))
+
+    def _publish(self, kind: str, msg) -> None:
+        with self._lock:
+            self.publishers[kind].publish(msg.serialize())
+
+
+class InteractVLMNode(LifecycleNode):
+    """InteractVLM contact estimation as a managed (lifecycle) node."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        for p in PARAMETERS:
+            if p.kind in ("str_list", "float_list") and not p.default:
+                # an empty list has no inferable type: declare the type, use the default when not overridden
+                self.declare_parameter(p.name, _KIND_PARAMETER_TYPES[p.kind], parameter_descriptor(p))
+            else:
+                self.declare_parameter(p.name, _ros_default(p), parameter_descriptor(p))
+        self.cfg: Config | None = None
+        self.parts = None
+        self.core: ContactNode | None = None
+        self._publishers: dict[str, Any] = {}
+        self._subscriptions: list[Any] = []
+        self._poll_timer = None
+
+    # --- parameters -----------------------------------------------------------------------------------------
+    def read_config(self) -> Config:
+        """The declared parameters as a validated :class:`Config` (``ConfigError`` names the key)."""
+        values = {}
+        for p in PARAMETERS:
+            try:
+                value = self.get_parameter(p.name).value
+            except rclpy.exceptions.ParameterUninitializedException:
+                value = None
+            if value is None:
+                value = p.default
+            if p.kind in ("str_list", "float_list"):
+                value = list(value)
+            values[p.name] = validate_value(p, value, "ROS parameter")
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unknown = sorted(n for n in overrides if n not in PARAMETERS_BY_NAME and n not in _ROS_OWN_PARAMETERS
+                         and not n.startswith("qos_overrides."))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) for {self.get_fully_qualified_name()}: {', '.join(unknown)}")
+        return Config(values, source="ROS parameters")
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from interactvlm_ros.node.components import NodeComponents
+
+        try:
+            self.cfg = self.read_config()
+        except ConfigError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        if ContactArray is None:
+            self.get_logger().error("configure failed: interactvlm_msgs is not built/sourced (colcon build)")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self.parts = NodeComponents.from_config(self.cfg)
+        except Exception as exc:  # noqa: BLE001 - any load failure is a failed transition, reported
+            self.get_logger().error(f"configure failed: could not load the model: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        cfg = self.cfg
+        self._publishers = {
+            "contacts": self.create_lifecycle_publisher(ContactArray, cfg["topics.contacts"], OUTPUT_QOS),
+            "markers": self.create_lifecycle_publisher(MarkerArray, cfg["topics.markers"], OUTPUT_QOS),
+            "human_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.human_cloud"], OUTPUT_QOS),
+            "object_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.object_cloud"], OUTPUT_QOS),
+            "topology": self.create_lifecycle_publisher(MeshTopologyMsg, cfg["topics.topology"], LATCHED_QOS),
+            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, cfg["topics.diagnostics"], OUTPUT_QOS),
+        }
+        decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
+        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, RclpySink(self._publishers), decoders,
+                                self.parts.library, warn=self.get_logger().warning, backend=self.parts.backend)
+        self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
+                               f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        ret = super().on_activate(state)  # enables the lifecycle publishers
+        if ret != TransitionCallbackReturn.SUCCESS:
+            return ret
+        cfg, core = self.cfg, self.core
+        core.start()
+        self._subscriptions = [
+            self.create_subscription(Image, cfg["topics.image"], core.on_image,
+                                     image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])),
+            self.create_subscription(String, cfg["topics.objects"], core.on_objects, OUTPUT_QOS),
+        ]
+        if cfg["topics.camera_info"]:
+            self._subscriptions.append(self.create_subscription(CameraInfo, cfg["topics.camera_info"],
+                                                                core.on_camera_info, OUTPUT_QOS))
+        if cfg["topics.depth"]:
+            self._subscriptions.append(self.create_subscription(
+                Image, cfg["topics.depth"], core.on_depth,
+                image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])))
+        self._poll_timer = self.create_timer(0.05, core.poll)
+        self.get_logger().info(f"active: {self.resolve_topic_name(cfg['topics.image'])} -> "
+                               f"{self.resolve_topic_name(cfg['topics.contacts'])}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        if self.core is not None:
+            self.core.stop()
+        _free_accelerator_cache()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        if self.core is not None:
+            self.core.stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        if self.core is not None:
+            self.core.stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for sub in self._subscriptions:
+            self.destroy_subscription(sub)
+        self._subscriptions = []
+        if self._poll_timer is not None:
+            self.destroy_timer(self._poll_timer)
+            self._poll_timer = None
+
+    def _release(self) -> None:
+        for pub in self._publishers.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._publishers = {}
+        self.core = None
+        self.parts = None
+        _free_accelerator_cache()
+
+
+def _free_accelerator_cache() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None, duration: float = 0.0) -> int:
+    """``ros2 run interactvlm_ros interactvlm_node [--ros-args ...]``: create, self-drive configure + activate
+    (unless ``node.autostart`` is false), spin until shutdown (or ``duration`` seconds)."""
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = InteractVLMNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    status = 0
+    try:
+        if node.get_parameter("node.autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("configure failed; exiting")
+                status = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("activate failed; exiting")
+                status = 1
+        if status == 0:
+            end = time.monotonic() + duration if duration > 0 else None
+            while rclpy.ok() and (end is None or time.monotonic() < end):
+                executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        _shutdown(node)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+def _shutdown(node: InteractVLMNode) -> None:
+    """Deactivate/clean up whatever state the node is in (best effort at exit)."""
+    try:
+        node.trigger_shutdown()
+    except Exception:  # noqa: BLE001 - already finalized or context gone: stop our own thread at least
+        if node.core is not None:
+            node.core.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
