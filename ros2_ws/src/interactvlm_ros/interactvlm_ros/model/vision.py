@@ -101,10 +101,28 @@ class VisionTower(nn.Module):
     @classmethod
     def from_clip_dir(cls, cfg: VisionConfig, clip_dir: str | Path, dtype: torch.dtype | None = None) -> VisionTower:
         """Load the weights of a local CLIP directory (CLIPModel or CLIPVisionModel layout); never downloads."""
+        from transformers.utils import logging as hf_logging
+
         tower = cls.__new__(cls)
         nn.Module.__init__(tower)
         tower.cfg = cfg
-        tower.vision_tower = CLIPVisionModel.from_pretrained(str(clip_dir), local_files_only=True, dtype=dtype)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a full CLIPModel directory has text-tower keys: expected, not news
+        try:
+            clip, info = CLIPVisionModel.from_pretrained(str(clip_dir), local_files_only=True, dtype=dtype,
+                                                         output_loading_info=True)
+        except OSError as exc:
+            raise ValueError(f"model.clip_dir {clip_dir}: cannot load a CLIP vision tower offline ({exc})") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
+        if missing:
+            raise ValueError(f"model.clip_dir {clip_dir}: CLIP weights lack {len(missing)} vision tensors, e.g. "
+                             f"{missing[:5]}")
+        if clip.config.hidden_size != cfg.hidden_size or clip.config.image_size != cfg.image_size:
+            raise ValueError(f"model.clip_dir {clip_dir}: CLIP tower is hidden {clip.config.hidden_size} / image "
+                             f"{clip.config.image_size}, the model expects {cfg.hidden_size} / {cfg.image_size}")
+        tower.vision_tower = clip
         return tower
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
