@@ -10,7 +10,9 @@ import importlib
 import json
 
 # name -> "module:function"
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "wire": "interactvlm_ros.transport.wire_bench:run",
+}
 
 
 def add_parser(sub, common) -> None:
