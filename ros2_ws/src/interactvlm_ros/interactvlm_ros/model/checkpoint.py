@@ -238,11 +238,9 @@ def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu"
         if not clip_dir:
             raise CheckpointError(f"{directory} is an official InteractVLM checkpoint: its CLIP vision tower is not "
                                   "in it. Set model.clip_dir to a local copy of openai/clip-vit-large-patch14")
-        cfg = config_from_official(data, vision_from_clip_dir(clip_dir), source=str(config_path))
         tokenizer = load_tokenizer("sentencepiece", directory)
-        for name, attr in (("<im_start>", "im_start"), ("<im_end>", "im_end"), ("<im_patch>", "im_patch")):
-            if name in tokenizer.added:
-                setattr(cfg.tokens, attr, tokenizer.added[name])
+        cfg = config_from_official(data, vision_from_clip_dir(clip_dir), source=str(config_path),
+                                   added_tokens=tokenizer.added)
         cfg.tokens.bos, cfg.tokens.eos, cfg.tokens.pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
         _check_tokenizer(cfg, tokenizer, directory)
         model = _build_on(cfg, dev, dtype, vision_tower=False)

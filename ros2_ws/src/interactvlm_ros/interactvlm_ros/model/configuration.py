@@ -217,12 +217,14 @@ def is_official_config(data: dict[str, Any]) -> bool:
 
 
 def config_from_official(data: dict[str, Any], vision: VisionConfig | None = None,
-                         source: str = "config.json") -> InteractVLMConfig:
+                         source: str = "config.json", added_tokens: dict[str, int] | None = None) -> InteractVLMConfig:
     """Map an official ``config.json`` (see reference official_checkpoint_keys/extras) to our config.
 
     ``vision`` comes from the local CLIP directory's config (the checkpoint does not hold the tower); ViT-L/14
     defaults otherwise. Two optional keys that releases do not have let derived checkpoints in the official
     layout use another SAM size: ``sam`` (``{"preset": "tiny"}``) and ``render_resolution``.
+    ``added_tokens`` (the checkpoint tokenizer's added tokens) gives the ids of ``<im_start>``/``<im_end>``/
+    ``<im_patch>``; without it the LISA values 32001/32002 are assumed.
     """
     required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                 "seg_token_idx")
@@ -245,6 +247,9 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
         pad=int(data.get("pad_token_id", 0) or 0), seg=seg, im_start=32001, im_end=32002,
         hseg=data.get("hseg_token_idx"), oseg=data.get("oseg_token_idx"),
         im_patch=32000 if seg == 32003 else None)
+    for name, attr in (("<im_start>", "im_start"), ("<im_end>", "im_end"), ("<im_patch>", "im_patch")):
+        if added_tokens and name in added_tokens:
+            setattr(tokens, attr, int(added_tokens[name]))
     vis = vision or VisionConfig()
     vis.select_layer = int(data.get("mm_vision_select_layer", -2))
     vis.select_feature = str(data.get("mm_vision_select_feature", "patch"))

@@ -125,9 +125,8 @@ class ContactPredictor:
         if self._body_views is None:
             if self.body_model is None:
                 raise RuntimeError("human contact needs a body model (ContactPredictor(body_model=...))")
-            from interactvlm_ros.render.canonical import canonical_body_views
-
             from interactvlm_ros.config.paths import cache_dir as default_cache
+            from interactvlm_ros.render.canonical import canonical_body_views
 
             renders = default_cache(self.cache_dir or "") / "renders"
             cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders)
