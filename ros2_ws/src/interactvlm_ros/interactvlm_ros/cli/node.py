@@ -74,8 +74,8 @@ def run_dds(cfg, duration: float = 0.0) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        transport.attach(node)  # readers first: whoever sees the latched topology can publish at once
         node.start()
-        transport.attach(node)
         log.info("interactvlm node (dds transport, domain %d): %s -> %s", transport.participant.domain,
                  transport.names["image"], transport.names["contacts"])
         sys.stdout.flush()

@@ -132,7 +132,8 @@ class ContactNode:
     def start(self) -> None:
         """Publish the latched topology and start the worker thread."""
         self._stop.clear()
-        self.slot = LatestSlot()
+        if self.slot.closed:  # restarted after stop(): a fresh slot (frames received before start() are kept)
+            self.slot = LatestSlot()
         self.sink.publish_topology(self.body)
         self._published_topologies = {self.body.mesh_id}
         self._worker = threading.Thread(target=self._run, name="interactvlm-worker", daemon=True)

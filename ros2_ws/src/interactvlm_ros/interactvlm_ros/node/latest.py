@@ -55,6 +55,10 @@ class LatestSlot(Generic[T]):
             self._cond.notify_all()
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def pending(self) -> bool:
         with self._cond:
             return self._item is not None

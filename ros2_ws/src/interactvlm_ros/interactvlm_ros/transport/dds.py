@@ -16,7 +16,6 @@ the per-frame output writers (contacts, markers, clouds), so no inference runs w
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from cyclonedds.util import duration
 
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
 from interactvlm_ros.transport import node_messages as messages
+from interactvlm_ros.transport.dds_config import domain_id_from_env, ros_topic
 from interactvlm_ros.transport.msgs.diagnostics import DiagnosticArray
 from interactvlm_ros.transport.msgs.interactvlm import ContactArray
 from interactvlm_ros.transport.msgs.interactvlm import MeshTopology as MeshTopologyMsg
@@ -42,9 +42,6 @@ from interactvlm_ros.transport.msgs.visualization import MarkerArray
 from interactvlm_ros.transport.typehash import typehash_policy
 
 LOG = logging.getLogger("interactvlm.dds")
-
-ROS_TOPIC_PREFIX = "rt"
-
 
 class TopicNameError(ValueError):
     """A topic name is not a valid ROS 2 name."""
@@ -75,22 +72,9 @@ def resolve_topic(name: str, node_name: str, namespace: str = "") -> str:
     return full
 
 
-def dds_topic(ros_name: str) -> str:
-    """``/interactvlm/contacts`` -> ``rt/interactvlm/contacts`` (rmw_cyclonedds / rmw_fastrtps mangling)."""
-    return ROS_TOPIC_PREFIX + ros_name
-
-
 def domain_id(cfg: Mapping[str, Any]) -> int:
     """``dds.domain_id``, or ``$ROS_DOMAIN_ID`` when it is -1 (default 0)."""
-    configured = int(cfg["dds.domain_id"])
-    if configured >= 0:
-        return configured
-    env = os.environ.get("ROS_DOMAIN_ID", "").strip()
-    if not env:
-        return 0
-    if not env.isdigit() or int(env) > 232:
-        raise ValueError(f"ROS_DOMAIN_ID={env!r} is not a domain id in [0, 232]")
-    return int(env)
+    return domain_id_from_env(int(cfg["dds.domain_id"]))
 
 
 def image_qos(reliability: str, depth: int) -> Qos:
@@ -118,7 +102,7 @@ class DdsParticipant:
         self._topics: dict[str, Topic] = {}
 
     def topic(self, msg_type, ros_name: str) -> Topic:
-        key = dds_topic(ros_name)
+        key = ros_topic(ros_name)
         if key not in self._topics:
             self._topics[key] = Topic(self.dp, key, msg_type)
         return self._topics[key]

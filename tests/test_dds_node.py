@@ -1,0 +1,280 @@
+"""The node over real DDS between two processes on loopback, with the real tiny model (no mocks).
+
+A module-scoped ``interactvlm node --transport dds`` process serves; this process publishes images, camera
+info and object queries as a ROS 2 peer would (``rt/`` topics, ROS types, type hashes) and checks the outputs:
+headers, contents, bad-input handling (throttled warnings + diagnostics, the node keeps serving), lazy mode
+and that the node's memory does not grow.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from interactvlm_ros.transport.clouds import cloud_arrays
+from interactvlm_ros.transport.contacts import validate_contact
+from interactvlm_ros.transport.dds import LATCHED_QOS, RELIABLE_QOS, DdsParticipant, image_qos, resolve_topic
+from interactvlm_ros.transport.dds_config import loopback_domain, loopback_env
+from interactvlm_ros.transport.headers import make_header, stamp_ns
+from interactvlm_ros.transport.image_codec import encode_image
+from interactvlm_ros.transport.msgs import (
+    CameraInfo,
+    ContactArray,
+    DiagnosticArray,
+    Image,
+    MarkerArray,
+    MeshTopology,
+    PointCloud2,
+    String,
+)
+
+DOMAIN = 100 + os.getpid() % 100
+FRAME = "test_camera_optical_frame"
+START_TIMEOUT = 300.0
+FRAME_TIMEOUT = 60.0
+OUTPUTS = {"contacts": ContactArray, "markers": MarkerArray, "human_cloud": PointCloud2,
+           "object_cloud": PointCloud2}
+NODE_SETTINGS = [
+    "model.device=cpu", "objects=[cup, bottle]", "node.marker_rate_hz=0", "node.diagnostics_period_s=0.2",
+    "node.warn_throttle_s=60", f"dds.domain_id={DOMAIN}", "topics.camera_info=camera_info",
+]
+
+
+def header_of(msg):
+    """A message's header (a MarkerArray's is its last marker's: the first one is DELETEALL)."""
+    return msg.markers[-1].header if isinstance(msg, MarkerArray) else msg.header
+
+
+def diag_values(msg: DiagnosticArray) -> dict:
+    return {kv.key: kv.value for kv in msg.status[0].values}
+
+
+class Peer:
+    """The test's side: writers of the node's inputs, readers of its outputs."""
+
+    def __init__(self):
+        self.domain = loopback_domain(DOMAIN)
+        self.p = DdsParticipant(DOMAIN)
+        self.image = self.p.writer(Image, "/image", image_qos("best_effort", 5))
+        self.info = self.p.writer(CameraInfo, "/camera_info", RELIABLE_QOS)
+        self.objects = self.p.writer(String, resolve_topic("~/objects", "interactvlm"), RELIABLE_QOS)
+        self.diagnostics = self.p.reader(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        self.topology = self.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS)
+        self.outputs = {}
+        self.subscribe_outputs()
+        self.stamp = 1_700_000_000 * 10**9
+
+    def subscribe_outputs(self):
+        topics = {"contacts": "~/contacts", "markers": "~/contacts/markers",
+                  "human_cloud": "~/contacts/human_cloud", "object_cloud": "~/contacts/object_cloud"}
+        self.outputs = {k: self.p.reader(t, resolve_topic(topics[k], "interactvlm"), RELIABLE_QOS)
+                        for k, t in OUTPUTS.items()}
+
+    def unsubscribe_outputs(self):
+        for r in self.outputs.values():
+            r.__del__()  # delete the DDS reader now (not at garbage collection)
+        self.outputs = {}
+
+    def next_stamp(self) -> int:
+        self.stamp += 100_000_000 + 7
+        return self.stamp
+
+    def send_image(self, stamp=None, size=(48, 64)) -> int:
+        stamp = self.next_stamp() if stamp is None else stamp
+        rgb = np.random.default_rng(stamp % 2**32).integers(0, 255, (*size, 3), dtype=np.uint8)
+        self.image.write(encode_image(rgb, "rgb8", make_header(stamp, FRAME)))
+        return stamp
+
+    def wait(self, reader, predicate, timeout=FRAME_TIMEOUT):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for msg in reader.take(N=64):
+                if predicate(msg):
+                    return msg
+            time.sleep(0.01)
+        raise AssertionError(f"no matching message on {reader.topic.name} within {timeout} s")
+
+    def wait_stamp(self, kind, stamp, timeout=FRAME_TIMEOUT):
+        return self.wait(self.outputs[kind], lambda m: stamp_ns(header_of(m)) == stamp, timeout)
+
+    def latest_diagnostics(self, predicate=lambda v: True, timeout=20.0) -> dict:
+        return diag_values(self.wait(self.diagnostics, lambda m: predicate(diag_values(m)), timeout))
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("node") / "node.log"
+    env = loopback_env(domain_id=DOMAIN)
+    cmd = [sys.executable, "-m", "interactvlm_ros", "node", "--transport", "dds"]
+    for s in NODE_SETTINGS:
+        cmd += ["--set", s]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    peer = Peer()
+    try:
+        try:  # the latched topology arrives once the model is loaded and the node started
+            peer.wait(peer.topology, lambda m: m.kind == "body", timeout=START_TIMEOUT)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError("node did not start:\n" + log_path.read_text()[-3000:]) from None
+        matched = lambda w: w.get_publication_matched_status().current_count > 0  # noqa: E731
+        end = time.monotonic() + 30
+        while not all(matched(w) for w in (peer.image, peer.info, peer.objects)) and time.monotonic() < end:
+            time.sleep(0.02)
+        yield proc, peer, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_topology_is_latched_body_mesh(node):
+    _, peer, _ = node
+    late = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS)  # a late joiner
+    topo = peer.wait(late, lambda m: m.kind == "body", timeout=10)
+    assert topo.mesh_id.startswith("anny:") and topo.num_vertices == len(topo.vertices) // 3 > 1000
+    assert len(topo.triangles) % 3 == 0 and int(np.max(topo.triangles)) < topo.num_vertices
+
+
+def test_outputs_carry_the_image_header(node):
+    _, peer, _ = node
+    stamp = peer.send_image()
+    contacts = peer.wait_stamp("contacts", stamp)
+    assert contacts.header.frame_id == FRAME
+    assert [c.object_label for c in contacts.contacts] == ["cup", "bottle"]
+    c = contacts.contacts[0]
+    validate_contact(c)
+    assert c.body_model == "anny" and c.num_body_vertices > 1000 and c.body_mesh_id.startswith("anny:")
+    markers = peer.wait_stamp("markers", stamp)
+    assert [m.ns for m in markers.markers] == ["", "interactvlm/body"]  # DELETEALL + the body mesh
+    assert all(m.header.frame_id == FRAME for m in markers.markers)
+    assert len(markers.markers[1].points) == len(markers.markers[1].colors) == 3 * (len(
+        peer.wait(peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS),
+                  lambda m: m.kind == "body", 10).triangles) // 3)
+    for kind in ("human_cloud", "object_cloud"):
+        assert peer.wait_stamp(kind, stamp).header.frame_id == FRAME
+    cloud = peer.wait_stamp("human_cloud", peer.send_image())
+    points, probs = cloud_arrays(cloud)
+    assert points.shape == (c.num_body_vertices, 3) and probs.shape == (c.num_body_vertices,)
+    assert np.all((probs >= 0) & (probs <= 1))
+    assert 1.0 < np.median(points[:, 2]) < 5.0  # the documented fixed pose in front of the camera
+
+
+def test_object_query_topic_changes_the_objects(node):
+    _, peer, _ = node
+    peer.objects.write(String(data=" mug ,chair"))
+    peer.latest_diagnostics(lambda v: v["objects"] == "mug, chair")
+    stamp = peer.send_image()
+    labels = [c.object_label for c in peer.wait_stamp("contacts", stamp).contacts]
+    assert labels == ["mug", "chair"]
+    peer.objects.write(String(data="cup,bottle"))
+    peer.latest_diagnostics(lambda v: v["objects"] == "cup, bottle")
+
+
+def bad_images(stamp):
+    h = make_header(stamp, FRAME)
+    good = encode_image(np.zeros((8, 8, 3), np.uint8), "rgb8", h)
+    return {
+        "step": Image(header=h, height=8, width=8, encoding="rgb8", step=8, data=bytes(64)),
+        "data": Image(header=h, height=8, width=8, encoding="rgb8", step=24, data=bytes(24 * 8 - 1)),
+        "encoding": Image(header=h, height=8, width=8, encoding="yuv422", step=16, data=bytes(128)),
+        "zero-size": Image(header=h, height=0, width=0, encoding="rgb8", step=0, data=b""),
+        "10000x10000": Image(header=h, height=10000, width=10000, encoding="rgb8", step=30000,
+                             data=bytes(good.data)),
+    }
+
+
+def test_bad_inputs_warn_with_diagnostics_and_node_keeps_serving(node):
+    _, peer, log_path = node
+    before = int(peer.latest_diagnostics()["bad_messages"])
+    sent = 0
+    expected = {"step": "Image.step", "data": "Image.data", "encoding": "unsupported encoding",
+                "zero-size": "zero-size", "10000x10000": "exceeds the limit"}
+    for name, msg in bad_images(peer.next_stamp()).items():
+        peer.image.write(msg)
+        sent += 1
+        v = peer.latest_diagnostics(lambda v, n=before + sent: int(v["bad_messages"]) >= n)
+        assert expected[name] in v["last_error"], (name, v["last_error"])
+    assert peer.wait_stamp("contacts", peer.send_image())  # still serving
+    h = make_header(peer.next_stamp(), FRAME)
+    for name, k in (("zero K", [0.0] * 9), ("NaN K", [float("nan")] + [0.0] * 8)):
+        peer.info.write(CameraInfo(header=h, height=48, width=64, k=k))
+        sent += 1
+        v = peer.latest_diagnostics(lambda v, n=before + sent: int(v["bad_messages"]) >= n)
+        assert "CameraInfo.k" in v["last_error"], (name, v["last_error"])
+    for name, text in (("empty", ""), ("10 kB", "x" * (10 * 1024 + 1)), ("control", "cup\x07")):
+        peer.objects.write(String(data=text))
+        sent += 1
+        v = peer.latest_diagnostics(lambda v, n=before + sent: int(v["bad_messages"]) >= n)
+        assert "ignored object query" in v["last_error"] and v["objects"] == "cup, bottle", (name, v)
+    assert int(v["rejected_object_queries"]) >= 3
+    stamp = peer.send_image()
+    assert [c.object_label for c in peer.wait_stamp("contacts", stamp).contacts] == ["cup", "bottle"]
+    # warnings are throttled: 5 bad images gave one "dropped image" line (period 60 s)
+    log = log_path.read_text()
+    assert log.count("dropped image") == 1, log[-2000:]
+    assert log.count("ignored object query") == 1
+
+
+def test_camera_info_in_sync_is_accepted(node):
+    _, peer, _ = node
+    stamp = peer.next_stamp()
+    h = make_header(stamp, FRAME)
+    peer.info.write(CameraInfo(header=h, height=48, width=64, k=[60.0, 0, 32, 0, 60.0, 24, 0, 0, 1]))
+    before = int(peer.latest_diagnostics()["bad_messages"])
+    peer.send_image(stamp)
+    assert peer.wait_stamp("contacts", stamp).header.frame_id == FRAME
+    assert int(peer.latest_diagnostics()["bad_messages"]) == before
+
+
+def test_lazy_mode_runs_no_inference_without_subscribers(node):
+    _, peer, _ = node
+    peer.unsubscribe_outputs()
+    try:
+        v = peer.latest_diagnostics(lambda v: v["active"] == "false")
+        processed, idle = int(v["frames_processed"]), int(v["idle_skipped"])
+        for _ in range(3):
+            peer.send_image()
+            time.sleep(0.2)
+        v = peer.latest_diagnostics(lambda v: int(v["idle_skipped"]) > idle)
+        assert int(v["frames_processed"]) == processed
+    finally:
+        peer.subscribe_outputs()
+    peer.latest_diagnostics(lambda v: v["active"] == "true")
+    assert peer.wait_stamp("contacts", peer.send_image())
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/status")
+def test_memory_does_not_grow_over_many_bad_and_good_messages(node):
+    proc, peer, _ = node
+    for _ in range(2):
+        peer.wait_stamp("contacts", peer.send_image(size=(480, 640)))
+    start = rss_kib(proc.pid)
+    before = int(peer.latest_diagnostics()["bad_messages"])
+    big_bad = Image(header=make_header(1, FRAME), height=480, width=640, encoding="rgb8", step=640 * 3,
+                    data=bytes(640 * 3 * 479))  # 0.9 MB, one row short
+    sent = 0
+    for _round in range(4):
+        for i in range(50):
+            msg = big_bad if i % 2 else bad_images(peer.next_stamp())["step"]
+            peer.image.write(msg)
+            peer.objects.write(String(data="\x1b" * (i + 1)))
+            sent += 2
+            time.sleep(0.005)
+        peer.wait_stamp("contacts", peer.send_image(size=(480, 640)))
+    peer.latest_diagnostics(lambda v: int(v["bad_messages"]) >= before + sent * 0.9)
+    grown_mib = (rss_kib(proc.pid) - start) / 1024
+    # 100 leaked 0.9 MB images alone would be ~90 MiB
+    assert grown_mib < 40, f"node RSS grew by {grown_mib:.1f} MiB over {sent} bad + 4 good messages"
