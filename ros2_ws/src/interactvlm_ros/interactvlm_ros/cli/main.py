@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "interactvlm_ros.cli.demo"),
     ("doctor", "interactvlm_ros.cli.doctor"),
     ("node", "interactvlm_ros.cli.node"),
+    ("synth", "interactvlm_ros.cli.synth"),
 )
 
 

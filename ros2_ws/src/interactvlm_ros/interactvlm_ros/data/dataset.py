@@ -1,0 +1,100 @@
+"""Reader of a synthetic dataset folder written by :class:`~interactvlm_ros.data.synthesize.SyntheticGenerator`
+(layout in that module's docstring)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from interactvlm_ros.data.synthesize import FORMAT, FORMAT_VERSION
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, incomplete or of another format; the message names the file."""
+
+
+class SyntheticDataset:
+    """Samples of one split (``None`` = all) as dicts.
+
+    Each item: ``id``, ``image`` uint8 ``[H,W,3]``, ``object`` (class label), ``interaction``, ``parts`` (body
+    part names in contact), ``human_contact`` float32 ``[Nb]``, ``object_contact`` float32 ``[No]``,
+    ``human_masks`` / ``object_masks`` bool ``[V,R,R]`` (R = ``mask_size``).
+    """
+
+    def __init__(self, root: str | Path, split: str | None = None):
+        self.root = Path(root)
+        path = self.root / "manifest.json"
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found (create a dataset with `interactvlm synth --out {self.root}`)")
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+            raise DatasetError(f"{path}: format {manifest.get('format')!r} v{manifest.get('version')}, expected "
+                               f"{FORMAT!r} v{FORMAT_VERSION}")
+        self.manifest = manifest
+        if split is not None and split not in manifest["splits"]:
+            raise DatasetError(f"{path}: no split {split!r} (has {sorted(manifest['splits'])})")
+        self.split = split
+        self.rows = [r for r in manifest["samples"] if split is None or r["split"] == split]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def mask_size(self) -> int:
+        return int(self.manifest["mask_size"])
+
+    @property
+    def num_body_vertices(self) -> int:
+        return int(self.manifest["num_body_vertices"])
+
+    @property
+    def topology_hash(self) -> str:
+        return str(self.manifest["topology_hash"])
+
+    def object_labels(self) -> list[str]:
+        return sorted(self.manifest["objects"])
+
+    def labels(self, index: int) -> dict[str, np.ndarray]:
+        row = self.rows[index]
+        path = self.root / row["labels"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable label file ({exc})") from None
+
+    def image(self, index: int) -> np.ndarray:
+        path = self.root / self.rows[index]["image"]
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except OSError as exc:
+            raise DatasetError(f"{path}: unreadable image ({exc})") from None
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self.rows):
+            raise IndexError(f"sample {index} out of range ({len(self.rows)} samples)")
+        row = self.rows[index]
+        lab = self.labels(index)
+        return {"id": row["id"], "image": self.image(index), "object": row["object"],
+                "interaction": row["interaction"], "parts": list(row["parts"]),
+                "human_contact": lab["human_contact"].astype(np.float32),
+                "object_contact": lab["object_contact"].astype(np.float32),
+                "human_masks": lab["human_masks"].astype(bool), "object_masks": lab["object_masks"].astype(bool)}
+
+    def class_mean_contact(self, key: str = "human_contact") -> dict[str, np.ndarray]:
+        """Per object class, the mean per-vertex contact over this split (the prior baseline's map)."""
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        for i, row in enumerate(self.rows):
+            c = self.labels(i)[key].astype(np.float64)
+            label = row["object"]
+            sums[label] = sums.get(label, 0.0) + c
+            counts[label] = counts.get(label, 0) + 1
+        return {k: (sums[k] / counts[k]).astype(np.float32) for k in sums}

@@ -1,0 +1,290 @@
+"""The synthetic interaction generator behind ``interactvlm synth``.
+
+Per sample (deterministic from ``(seed, index)``): draw an interaction (uniform over the catalogue), a body shape,
+pose the body, place the object, label contacts, render an RGB image from a random front-hemisphere camera with
+random colours, light and background, and derive the 2D training masks on the canonical views (a face is contact
+when ≥ 2 of its vertices are; valid = rendered pixels), as the method builds its DAMON masks.
+
+Dataset folder::
+
+    manifest.json                  format, seed, sizes, body topology, objects, splits, one row per sample
+    images/000123.png              RGB image
+    labels/000123.npz              human_contact [Nb] u1, object_contact [No] u1, human_masks [V,R,R] bool,
+                                   object_masks [V,R,R] bool, body pose/shape, object placement, camera
+    canonical/human_valid.npy      [V,R,R] bool; canonical/<label>_valid.npy per object class
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from interactvlm_ros.data.interactions import (
+    CONTACT_DISTANCE,
+    MAX_PENETRATION,
+    Interaction,
+    SceneContext,
+    build_catalogue,
+    contacts,
+    mesh_components,
+    penetration_depth,
+)
+from interactvlm_ros.data.posing import PoseBuilder
+from interactvlm_ros.render.cameras import HUMAN_VIEWS, View
+from interactvlm_ros.render.canonical import canonical_body_views, object_views
+from interactvlm_ros.render.render import render_views
+
+FORMAT = "interactvlm-synthetic-contacts"
+FORMAT_VERSION = 1
+SPLIT_FRACTIONS = {"train": 0.75, "val": 0.10, "test": 0.15}
+BASE_PARTS = ("head", "neck", "torso", "hips", "left upper arm", "right upper arm", "left forearm",
+              "right forearm", "left hand", "right hand", "left thigh", "right thigh", "left lower leg",
+              "right lower leg", "left foot", "right foot")
+PART_COVERAGE = 0.10  # a part is named in the answer when >= 10 % of its vertices are in contact (the method's)
+
+SKIN = np.array([[0.96, 0.80, 0.69], [0.88, 0.67, 0.52], [0.76, 0.57, 0.42], [0.55, 0.38, 0.26],
+                 [0.36, 0.24, 0.16], [0.99, 0.87, 0.77]])
+
+
+@dataclass
+class SynthConfig:
+    """Generator settings: ``image_size`` of the RGB images, ``mask_size`` of the canonical masks."""
+
+    num: int
+    seed: int = 0
+    image_size: int = 128
+    mask_size: int = 256
+    max_attempts: int = 8
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_npz(path: Path, arrays: dict) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_bytes(path, buf.getvalue())
+
+
+def _atomic_png(path: Path, image: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    _atomic_bytes(path, buf.getvalue())
+
+
+def face_masks(vertex_contact: np.ndarray, faces: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
+    """2D masks ``[V,H,W]`` bool: pixels whose visible face has ≥ 2 contact vertices (background False)."""
+    face_on = vertex_contact.astype(np.int32)[faces].sum(axis=1) >= 2
+    out = np.zeros(face_ids.shape, dtype=bool)
+    fg = face_ids >= 0
+    out[fg] = face_on[face_ids[fg]]
+    return out
+
+
+def contact_parts(contact: np.ndarray, parts: dict[str, np.ndarray]) -> list[str]:
+    """Body-part names whose vertices are at least :data:`PART_COVERAGE` in contact (the method's rule), else
+    the most-covered part."""
+    cover = {name: float(contact[parts[name]].mean()) for name in BASE_PARTS if name in parts and len(parts[name])}
+    named = [name for name, c in cover.items() if c >= PART_COVERAGE]
+    if not named and contact.any():  # small patches on densely meshed parts (Anny's hands): name the largest
+        named = [max(cover, key=cover.get)]
+    return named
+
+
+class SceneRenderer:
+    """The RGB image of one scene: body + object meshes, random camera, colours, light and background."""
+
+    def __init__(self, body_faces: np.ndarray, parts: dict[str, np.ndarray], num_body_vertices: int):
+        self.body_faces = body_faces
+        self.n = num_body_vertices
+        group = np.zeros(num_body_vertices, dtype=np.int64)  # 0 skin, 1 shirt, 2 trousers, 3 shoes
+        for name in ("torso", "left upper arm", "right upper arm", "left forearm", "right forearm"):
+            group[parts[name]] = 1
+        for name in ("hips", "left thigh", "right thigh", "left lower leg", "right lower leg"):
+            group[parts[name]] = 2
+        for name in ("left foot", "right foot"):
+            group[parts[name]] = 3
+        self.group = group
+        self.forearms = np.concatenate([parts["left forearm"], parts["right forearm"]])
+
+    def render(self, body_vertices: np.ndarray, object_vertices: np.ndarray, object_faces: np.ndarray,
+               size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        palette = np.stack([SKIN[rng.integers(len(SKIN))], rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.8, 3),
+                            rng.uniform(0.0, 0.3, 3)])
+        group = self.group.copy()
+        if rng.random() < 0.5:  # short sleeves
+            group[self.forearms] = 0
+        body_col = palette[group]
+        obj_col = np.broadcast_to(rng.uniform(0.1, 1.0, 3), object_vertices.shape)
+        verts = np.concatenate([body_vertices, object_vertices]).astype(np.float32)
+        faces = np.concatenate([self.body_faces, object_faces + self.n])
+        lo, hi = verts.min(axis=0), verts.max(axis=0)
+        verts = verts - (lo + hi) / 2.0
+        body_height = float(np.ptp(body_vertices[:, 1]))
+        # frame the body large; wide objects (tables) may reach the image border
+        extent = max(body_height, 0.75 * float((hi - lo)[0]), float((hi - lo)[1]))
+        fill = rng.uniform(0.85, 0.98)
+        elev, azim = rng.uniform(-5.0, 30.0), rng.uniform(-60.0, 60.0)
+        dist = 0.5 * extent / np.tan(np.radians(30.0)) / fill + float((hi - lo)[2]) / 4.0
+        light = np.array([rng.uniform(-2, 2), rng.uniform(0.5, 3.0), rng.uniform(1.0, 3.0)]) * dist / 2.0
+        view = View("synthetic", float(dist), float(elev), float(azim % 360.0), 0.0, 0.0,
+                    tuple(float(x) for x in light))
+        r = render_views(verts, faces, (view,), size, colors=np.concatenate([body_col, obj_col]).astype(np.float32))
+        fg = r.valid[0]
+        img = r.images[0].astype(np.float32) * rng.uniform(0.8, 1.15) * rng.uniform(0.9, 1.1, 3)
+        bg = self._background(size, rng)
+        out = np.where(fg[..., None], img, bg)
+        out = out + rng.normal(0.0, rng.uniform(0.0, 6.0), out.shape)
+        camera = {"dist": float(dist), "elev": float(elev), "azim": float(azim), "center": ((lo + hi) / 2).tolist()}
+        return np.clip(out, 0, 255).astype(np.uint8), camera
+
+    @staticmethod
+    def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+        a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        t = np.linspace(0.0, 1.0, size)
+        if rng.random() < 0.5:
+            grad = t[:, None, None] * np.ones((1, size, 1))
+        else:
+            grad = t[None, :, None] * np.ones((size, 1, 1))
+        bg = a * (1 - grad) + b * grad
+        return bg + rng.normal(0.0, rng.uniform(2.0, 15.0), (size, size, 3))
+
+
+class SyntheticGenerator:
+    """Generates samples for a body model (Anny) and an object library."""
+
+    def __init__(self, body_model, library, config: SynthConfig, cache_dir: str | Path | None = None):
+        if body_model.name != "anny":
+            raise ValueError(f"the synthetic generator poses Anny bodies (bone names); got body model "
+                             f"{body_model.name!r}")
+        self.body = body_model
+        self.library = library
+        self.config = config
+        self.catalogue = [i for i in build_catalogue() if i.label in library]
+        if not self.catalogue:
+            raise ValueError(f"none of the generator's object classes is in the object library "
+                             f"({', '.join(library.labels())})")
+        self.meshes = {i.label: library.mesh(i.label) for i in self.catalogue}
+        self.components = {label: mesh_components(m) for label, m in self.meshes.items()}
+        self.parts = body_model.part_vertex_ids()
+        self.faces = np.asarray(body_model.faces, dtype=np.int64)
+        with torch.no_grad():
+            rest = body_model.forward().joints[0].cpu().numpy()
+        self.rest_joints = rest
+        self.parents = list(body_model.model.bone_parents)
+        self.renderer = SceneRenderer(self.faces, self.parts, body_model.num_vertices)
+        self.human_views = canonical_body_views(body_model, config.mask_size, cache_dir=cache_dir)
+        self.object_views = {label: object_views(m.vertices, m.faces, config.mask_size)
+                             for label, m in self.meshes.items()}
+
+    def _shape(self, rng) -> np.ndarray:
+        # offsets from the mid-range person: gender, age, muscle, weight, height, proportions
+        lo = np.array([-0.5, -0.15, -0.35, -0.3, -0.3, -0.3])
+        hi = np.array([0.5, 0.25, 0.35, 0.3, 0.3, 0.3])
+        return rng.uniform(lo, hi).astype(np.float32)
+
+    def sample(self, index: int) -> dict:
+        """One sample as arrays + metadata (raises RuntimeError if no valid placement is found)."""
+        rng = np.random.default_rng([self.config.seed, index])
+        interaction: Interaction = self.catalogue[int(rng.integers(len(self.catalogue)))]
+        mesh = self.meshes[interaction.label]
+        for _attempt in range(self.config.max_attempts):
+            pb = PoseBuilder(self.body.joint_names, self.parents, self.rest_joints)
+            interaction.pose(pb, rng)
+            pose = pb.pose_vector()
+            shape = self._shape(rng)
+            with torch.no_grad():
+                out = self.body.forward(pose=torch.from_numpy(pose)[None], shape=torch.from_numpy(shape)[None])
+            verts = out.vertices[0].cpu().numpy().astype(np.float64)
+            joints = {n: j for n, j in zip(self.body.joint_names, out.joints[0].cpu().numpy(), strict=True)}
+            ctx = SceneContext(verts, self.parts, mesh, joints)
+            placement = interaction.place(ctx, rng)
+            obj_v = placement.apply(np.asarray(mesh.vertices, dtype=np.float64))
+            if penetration_depth(verts, obj_v, self.components[interaction.label]) > MAX_PENETRATION:
+                continue
+            human, obj = contacts(verts, self.faces, obj_v, np.asarray(mesh.faces), CONTACT_DISTANCE,
+                                  seed=int(rng.integers(1 << 30)))
+            if human.sum() < 10 or obj.sum() < 3:
+                continue
+            image, camera = self.renderer.render(verts, obj_v, np.asarray(mesh.faces), self.config.image_size, rng)
+            return {
+                "interaction": interaction, "image": image, "human_contact": human, "object_contact": obj,
+                "human_masks": face_masks(human, self.faces, self.human_views.render.face_ids),
+                "object_masks": face_masks(obj, np.asarray(mesh.faces), self.object_views[interaction.label]
+                                           .render.face_ids),
+                "pose": pose, "shape": shape, "object_rotation": placement.rotation,
+                "object_translation": placement.translation, "object_scale": placement.scale, "camera": camera,
+                "parts": contact_parts(human, self.parts),
+            }
+        raise RuntimeError(f"sample {index}: no valid placement for {interaction.key} in "
+                           f"{self.config.max_attempts} attempts")
+
+    def write(self, out_dir: str | Path, progress: bool = True) -> Path:
+        """Generate ``config.num`` samples into ``out_dir`` (created); returns the manifest path."""
+        out = Path(out_dir)
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        (out / "labels").mkdir(parents=True, exist_ok=True)
+        (out / "canonical").mkdir(parents=True, exist_ok=True)
+        np.save(out / "canonical" / "human_valid.npy", self.human_views.render.valid)
+        for label, views in self.object_views.items():
+            np.save(out / "canonical" / f"{label}_valid.npy", views.render.valid)
+        n = self.config.num
+        order = np.random.default_rng([self.config.seed, 1 << 20]).permutation(n)
+        n_test = int(round(n * SPLIT_FRACTIONS["test"]))
+        n_val = int(round(n * SPLIT_FRACTIONS["val"]))
+        split_of = {}
+        for rank, idx in enumerate(order):
+            split_of[int(idx)] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+        rows = []
+        for i in tqdm(range(n), desc="synth", unit="sample", disable=not progress):
+            s = self.sample(i)
+            sid = f"{i:06d}"
+            _atomic_png(out / "images" / f"{sid}.png", s["image"])
+            _atomic_npz(out / "labels" / f"{sid}.npz", {
+                "human_contact": s["human_contact"].astype(np.uint8),
+                "object_contact": s["object_contact"].astype(np.uint8),
+                "human_masks": s["human_masks"], "object_masks": s["object_masks"],
+                "pose": s["pose"], "shape": s["shape"], "object_rotation": s["object_rotation"],
+                "object_translation": s["object_translation"], "object_scale": s["object_scale"]})
+            inter = s["interaction"]
+            rows.append({"id": sid, "image": f"images/{sid}.png", "labels": f"labels/{sid}.npz",
+                         "object": inter.label, "interaction": inter.name, "description": inter.description,
+                         "parts": s["parts"], "split": split_of[i], "camera": s["camera"]})
+        manifest = {
+            "format": FORMAT, "version": FORMAT_VERSION, "seed": self.config.seed, "num_samples": n,
+            "image_size": self.config.image_size, "mask_size": self.config.mask_size,
+            "contact_distance_m": CONTACT_DISTANCE,
+            "body_model": self.body.name, "num_body_vertices": int(self.body.num_vertices),
+            "topology_hash": self.body.topology_hash,
+            "human_views": [v.name for v in HUMAN_VIEWS],
+            "objects": {label: {"mesh_id": self.library.mesh_id(label), "num_vertices": int(len(m.vertices))}
+                        for label, m in self.meshes.items()},
+            "interactions": [{"object": i.label, "name": i.name, "description": i.description}
+                             for i in self.catalogue],
+            "splits": {k: [r["id"] for r in rows if r["split"] == k] for k in SPLIT_FRACTIONS},
+            "samples": rows,
+        }
+        path = out / "manifest.json"
+        _atomic_bytes(path, json.dumps(manifest, indent=1).encode())
+        return path
