@@ -12,6 +12,7 @@ import json
 # name -> "module:function"
 BENCHES: dict[str, str] = {
     "wire": "interactvlm_ros.transport.wire_bench:run",
+    "model": "interactvlm_ros.model.bench:run",
 }
 
 

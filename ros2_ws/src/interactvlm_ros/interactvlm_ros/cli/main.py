@@ -17,6 +17,8 @@ from interactvlm_ros.config import ConfigError, load_config
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "interactvlm_ros.cli.demo"),
     ("doctor", "interactvlm_ros.cli.doctor"),
+    ("infer", "interactvlm_ros.cli.infer"),
+    ("model", "interactvlm_ros.cli.model"),
     ("node", "interactvlm_ros.cli.node"),
     ("synth", "interactvlm_ros.cli.synth"),
 )

@@ -1,0 +1,256 @@
+"""``interactvlm infer IMAGE --object NAME [--object NAME …] [--model DIR|PRESET] --out DIR``.
+
+Writes, into ``--out``:
+
+* ``contacts.npz`` — ``labels``, ``found``, ``human_probs [K,N]`` (NaN rows when not found), ``view_masks
+  [K,V,H,W]``, and ``object_probs_<i>`` in object mode;
+* ``contacts.json`` — the same per-vertex probabilities as lists, decoded texts, reasons, timings;
+* ``body_<label>.ply`` — the canonical body coloured by contact (``object_<label>.ply`` in object mode);
+* ``contacts.png`` — one figure: the input image, the 4 view masks over the renders, the coloured body from
+  the front and the back (object mode: the coloured object from two sides).
+
+Modes: ``human`` (default, semantic human contact, all objects in one batched call), ``object`` (contact on an
+object mesh: ``--mesh FILE`` or the object library's mesh for the name) and ``2d`` (2D contact mask on the image).
+Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+LOW = np.array([0.82, 0.82, 0.86])   # no contact: light grey
+HIGH = np.array([0.85, 0.05, 0.05])  # contact: red
+TILE = 224
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("infer", parents=[common], help="contact for one image: npz/json probabilities, coloured "
+                       "PLY meshes and a PNG figure")
+    p.add_argument("image", help="input image (any format PIL reads: 8/16-bit, grayscale, RGBA)")
+    p.add_argument("--object", dest="objects", action="append", default=[], metavar="NAME",
+                   help="object name to query (repeatable); default: the 'objects' parameter")
+    p.add_argument("--model", default=None, metavar="DIR|PRESET", help="model directory or preset (model.name)")
+    p.add_argument("--mode", choices=("human", "object", "2d"), default="human",
+                   help="human contact (default), object contact on a mesh, or a 2D mask on the image")
+    p.add_argument("--mesh", default=None, metavar="FILE", help="object mesh for --mode object (any trimesh "
+                   "format); default: the object library's mesh for the first --object")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(run=run)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "_", label).strip("_") or "object"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as an array (PIL modes kept: L, I;16, RGB, RGBA…); the predictor normalises it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("P", "CMYK", "YCbCr", "LA", "1"):
+                im = im.convert("RGBA" if "transparency" in im.info or im.mode == "LA" else "RGB")
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im)
+                return arr.astype(np.uint16) if arr.max() <= 65535 else (arr >> 16).astype(np.uint16)
+            if im.mode == "F":
+                arr = np.asarray(im, np.float32)
+                return np.clip(arr / max(float(arr.max()), 1e-6), 0, 1)
+            return np.asarray(im)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+
+
+def contact_colors(probs: np.ndarray) -> np.ndarray:
+    """Per-vertex RGB in [0,1]: grey (0) to red (1)."""
+    p = np.clip(np.nan_to_num(np.asarray(probs, np.float32)), 0, 1)[:, None]
+    return (1 - p) * LOW + p * HIGH
+
+
+def _mesh_ply(vertices, faces, probs) -> bytes:
+    import trimesh
+
+    colors = (contact_colors(probs) * 255).astype(np.uint8)
+    mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_colors=colors,
+                           process=False)
+    return mesh.export(file_type="ply")
+
+
+def _side_renders(vertices, faces, probs, size: int) -> list[np.ndarray]:
+    """The mesh coloured by contact from the front and the back (geometry renderer, unlit colours shaded)."""
+    from interactvlm_ros.render.cameras import View
+    from interactvlm_ros.render.render import render_views
+
+    v = np.asarray(vertices, np.float32)
+    v = v - (v.max(0) + v.min(0)) / 2
+    extent = float(np.abs(v).max())
+    dist = max(1.2, extent / np.tan(np.radians(27)) + extent)
+    views = (View("front", dist, 0.0, 0.0, light=(0.0, 0.0, 3.0)), View("back", dist, 0.0, 180.0,
+                                                                      light=(0.0, 0.0, -3.0)))
+    r = render_views(v, faces, views, size, colors=contact_colors(probs))
+    return [img for img in r.images]
+
+
+def _overlay(render: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    m = np.asarray(Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(render.shape[1::-1]),
+                   np.float32)[..., None] / 255.0
+    out = render.astype(np.float32) * (1 - 0.7 * m) + np.array([230, 20, 20], np.float32) * 0.7 * m
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _fit(img: np.ndarray, size: int = TILE) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(img)
+    im.thumbnail((size, size))
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+    return np.asarray(canvas)
+
+
+def make_figure(image_rgb: np.ndarray, rows: list[dict]) -> np.ndarray:
+    """One row per object: input | 4 view masks over the renders | front | back, with a caption."""
+    from PIL import Image, ImageDraw
+
+    caption_h = 34
+    ncols = 7
+    fig = Image.new("RGB", (ncols * TILE, len(rows) * (TILE + caption_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(fig)
+    headers = ["input", "view 1", "view 2", "view 3", "view 4", "front", "back"]
+    for r, row in enumerate(rows):
+        y = r * (TILE + caption_h)
+        text = f"{row['label']}: " + (row["text"][:110] if row["found"] else f"no contact - {row['reason'][:100]}")
+        draw.text((6, y + 4), text, fill=(0, 0, 0))
+        draw.text((6, y + 18), "   ".join(f"[{h}]" for h in headers) if r == 0 else "", fill=(90, 90, 90))
+        tiles = [_fit(image_rgb)] + [_fit(t) for t in row["tiles"]]
+        for c, tile in enumerate(tiles[:ncols]):
+            fig.paste(Image.fromarray(tile), (c * TILE, y + caption_h))
+    return np.asarray(fig)
+
+
+def run(args) -> int:
+    from PIL import Image
+
+    from interactvlm_ros.model.predictor import ContactPredictor
+    from interactvlm_ros.model.vision import to_rgb_uint8
+
+    cfg = args.cfg
+    if args.model:
+        cfg = cfg.replace(model__name=args.model)
+    objects = args.objects or list(cfg["objects"])
+    out = Path(args.out)
+    try:
+        image = read_image(args.image)
+        rgb = to_rgb_uint8(image)
+    except ValueError as exc:
+        print(f"interactvlm infer: {exc}")
+        return 2
+    predictor = ContactPredictor.from_config(cfg)
+    obj_mesh = None
+    if args.mode == "human":
+        result = predictor.predict(image, objects)
+    elif args.mode == "2d":
+        result = predictor.predict_2d(image, objects)
+    else:
+        import trimesh
+
+        label = objects[0]
+        if args.mesh:
+            obj_mesh = trimesh.load(args.mesh, force="mesh", process=False)
+            mesh_id = Path(args.mesh).name
+        else:
+            from interactvlm_ros.objects import ObjectLibrary
+
+            lib = ObjectLibrary.from_config(cfg)
+            key = lib.lookup(label)
+            if key is None:
+                print(f"interactvlm infer: no mesh for {label!r} in the object library ({', '.join(lib.labels())});"
+                      " pass --mesh FILE")
+                return 2
+            obj_mesh, mesh_id = lib.mesh(key), lib.mesh_id(key)
+        result = predictor.predict_object(image, obj_mesh.vertices, obj_mesh.faces, label, mesh_id=mesh_id)
+
+    body = predictor.body_model
+    arrays: dict[str, np.ndarray] = {"labels": np.array([c.label for c in result.contacts]),
+                                     "found": np.array([c.found for c in result.contacts])}
+    record = {"model": cfg["model.name"], "mode": args.mode, "image": str(args.image),
+              "body_model": result.body_model, "num_body_vertices": result.num_body_vertices,
+              "timings_ms": result.timings_ms, "contacts": []}
+    rows = []
+    for i, c in enumerate(result.contacts):
+        entry = {"label": c.label, "text": c.text, "found": c.found, "reason": c.reason,
+                 "object_mesh_id": c.object_mesh_id}
+        row = {"label": c.label, "text": c.text, "found": c.found, "reason": c.reason, "tiles": []}
+        if c.human_probs is not None:
+            entry["human_probs"] = [round(float(p), 5) for p in c.human_probs]
+        if c.object_probs is not None:
+            entry["object_probs"] = [round(float(p), 5) for p in c.object_probs]
+            arrays[f"object_probs_{i}"] = c.object_probs
+        record["contacts"].append(entry)
+        if c.found and args.mode != "2d":
+            views = predictor.body_views() if args.mode == "human" else predictor.object_render_set(
+                obj_mesh.vertices, obj_mesh.faces)
+            row["tiles"] = [_overlay(views.images[v], c.view_masks[v]) for v in range(len(c.view_masks))]
+            if args.mode == "human":
+                verts, faces, probs = body.canonical_vertices(), body.faces, c.human_probs
+                name = f"body_{_slug(c.label)}.ply"
+            else:
+                verts, faces, probs = obj_mesh.vertices, obj_mesh.faces, c.object_probs
+                name = f"object_{_slug(c.label)}.ply"
+            ply = _mesh_ply(verts, faces, probs)
+            _atomic_write(out / name, lambda tmp, data=ply: Path(tmp).write_bytes(data))
+            row["tiles"] += _side_renders(verts, faces, probs, TILE)
+        elif c.found:
+            row["tiles"] = [_overlay(rgb, c.view_masks[0])]
+        rows.append(row)
+    if args.mode == "human" and body is not None:
+        arrays["human_probs"] = np.stack([c.human_probs if c.found else np.full(body.num_vertices, np.nan,
+                                                                               np.float32) for c in result.contacts])
+    masks = [c.view_masks for c in result.contacts if c.found and c.view_masks is not None]
+    if masks and len({m.shape for m in masks}) == 1:
+        arrays["view_masks"] = np.stack(masks)
+
+    def _npz(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    _atomic_write(out / "contacts.npz", _npz)
+    _atomic_write(out / "contacts.json", lambda tmp: Path(tmp).write_text(json.dumps(record) + "\n"))
+    figure = make_figure(rgb, rows)
+    _atomic_write(out / "contacts.png", lambda tmp: Image.fromarray(figure).save(tmp, format="PNG"))
+    thr = float(cfg["contact.threshold"])
+    for c in result.contacts:
+        probs = c.human_probs if c.human_probs is not None else c.object_probs
+        if not c.found:
+            status = f"not found ({c.reason})"
+        elif probs is not None:
+            status = f"{int((probs >= thr).sum())} of {len(probs)} vertices >= {thr}"
+        else:
+            status = f"{float((c.view_masks >= thr).mean()) * 100:.1f}% of pixels >= {thr}"
+        print(f"{c.label}: {c.text!r} -> {status}")
+    print(f"wrote {out}/contacts.npz, contacts.json, contacts.png "
+          f"({sum(result.timings_ms.values()):.0f} ms: " + ", ".join(
+              f"{k} {v:.0f}" for k, v in result.timings_ms.items()) + ")")
+    return 0
