@@ -132,24 +132,19 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, reso
     hi_c = hi.clamp(max=W - 1)
     ok &= (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1]) & (tri.max(dim=1).values >= 0).all(dim=1)
     ok &= (tri.min(dim=1).values <= W - 1).all(dim=1)
-    # Affine barycentric coefficients: w = A @ [x, y, 1].
-    x0, y0 = tri[:, 0, 0], tri[:, 0, 1]
-    x1, y1 = tri[:, 1, 0], tri[:, 1, 1]
-    x2, y2 = tri[:, 2, 0], tri[:, 2, 1]
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    ok &= area.abs() > 1e-12
+    # Edge functions in coordinates local to vertex 0 (accurate for tiny triangles far from the origin):
+    # w1 = (dx·e2y - dy·e2x) / area, w2 = (e1x·dy - e1y·dx) / area, w0 = 1 - w1 - w2.
+    e1 = tri[:, 1] - tri[:, 0]
+    e2 = tri[:, 2] - tri[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    ok &= area.abs() > 1e-9
     sel = torch.nonzero(ok).squeeze(1)
     zbuf = _ZBuffer(H * W, device)
     if sel.numel() == 0:
         return Fragments(zbuf.face.view(H, W), zbuf.bary.view(H, W, 3), torch.zeros(H, W, device=device))
     inv = 1.0 / area[sel]
-    x0, y0, x1, y1, x2, y2 = (a[sel] for a in (x0, y0, x1, y1, x2, y2))
-    # w0 = ((x1 - x)(y2 - y) - (x2 - x)(y1 - y)) / area etc., written as a*x + b*y + c.
-    coef = torch.stack([
-        torch.stack([(y1 - y2), (x2 - x1), (x1 * y2 - x2 * y1)], 1),
-        torch.stack([(y2 - y0), (x0 - x2), (x2 * y0 - x0 * y2)], 1),
-        torch.stack([(y0 - y1), (x1 - x0), (x0 * y1 - x1 * y0)], 1),
-    ], 1) * inv[:, None, None]  # [S,3,3]
+    origin = tri[sel, 0]  # [S,2]
+    coef = torch.stack([e2[sel, 1] * inv, -e2[sel, 0] * inv, -e1[sel, 1] * inv, e1[sel, 0] * inv], 1)  # [S,4]
     inv_z = 1.0 / tri_z[sel]  # [S,3]
     lo_s, hi_s = lo[sel].to(torch.int64), hi_c[sel].to(torch.int64)
     size = hi_s - lo_s + 1  # [S,2] (w, h)
@@ -170,13 +165,16 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, reso
             cy = lo_s[m, 1:2] + oy[None]
             inside_box = (cx <= hi_s[m, 0:1]) & (cy <= hi_s[m, 1:2])
             c = coef[m]
-            xf, yf = cx.to(c.dtype), cy.to(c.dtype)
-            w = c[:, None, :, 0] * xf[..., None] + c[:, None, :, 1] * yf[..., None] + c[:, None, :, 2]  # [M,per,3]
-            inside = inside_box & (w >= 0).all(dim=-1)
+            dx = cx.to(c.dtype) - origin[m, 0:1]
+            dy = cy.to(c.dtype) - origin[m, 1:2]
+            w1 = c[:, 0:1] * dx + c[:, 1:2] * dy  # [M,per]
+            w2 = c[:, 2:3] * dx + c[:, 3:4] * dy
+            w0 = 1.0 - w1 - w2
+            inside = inside_box & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
             fi, pi = torch.nonzero(inside, as_tuple=True)
             if fi.numel() == 0:
                 continue
-            wv = w[fi, pi]  # [K,3]
+            wv = torch.stack([w0[fi, pi], w1[fi, pi], w2[fi, pi]], 1)  # [K,3]
             pw = wv * inv_z[m][fi]
             denom = pw.sum(dim=1, keepdim=True)
             bary = pw / denom
