@@ -20,6 +20,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("infer", "interactvlm_ros.cli.infer"),
     ("model", "interactvlm_ros.cli.model"),
     ("node", "interactvlm_ros.cli.node"),
+    ("bench", "interactvlm_ros.cli.bench"),
+    ("bag", "interactvlm_ros.cli.bag"),
     ("synth", "interactvlm_ros.cli.synth"),
 )
 
