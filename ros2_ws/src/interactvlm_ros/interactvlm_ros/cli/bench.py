@@ -11,8 +11,10 @@ import json
 
 # name -> "module:function"
 BENCHES: dict[str, str] = {
+    "geometry": "interactvlm_ros.render.bench:run",
     "wire": "interactvlm_ros.transport.wire_bench:run",
     "model": "interactvlm_ros.model.bench:run",
+    "node": "interactvlm_ros.node.bench:run",
 }
 
 

@@ -244,7 +244,7 @@ class ContactNode:
         try:
             t0 = time.monotonic()
             result = self.predictor.predict(frame.rgb, objects)
-            pipeline_ms = (time.monotonic() - t0) * 1000.0
+            t1 = time.monotonic()
             outputs = self._outputs(frame, result)
             self.sink.publish_frame(outputs)
         except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
@@ -253,8 +253,10 @@ class ContactNode:
             self.warnings.warn("pipeline", message)
             self._diag_due = True
             return
+        t2 = time.monotonic()
         self.frames_published += 1
-        self.stats.record_frame((time.monotonic() - frame.received) * 1000.0, pipeline_ms)
+        self.stats.record_frame((t2 - frame.received) * 1000.0, (t1 - t0) * 1000.0,
+                                queue_ms=(t0 - frame.received) * 1000.0, publish_ms=(t2 - t1) * 1000.0)
 
     def _outputs(self, frame: Frame, result) -> FrameOutputs:
         now = time.monotonic()
@@ -339,6 +341,8 @@ class ContactNode:
             "latency_ms_p99": fmt(snap["latency_ms_p99"]),
             "pipeline_ms_p50": fmt(snap["pipeline_ms_p50"]),
             "node_overhead_ms_p50": fmt(snap["overhead_ms_p50"]),
+            "queue_ms_p50": fmt(snap["queue_ms_p50"]),
+            "publish_ms_p50": fmt(snap["publish_ms_p50"]),
             "frames_received": str(snap["received"]),
             "frames_processed": str(snap["processed"]),
             "dropped_frames": str(dropped),

@@ -31,6 +31,8 @@ class NodeStats:
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.pipeline_ms: deque[float] = deque(maxlen=window)
         self.overhead_ms: deque[float] = deque(maxlen=window)
+        self.queue_ms: deque[float] = deque(maxlen=window)
+        self.publish_ms: deque[float] = deque(maxlen=window)
 
     def count_received(self) -> None:
         with self._lock:
@@ -52,8 +54,13 @@ class NodeStats:
             self.last_error = message
             self.last_error_time = self._clock()
 
-    def record_frame(self, latency_ms: float, pipeline_ms: float) -> None:
+    def record_frame(self, latency_ms: float, pipeline_ms: float, queue_ms: float = 0.0,
+                     publish_ms: float = 0.0) -> None:
+        """One published frame: total latency, the model's time, the wait before the worker took it (receipt →
+        worker start, includes decoding and sync) and building + writing the outputs."""
         with self._lock:
+            self.queue_ms.append(queue_ms)
+            self.publish_ms.append(publish_ms)
             self.processed += 1
             self._done_times.append(self._clock())
             self.latency_ms.append(latency_ms)
@@ -78,8 +85,10 @@ class NodeStats:
         """Everything diagnostics report, as plain values."""
         with self._lock:
             lat, pipe, over = list(self.latency_ms), list(self.pipeline_ms), list(self.overhead_ms)
+            queue, pub = list(self.queue_ms), list(self.publish_ms)
             counts = dict(received=self.received, processed=self.processed, bad_messages=self.bad_messages,
                           idle_skipped=self.idle_skipped, errors=self.errors, last_error=self.last_error)
         return dict(counts, rate_hz=self.rate_hz(), latency_ms_p50=self.percentile(lat, 50),
                     latency_ms_p99=self.percentile(lat, 99), pipeline_ms_p50=self.percentile(pipe, 50),
-                    overhead_ms_p50=self.percentile(over, 50))
+                    overhead_ms_p50=self.percentile(over, 50), queue_ms_p50=self.percentile(queue, 50),
+                    publish_ms_p50=self.percentile(pub, 50))
