@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,13 +20,13 @@ class LayerNorm2d(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(num_channels))
         self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.num_channels = num_channels
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=-3, keepdim=True)
-        var = (x - mean).pow(2).mean(dim=-3, keepdim=True)
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        # one fused layer_norm over channels-last (ONNX: LayerNormalization) instead of mean/var arithmetic
+        x = F.layer_norm(x.permute(0, 2, 3, 1), (self.num_channels,), self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
 
 
 class MLPBlock(nn.Module):
