@@ -50,6 +50,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -116,7 +117,9 @@ def _overlay(render: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     m = np.asarray(Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(render.shape[1::-1]),
                    np.float32)[..., None] / 255.0
-    out = render.astype(np.float32) * (1 - 0.7 * m) + np.array([230, 20, 20], np.float32) * 0.7 * m
+    m = m * (render.astype(np.int32).sum(-1, keepdims=True) < 765)  # only rendered (non-white) pixels
+    gray = render.astype(np.float32).mean(-1, keepdims=True) * 0.8 + 40  # grey body so the red mask stands out
+    out = gray * (1 - 0.8 * m) + np.array([230, 20, 20], np.float32) * 0.8 * m
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -143,7 +146,9 @@ def make_figure(image_rgb: np.ndarray, rows: list[dict]) -> np.ndarray:
         y = r * (TILE + caption_h)
         text = f"{row['label']}: " + (row["text"][:110] if row["found"] else f"no contact - {row['reason'][:100]}")
         draw.text((6, y + 4), text, fill=(0, 0, 0))
-        draw.text((6, y + 18), "   ".join(f"[{h}]" for h in headers) if r == 0 else "", fill=(90, 90, 90))
+        if r == 0:
+            draw.text((6, y + 18), "   ".join(f"[{h}]" for h in headers) + "     red = contact probability "
+                      "(views: mask, front/back: per-vertex)", fill=(90, 90, 90))
         tiles = [_fit(image_rgb)] + [_fit(t) for t in row["tiles"]]
         for c, tile in enumerate(tiles[:ncols]):
             fig.paste(Image.fromarray(tile), (c * TILE, y + caption_h))

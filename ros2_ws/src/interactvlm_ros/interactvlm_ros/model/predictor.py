@@ -68,8 +68,9 @@ class _Timer:
 
 
 def _common_prefix_len(seqs: list[list[int]]) -> int:
-    n = 0
-    while all(len(s) > n for s in seqs) and len({s[n] for s in seqs}) == 1:
+    """Length of the token prefix shared by all prompts, leaving at least one token per prompt to decode."""
+    n, limit = 0, min(len(s) for s in seqs) - 1
+    while n < limit and len({s[n] for s in seqs}) == 1:
         n += 1
     return n
 
