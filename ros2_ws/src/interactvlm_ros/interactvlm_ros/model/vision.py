@@ -31,6 +31,8 @@ def to_rgb_uint8(image) -> np.ndarray:
         raise ValueError(f"image must be [H,W], [H,W,1], [H,W,3] or [H,W,4]; got shape {arr.shape}")
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise ValueError(f"image is too small: {arr.shape[0]}x{arr.shape[1]} pixels")
+    if arr.dtype == np.uint8 and arr.shape[2] != 4:  # the common case: no float round trip
+        return np.ascontiguousarray(np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr)
     if arr.dtype == np.uint8:
         f = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:
