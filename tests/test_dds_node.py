@@ -13,10 +13,11 @@ import time
 
 import numpy as np
 import pytest
+from cyclonedds.qos import Policy, Qos
 
 from interactvlm_ros.transport.clouds import cloud_arrays
 from interactvlm_ros.transport.contacts import validate_contact
-from interactvlm_ros.transport.dds import LATCHED_QOS, RELIABLE_QOS, DdsParticipant, image_qos, resolve_topic
+from interactvlm_ros.transport.dds import RELIABLE_QOS, DdsParticipant, image_qos, resolve_topic
 from interactvlm_ros.transport.dds_config import loopback_domain, loopback_env
 from interactvlm_ros.transport.headers import make_header, stamp_ns
 from interactvlm_ros.transport.image_codec import encode_image
@@ -32,6 +33,9 @@ from interactvlm_ros.transport.msgs import (
 )
 
 DOMAIN = 100 + os.getpid() % 100
+# a late joiner's view of the latched topology topic: one sample per mesh (each mesh has its own writer)
+TOPOLOGY_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=10**8), Policy.History.KeepLast(16),
+                   Policy.Durability.TransientLocal)
 FRAME = "test_camera_optical_frame"
 START_TIMEOUT = 300.0
 FRAME_TIMEOUT = 60.0
@@ -62,7 +66,7 @@ class Peer:
         self.info = self.p.writer(CameraInfo, "/camera_info", RELIABLE_QOS)
         self.objects = self.p.writer(String, resolve_topic("~/objects", "interactvlm"), RELIABLE_QOS)
         self.diagnostics = self.p.reader(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
-        self.topology = self.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS)
+        self.topology = self.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS)
         self.outputs = {}
         self.subscribe_outputs()
         self.stamp = 1_700_000_000 * 10**9
@@ -135,7 +139,7 @@ def node(tmp_path_factory):
 
 def test_topology_is_latched_body_mesh(node):
     _, peer, _ = node
-    late = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS)  # a late joiner
+    late = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS)  # a late joiner
     topo = peer.wait(late, lambda m: m.kind == "body", timeout=10)
     assert topo.mesh_id.startswith("anny:") and topo.num_vertices == len(topo.vertices) // 3 > 1000
     assert len(topo.triangles) % 3 == 0 and int(np.max(topo.triangles)) < topo.num_vertices
@@ -151,18 +155,35 @@ def test_outputs_carry_the_image_header(node):
     validate_contact(c)
     assert c.body_model == "anny" and c.num_body_vertices > 1000 and c.body_mesh_id.startswith("anny:")
     markers = peer.wait_stamp("markers", stamp)
-    assert [m.ns for m in markers.markers] == ["", "interactvlm/body"]  # DELETEALL + the body mesh
+    # DELETEALL, the body mesh, one mesh per object
+    assert [m.ns for m in markers.markers] == ["", "interactvlm/body", "interactvlm/objects", "interactvlm/objects"]
     assert all(m.header.frame_id == FRAME for m in markers.markers)
     assert len(markers.markers[1].points) == len(markers.markers[1].colors) == 3 * (len(
-        peer.wait(peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", LATCHED_QOS),
+        peer.wait(peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS),
                   lambda m: m.kind == "body", 10).triangles) // 3)
     for kind in ("human_cloud", "object_cloud"):
         assert peer.wait_stamp(kind, stamp).header.frame_id == FRAME
-    cloud = peer.wait_stamp("human_cloud", peer.send_image())
-    points, probs = cloud_arrays(cloud)
+    # the queried objects are in the library: object contact on their meshes (node.object_contact)
+    for c in contacts.contacts:
+        assert c.object_mesh_id.startswith(c.object_label + "@") and c.num_object_vertices > 0, c.object_mesh_id
+    topologies = {}
+    reader = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS)  # a late joiner
+
+    def collect(m):
+        topologies[m.mesh_id] = m
+        return len(topologies) == 3  # the body + the two object meshes
+
+    peer.wait(reader, collect, 10)
+    assert {c.object_mesh_id for c in contacts.contacts} <= set(topologies)
+    stamp = peer.send_image()
+    points, probs = cloud_arrays(peer.wait_stamp("human_cloud", stamp))
     assert points.shape == (c.num_body_vertices, 3) and probs.shape == (c.num_body_vertices,)
     assert np.all((probs >= 0) & (probs <= 1))
     assert 1.0 < np.median(points[:, 2]) < 5.0  # the documented fixed pose in front of the camera
+    obj_points, obj_probs = cloud_arrays(peer.wait_stamp("object_cloud", stamp))
+    assert len(obj_points) == sum(topologies[c.object_mesh_id].num_vertices for c in contacts.contacts)
+    assert obj_points[:, 0].min() > points[:, 0].max()  # objects stand beside the body
+    assert np.all((obj_probs >= 0) & (obj_probs <= 1))
 
 
 def test_object_query_topic_changes_the_objects(node):

@@ -135,6 +135,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("node.marker_rate_hz", "float", 2.0, "Most MarkerArray messages per second (a body mesh marker is "
           "megabytes); 0 = every frame.", min=0.0, max=1000.0),
     Param("node.publish_clouds", "bool", True, "Publish the human and object PointCloud2 outputs."),
+    Param("node.object_contact", "bool", True, "Also predict contact on the object mesh of every queried name the "
+          "object library knows (objects.library), for the object cloud, markers and Contact.object_*; costs one "
+          "more model pass per such object."),
     Param("node.placement_distance_m", "float", 2.5, "Until reconstruction gives camera-frame meshes, the canonical "
           "body is drawn this far in front of the camera on the optical axis (object beside it).",
           min=0.1, max=100.0),

@@ -244,6 +244,8 @@ class ContactNode:
         try:
             t0 = time.monotonic()
             result = self.predictor.predict(frame.rgb, objects)
+            if self.cfg["node.object_contact"]:
+                self._add_object_contact(frame.rgb, result)
             t1 = time.monotonic()
             outputs = self._outputs(frame, result)
             self.sink.publish_frame(outputs)
@@ -297,20 +299,45 @@ class ContactNode:
         return FrameOutputs(frame.header, result, float(self.cfg["contact.threshold"]), self.body.mesh_id, human,
                             placed_objects, counts, with_markers, bool(self.cfg["node.publish_clouds"]))
 
-    def _object_mesh(self, contact) -> MeshTopology | None:
-        """The library mesh a contact's ``object_mesh_id`` names (published latched the first time)."""
-        mesh_id = contact.object_mesh_id
-        if not mesh_id or self.library is None:
+    def _library_mesh(self, name: str) -> MeshTopology | None:
+        """The library mesh for a free-text object name (``library.lookup``), cached; None when unknown."""
+        if self.library is None:
             return None
+        label = self.library.lookup(name)
+        if label is None:
+            return None
+        mesh_id = self.library.mesh_id(label)
         if mesh_id not in self._object_meshes:
-            label = mesh_id.split("@", 1)[0]
-            topo = None
-            if label in self.library:
-                mesh = self.library.mesh(label)
-                topo = MeshTopology(mesh_id, "object", label, np.asarray(mesh.vertices, dtype=np.float32),
-                                    np.asarray(mesh.faces, dtype=np.int64))
-            self._object_meshes[mesh_id] = topo
-        topo = self._object_meshes[mesh_id]
+            mesh = self.library.mesh(label)
+            self._object_meshes[mesh_id] = MeshTopology(mesh_id, "object", label,
+                                                        np.asarray(mesh.vertices, dtype=np.float32),
+                                                        np.asarray(mesh.faces, dtype=np.int64))
+        return self._object_meshes[mesh_id]
+
+    def _add_object_contact(self, rgb: np.ndarray, result) -> None:
+        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows
+        (``predictor.predict_object`` on that mesh); its stage times are added as ``object_<stage>``."""
+        for c in result.contacts:
+            if not c.found or c.object_probs is not None:
+                continue
+            mesh = self._library_mesh(c.label)
+            if mesh is None:
+                continue
+            obj = self.predictor.predict_object(rgb, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
+            for stage, ms in obj.timings_ms.items():
+                result.timings_ms[f"object_{stage}"] = result.timings_ms.get(f"object_{stage}", 0.0) + ms
+            oc = obj.contacts[0] if obj.contacts else None
+            if oc is not None and oc.found and oc.object_probs is not None:
+                c.object_probs, c.object_mesh_id = oc.object_probs, mesh.mesh_id
+
+    def _object_mesh(self, contact) -> MeshTopology | None:
+        """The mesh a contact's ``object_mesh_id`` names (published latched the first time), or None."""
+        mesh_id = contact.object_mesh_id
+        if not mesh_id:
+            return None
+        topo = self._object_meshes.get(mesh_id)
+        if topo is None and self.library is not None and mesh_id.split("@", 1)[0] in self.library:
+            topo = self._library_mesh(mesh_id.split("@", 1)[0])
         if topo is not None and mesh_id not in self._published_topologies:
             self.sink.publish_topology(topo)
             self._published_topologies.add(mesh_id)

@@ -7,7 +7,7 @@ and rclpy subscribers on rmw_cyclonedds_cpp / rmw_fastrtps_cpp see ordinary ROS 
 QoS as ROS does it (REP-2003): the image (and depth) subscription is SensorDataQoS by default (best effort,
 keep last ``qos.image_depth`` = 5), or reliable (``qos.image_reliability``); camera info and object queries
 are reliable keep-last 10; outputs are reliable keep-last 10; the mesh topology is latched (reliable,
-transient local, keep last 1 per mesh).
+transient local, keep last 1, one writer per mesh, so late joiners get every mesh).
 
 Lazy mode: the node asks :meth:`DdsTransport.subscriber_count`, the sum of the publication-matched counts of
 the per-frame output writers (contacts, markers, clouds), so no inference runs while nobody listens.
@@ -162,7 +162,6 @@ class DdsTransport:
             "markers": p.writer(MarkerArray, self.names["markers"], RELIABLE_QOS),
             "human_cloud": p.writer(PointCloud2, self.names["human_cloud"], RELIABLE_QOS),
             "object_cloud": p.writer(PointCloud2, self.names["object_cloud"], RELIABLE_QOS),
-            "topology": p.writer(MeshTopologyMsg, self.names["topology"], LATCHED_QOS),
             "diagnostics": p.writer(DiagnosticArray, self.names["diagnostics"], RELIABLE_QOS),
         }
         return self
@@ -178,7 +177,11 @@ class DdsTransport:
         self._write("diagnostics", messages.diagnostics_message(report))
 
     def publish_topology(self, topology: MeshTopology) -> None:
-        self._write("topology", messages.topology_message(topology))
+        """Latched: one transient-local depth-1 writer per mesh, so a late subscriber gets every mesh."""
+        kind = f"topology:{topology.mesh_id}"
+        if kind not in self._writers:
+            self._writers[kind] = self.participant.writer(MeshTopologyMsg, self.names["topology"], LATCHED_QOS)
+        self._write(kind, messages.topology_message(topology))
 
     def _write(self, kind: str, msg) -> None:
         writer = self._writers.get(kind)

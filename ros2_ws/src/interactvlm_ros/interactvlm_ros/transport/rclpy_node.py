@@ -18,6 +18,7 @@ interactvlm_node``).
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -128,8 +130,9 @@ def cv_bridge_decoders(cfg) -> InputDecoders | None:
 class RclpySink:
     """The node's :class:`OutputSink` over lifecycle publishers (CDR bytes of the wire messages)."""
 
-    def __init__(self, publishers: dict[str, Any]) -> None:
+    def __init__(self, publishers: dict[str, Any], topology_publisher) -> None:
         self.publishers = publishers
+        self._topology_publisher = topology_publisher
         self._lock = threading.Lock()
 
     def subscriber_count(self) -> int:
@@ -143,7 +146,12 @@ class RclpySink:
         self._publish("diagnostics", node_messages.diagnostics_message(report))
 
     def publish_topology(self, topology: MeshTopology) -> None:
-        self._publish("topology", node_messages.topology_message(topology))
+        """Latched: one transient-local depth-1 publisher per mesh, so a late subscriber gets every mesh."""
+        kind = f"topology:{topology.mesh_id}"
+        with self._lock:
+            if kind not in self.publishers:
+                self.publishers[kind] = self._topology_publisher()
+        self._publish(kind, node_messages.topology_message(topology))
 
     def _publish(self, kind: str, msg) -> None:
         with self._lock:
@@ -175,7 +183,7 @@ class InteractVLMNode(LifecycleNode):
         for p in PARAMETERS:
             try:
                 value = self.get_parameter(p.name).value
-            except rclpy.exceptions.ParameterUninitializedException:
+            except ParameterUninitializedException:
                 value = None
             if value is None:
                 value = p.default
@@ -212,11 +220,12 @@ class InteractVLMNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, cfg["topics.markers"], OUTPUT_QOS),
             "human_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.human_cloud"], OUTPUT_QOS),
             "object_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.object_cloud"], OUTPUT_QOS),
-            "topology": self.create_lifecycle_publisher(MeshTopologyMsg, cfg["topics.topology"], LATCHED_QOS),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, cfg["topics.diagnostics"], OUTPUT_QOS),
         }
         decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
-        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, RclpySink(self._publishers), decoders,
+        topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
+        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, RclpySink(self._publishers, topology),
+                                decoders,
                                 self.parts.library, warn=self.get_logger().warning, backend=self.parts.backend)
         self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
@@ -269,6 +278,12 @@ class InteractVLMNode(LifecycleNode):
             self.core.stop()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _topology_publisher(self, topic: str):
+        """A new latched publisher (one per mesh); created while active, so enabled here."""
+        pub = self.create_lifecycle_publisher(MeshTopologyMsg, topic, LATCHED_QOS)
+        pub.on_activate(None)
+        return pub
 
     def _unsubscribe(self) -> None:
         for sub in self._subscriptions:
