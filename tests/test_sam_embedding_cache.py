@@ -8,6 +8,15 @@ from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash
 from interactvlm_ros.model.sam import Sam
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def sam():
     torch.manual_seed(0)
