@@ -126,28 +126,11 @@ def body_checks(cfg: Config) -> list[Check]:
 
 
 def model_checks(cfg: Config) -> list[Check]:
+    from interactvlm_ros.model.configuration import PRESET_NAMES, inspect_model_source
+
     name = cfg["model.name"]
-    presets = ("tiny", "official-7b", "official-13b")
-    if name in presets:
-        detail = f"preset {name!r}"
-        ok = True
-        if name == "tiny":
-            detail += " (random weights: architecture and pipeline checks only)"
-        else:
-            ok = False
-            detail += " needs the official checkpoint directory"
-        return [Check("model", "model", ok, detail,
-                      fix="download an InteractVLM release (registration at interactvlm.is.tue.mpg.de) and set "
-                          "model.name to its directory and model.clip_dir to a local CLIP ViT-L/14",
-                      required=True)]
-    path = Path(name).expanduser()
-    has_config = (path / "config.json").is_file()
-    weights = sorted(p.name for p in path.glob("*") if p.suffix in (".bin", ".safetensors")) if path.is_dir() else []
-    ok = has_config and bool(weights)
-    detail = f"{path}: " + (f"config.json + {len(weights)} weight file(s)" if ok
-                            else "missing config.json or *.bin/*.safetensors")
-    return [Check("model", "model directory", ok, detail,
-                  fix="point model.name at an InteractVLM checkpoint directory (config.json + weights) or a preset",
+    ok, detail, fix = inspect_model_source(name, cfg["model.clip_dir"])
+    return [Check("model", "model" if name in PRESET_NAMES else "model directory", ok, detail, fix=fix,
                   required=True)]
 
 

@@ -283,3 +283,48 @@ def vision_from_clip_dir(clip_dir: str | Path) -> VisionConfig:
         num_attention_heads=int(vc.get("num_attention_heads", 16)), image_size=int(vc.get("image_size", 224)),
         patch_size=int(vc.get("patch_size", 14)), layer_norm_eps=float(vc.get("layer_norm_eps", 1e-5)),
         hidden_act=str(vc.get("hidden_act", "quick_gelu")))
+
+
+# ---------------------------------------------------------------------------------------- light-weight probing
+def inspect_model_source(name: str, clip_dir: str = "") -> tuple[bool, str, str]:
+    """What ``model.name`` (+ ``model.clip_dir``) resolves to, without importing torch.
+
+    Returns ``(usable, detail, fix)`` for ``interactvlm doctor``.
+    """
+    if name in PRESET_NAMES:
+        cfg = load_preset(name)
+        if cfg.tokenizer == "sentencepiece":
+            return (False, f"preset {name!r} is an architecture only (no weights)",
+                    "download an InteractVLM release (registration at interactvlm.is.tue.mpg.de), set model.name to "
+                    "its directory and model.clip_dir to a local CLIP ViT-L/14")
+        tok = PRESETS_DIR / cfg.tokenizer
+        if not tok.is_file():
+            return False, f"preset {name!r}: tokenizer {tok} missing", "reinstall the package"
+        return True, f"preset {name!r} (random weights: architecture and pipeline checks only)", ""
+    path = Path(name).expanduser()
+    fix = "point model.name at an InteractVLM checkpoint directory (config.json + weights) or a preset"
+    if not path.is_dir():
+        return False, f"{path}: not a directory and not a preset ({', '.join(PRESET_NAMES)})", fix
+    config = path / "config.json"
+    if not config.is_file():
+        return False, f"{path}: no config.json", fix
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        return False, f"{config}: unreadable ({exc})", fix
+    weights = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".safetensors"))
+    if not weights:
+        return False, f"{path}: no *.safetensors / *.bin weights", fix
+    if is_official_config(data):
+        if not (path / "tokenizer.model").is_file():
+            return False, f"{path}: official checkpoint without tokenizer.model", "copy the release's tokenizer files"
+        if not clip_dir or not (Path(clip_dir).expanduser() / "config.json").is_file():
+            return (False, f"{path}: official checkpoint; model.clip_dir {clip_dir or '(empty)'} has no CLIP "
+                    "config.json", "set model.clip_dir to a local copy of openai/clip-vit-large-patch14")
+        return True, f"{path}: official InteractVLM ({len(weights)} weight file(s)) + CLIP {clip_dir}", ""
+    if data.get("format") != "interactvlm-config-1":
+        return False, f"{config}: neither an official InteractVLM config nor ours", fix
+    tok = data.get("tokenizer", "")
+    if tok != "sentencepiece" and not (path / tok).is_file():
+        return False, f"{path}: tokenizer file {tok!r} missing", "re-save the model (save_pretrained)"
+    return True, f"{path}: InteractVLM model {data.get('name', '')!r} ({len(weights)} weight file(s))", ""
