@@ -57,10 +57,13 @@ class PersonKeypoints:
         landmarks: float32 ``[33,4]`` MediaPipe's raw landmarks (x px, y px, relative z, visibility).
         world: float32 ``[33,3]`` MediaPipe's metric hip-centred 3D landmarks (x right, y down).
         mask: float32 ``[H,W]`` person segmentation probability, or None.
+        keypoints3d: float32 ``[K,3]`` metric 3D keypoints relative to the mid-hip point, in camera-aligned
+            axes (x right, y down, z away from the camera) — MediaPipe's world landmarks — or None.
     """
 
     keypoints: np.ndarray
     confidence: np.ndarray
+    keypoints3d: np.ndarray | None = None
     landmarks: np.ndarray | None = None
     world: np.ndarray | None = None
     mask: np.ndarray | None = None
@@ -80,8 +83,13 @@ class PersonKeypoints:
     def from_mediapipe(cls, landmarks: np.ndarray, world=None, mask=None) -> PersonKeypoints:
         idx = [MEDIAPIPE_NAMES.index(src) for src in FIT_KEYPOINTS.values()]
         lm = np.asarray(landmarks, dtype=np.float32)
-        return cls(keypoints=lm[idx, :2].copy(), confidence=np.clip(lm[idx, 3], 0.0, 1.0).copy(),
-                   landmarks=lm, world=None if world is None else np.asarray(world, np.float32), mask=mask)
+        kp3 = None
+        if world is not None:
+            world = np.asarray(world, np.float32)
+            hips = world[[MEDIAPIPE_NAMES.index("left_hip"), MEDIAPIPE_NAMES.index("right_hip")]].mean(0)
+            kp3 = (world[idx] - hips).astype(np.float32)
+        return cls(keypoints=lm[idx, :2].copy(), confidence=np.clip(lm[idx, 3], 0.0, 1.0).copy(), keypoints3d=kp3,
+                   landmarks=lm, world=world, mask=mask)
 
 
 def mediapipe_python(configured: str = "") -> Path:
