@@ -92,9 +92,12 @@ def test_bag_round_trip(tmp_path, cfg, components, storage, out_name):
             assert c.body_model == components.body.name and c.num_body_vertices == components.body.num_vertices
             assert c.body_mesh_id == components.body.mesh_id
             assert np.all(c.human_vertex_indices < c.num_body_vertices)
-    topo = msgs[names["topology"]]
-    assert len(topo) == 1 and topo[0][1].mesh_id == components.body.mesh_id
-    assert topo[0][1].num_vertices == components.body.num_vertices
+    topo = {m.mesh_id: m for _t, m in msgs[names["topology"]]}
+    assert len(topo) == len(msgs[names["topology"]])  # each mesh once (latched)
+    body = topo[components.body.mesh_id]
+    assert body.kind == "body" and body.num_vertices == components.body.num_vertices
+    for c in (c for _t, arr in contacts for c in arr.contacts if c.object_mesh_id):
+        assert topo[c.object_mesh_id].kind == "object"  # object meshes are published before use
     assert conns[names["topology"]].ext.offered_qos_profiles[0].durability == QosDurability.TRANSIENT_LOCAL
     assert conns[names["contacts"]].ext.offered_qos_profiles[0].durability == QosDurability.VOLATILE
     for key in ("markers", "human_cloud", "object_cloud"):
