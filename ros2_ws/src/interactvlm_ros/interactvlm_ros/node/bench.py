@@ -105,6 +105,8 @@ class NodeUnderTest:
     """``interactvlm node --transport dds`` in a subprocess + this process as its ROS peer."""
 
     def __init__(self, cfg, domain: int) -> None:
+        from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+
         from interactvlm_ros.transport.dds import LATCHED_QOS, RELIABLE_QOS, image_qos, resolve_topic
         from interactvlm_ros.transport.dds_config import loopback_env
         from interactvlm_ros.transport.msgs import ContactArray, DiagnosticArray, Image, MeshTopology
@@ -121,6 +123,8 @@ class NodeUnderTest:
         self.image = p.writer(Image, resolve_topic(cfg["topics.image"], name, ns),
                               image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"]))
         self.contacts = p.reader(ContactArray, resolve_topic(cfg["topics.contacts"], name, ns), RELIABLE_QOS)
+        self.waitset = WaitSet(p.dp)  # block (not poll) while waiting: the bench must not eat the node's CPU
+        self.waitset.attach(ReadCondition(self.contacts, SampleState.NotRead | ViewState.Any | InstanceState.Any))
         self.diagnostics = p.reader(DiagnosticArray, resolve_topic(cfg["topics.diagnostics"], name, ns),
                                     RELIABLE_QOS)
         topology = p.reader(MeshTopology, resolve_topic(cfg["topics.topology"], name, ns), LATCHED_QOS)
@@ -144,6 +148,13 @@ class NodeUnderTest:
         self.stamp += 1
         self.image.write(encode_image(self.rgb, "rgb8", make_header(self.stamp, "bench_optical_frame")))
         return self.stamp
+
+    def wait_contacts(self, timeout: float) -> list[int]:
+        """Stamps of the ContactArrays that arrive within ``timeout`` seconds (at least one, or none on timeout)."""
+        from cyclonedds.util import duration
+
+        self.waitset.wait(duration(seconds=timeout))
+        return self.received()
 
     def received(self) -> list[int]:
         return [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in self.contacts.take(N=64)]
@@ -206,9 +217,8 @@ def _one_frame(node: NodeUnderTest, timeout: float) -> float:
     t0 = time.monotonic()
     stamp = node.send()
     while time.monotonic() - t0 < timeout:
-        if stamp in node.received():
+        if stamp in node.wait_contacts(timeout - (time.monotonic() - t0)):
             return (time.monotonic() - t0) * 1000.0
-        time.sleep(0.0005)
     raise RuntimeError(f"no ContactArray within {timeout} s; node log:\n{node.log_text()[-2000:]}")
 
 
