@@ -195,6 +195,7 @@ class InteractVLMNode(LifecycleNode):
                          and not n.startswith("qos_overrides."))
         if unknown:
             raise ConfigError(f"unknown parameter(s) for {self.get_fully_qualified_name()}: {', '.join(unknown)}")
+        values["node.name"] = self.get_name()  # the real name (launch / --ros-args -r __node:=... may change it)
         return Config(values, source="ROS parameters")
 
     # --- lifecycle ------------------------------------------------------------------------------------------
