@@ -52,14 +52,14 @@ def _run(cfg, repeats: int) -> dict:
 
     loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
     model = loaded.model
-    # generate (no teacher-forced template) with a fixed answer length, see the module docstring
-    model.config = replace(model.config, prompts=replace(model.config.prompts, answer_template=None,
-                                                         max_new_tokens=ANSWER_TOKENS + 8))
     body = load_body_model(cfg)
     common = dict(body_model=body, cache_dir=cfg["cache.dir"] or None)
     ours = ContactPredictor(model, loaded.tokenizer, **common)
     ref = ContactPredictor(model, loaded.tokenizer, use_kv_cache=False, use_embedding_cache=False, **common)
     for p in (ours, ref):
+        # generate (no teacher-forced template) with a fixed answer length, see the module docstring
+        p.cfg = replace(p.cfg, prompts=replace(p.cfg.prompts, answer_template=None))
+        p.max_new_tokens = ANSWER_TOKENS + 8
         p.force_contact_at = ANSWER_TOKENS
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     objects = list(BENCH_OBJECTS)
