@@ -78,6 +78,9 @@ def test_save_load_round_trip_is_exact(tiny, tmp_path):
     assert loaded.model.config.to_dict() == cfg.to_dict()
     r1, r2 = _contact_state(model, tok, cfg), _contact_state(loaded.model, loaded.tokenizer, cfg)
     assert r1.tokens == r2.tokens and torch.equal(r1.contact_states, r2.contact_states)
+    # the method form writes the same files, replacing the previous ones atomically
+    model.save_pretrained(out, tok)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tiny_tokenizer.json"]
 
 
 def test_load_errors_are_readable(tiny, tmp_path):

@@ -161,5 +161,11 @@ class InteractVLMForCausalLM(nn.Module):
             object.__setattr__(self, "_mvloc", MVLoc.from_sam(self.sam, self.cam_pose_encoder, mask_size=size))
         return self._mvloc
 
+    def save_pretrained(self, directory, tokenizer):
+        """``config.json`` + ``model.safetensors`` + tokenizer file (see ``checkpoint.save_pretrained``)."""
+        from interactvlm_ros.model.checkpoint import save_pretrained
+
+        return save_pretrained(self, tokenizer, directory)
+
     def count_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

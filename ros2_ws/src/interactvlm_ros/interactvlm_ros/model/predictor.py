@@ -120,6 +120,10 @@ class ContactPredictor:
     def from_loaded(cls, loaded: LoadedModel, **kw) -> ContactPredictor:
         return cls(loaded.model, loaded.tokenizer, **kw)
 
+    def save_pretrained(self, directory):
+        """Save the model and its tokenizer as a directory ``from_config`` loads (``model.name=<dir>``)."""
+        return self.model.save_pretrained(directory, self.tokenizer)
+
     # ------------------------------------------------------------------------------------ renders
     def body_views(self) -> RenderSet:
         """The canonical body's 4 renders (built once, disk-cached by the geometry code)."""
