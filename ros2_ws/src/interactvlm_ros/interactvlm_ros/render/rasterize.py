@@ -152,35 +152,37 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, reso
     group = kw * (W + 1) + kh
     face_sel = face_idx[sel]
     batches = _Batches(zbuf)
+    lo_f = lo_s.to(origin.dtype)
+    d0 = lo_f - origin  # [S,2] offset of the bbox corner from vertex 0
+    ext = (hi_s - lo_s).to(origin.dtype)  # [S,2] bbox extent - 1
     for g in torch.unique(group).tolist():
         members = torch.nonzero(group == g).squeeze(1)
         gw, gh = int(kw[members[0]]), int(kh[members[0]])
         oy, ox = torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing="ij")
         ox, oy = ox.reshape(-1), oy.reshape(-1)
+        oxf, oyf = ox.to(origin.dtype)[None], oy.to(origin.dtype)[None]
         per = gw * gh
         step = max(1, _CHUNK // per)
         for start in range(0, members.numel(), step):
             m = members[start:start + step]
-            cx = lo_s[m, 0:1] + ox[None]  # [M,per]
-            cy = lo_s[m, 1:2] + oy[None]
-            inside_box = (cx <= hi_s[m, 0:1]) & (cy <= hi_s[m, 1:2])
             c = coef[m]
-            dx = cx.to(c.dtype) - origin[m, 0:1]
-            dy = cy.to(c.dtype) - origin[m, 1:2]
-            w1 = c[:, 0:1] * dx + c[:, 1:2] * dy  # [M,per]
+            dx = d0[m, 0:1] + oxf  # [M,per]
+            dy = d0[m, 1:2] + oyf
+            w1 = c[:, 0:1] * dx + c[:, 1:2] * dy
             w2 = c[:, 2:3] * dx + c[:, 3:4] * dy
-            w0 = 1.0 - w1 - w2
-            inside = inside_box & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+            inside = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1) & (oxf <= ext[m, 0:1]) & (oyf <= ext[m, 1:2])
             fi, pi = torch.nonzero(inside, as_tuple=True)
             if fi.numel() == 0:
                 continue
-            wv = torch.stack([w0[fi, pi], w1[fi, pi], w2[fi, pi]], 1)  # [K,3]
-            pw = wv * inv_z[m][fi]
+            a1, a2 = w1[fi, pi], w2[fi, pi]
+            wv = torch.stack([1.0 - a1 - a2, a1, a2], 1)  # [K,3]
+            mf = m[fi]
+            pw = wv * inv_z[mf]
             denom = pw.sum(dim=1, keepdim=True)
             bary = pw / denom
             z = 1.0 / denom.squeeze(1)
-            pix = cy[fi, pi] * W + cx[fi, pi]
-            batches.add(pix, z, face_sel[m][fi], bary)
+            pix = (lo_s[mf, 1] + oy[pi]) * W + lo_s[mf, 0] + ox[pi]
+            batches.add(pix, z, face_sel[mf], bary)
     batches.flush()
     face_ids = zbuf.face.view(H, W)
     depth = torch.where(face_ids >= 0, zbuf.z.view(H, W), torch.zeros((), device=device))

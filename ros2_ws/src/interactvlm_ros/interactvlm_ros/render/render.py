@@ -78,7 +78,7 @@ def render_views(vertices, faces, views: tuple[View, ...] | list[View], resoluti
     for view in views:
         frag = rasterize_mesh(v, f, view, resolution, keep=keep)
         valid = frag.face_ids >= 0
-        img = torch.ones(resolution, resolution, 3, device=device)
+        img = torch.full((resolution, resolution, 3), 255, dtype=torch.uint8, device=device)
         if valid.any():
             fid = frag.face_ids[valid]
             b = frag.bary[valid]
@@ -90,8 +90,8 @@ def render_views(vertices, faces, views: tuple[View, ...] | list[View], resoluti
                 light = torch.tensor(view.light, dtype=v.dtype, device=device)
                 eye = torch.as_tensor(eye_position(view), dtype=v.dtype, device=device)
                 texel = phong(texel, normal, point, light, eye)
-            img[valid] = texel
-        out["images"].append((img.clamp(0, 1) * 255.0).round().to(torch.uint8))
+            img[valid] = (texel.clamp(0, 1) * 255.0).round().to(torch.uint8)
+        out["images"].append(img)
         out["face_ids"].append(frag.face_ids.to(torch.int32))
         out["bary"].append(frag.bary)
         out["depth"].append(frag.depth)
@@ -114,9 +114,9 @@ def render_points(points, views: tuple[View, ...] | list[View], resolution: int,
     for view in views:
         frag = rasterize_points(p, view, resolution, float(radius))
         valid = frag.face_ids >= 0
-        img = torch.ones(resolution, resolution, 3, device=device)
-        img[valid] = tex[frag.face_ids[valid]]
-        out["images"].append((img.clamp(0, 1) * 255.0).round().to(torch.uint8))
+        img = torch.full((resolution, resolution, 3), 255, dtype=torch.uint8, device=device)
+        img[valid] = (tex[frag.face_ids[valid]].clamp(0, 1) * 255.0).round().to(torch.uint8)
+        out["images"].append(img)
         out["face_ids"].append(frag.face_ids.to(torch.int32))
         out["bary"].append(frag.bary)
         out["depth"].append(frag.depth)
