@@ -153,3 +153,14 @@ def test_embedding_cache_serves_the_renders(predictor, image):
     with torch.no_grad():
         fresh = predictor.model.sam.embed_images(predictor.body_views().images)
     torch.testing.assert_close(emb, fresh)
+
+
+def test_answer_setting(loaded, body, cache, image):
+    p = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache)
+    p.set_answer("It is [SEG].")
+    assert p.predict(image, ["cup"]).contacts[0].text.startswith("It is [SEG]")
+    p.set_answer("generate", max_new_tokens=3)
+    assert p.cfg.prompts.answer_template is None and p.max_new_tokens == 3
+    assert not p.predict(image, ["cup"]).contacts[0].found
+    with pytest.raises(ValueError, match="model.answer"):
+        p.set_answer("no token here")

@@ -75,6 +75,11 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("auto", "cpu", "cuda")),
     Param("model.precision", "str", "auto", "Weights/activations precision; auto = fp32 on CPU, bf16 on CUDA.",
           choices=("auto", "fp32", "fp16", "bf16")),
+    Param("model.answer", "str", "auto", "How the VLM answers: auto (the model's setting: a fixed template for "
+          "'noParts' checkpoints and the tiny preset, else generation), generate (greedy decoding, KV cache), or a "
+          "fixed answer containing [SEG] teacher-forced in one prefill pass (e.g. 'Sure, [SEG].')."),
+    Param("model.max_new_tokens", "int", 0, "Most tokens generated per answer; 0 = the model's default (512 for "
+          "official checkpoints).", min=0, max=4096),
     Param("inference.backend", "str", "torch", "Inference backend for the per-frame stages.",
           choices=("torch", "onnxruntime", "tensorrt")),
     Param("engines.cache_dir", "str", "", "Where ONNX/TensorRT engines are cached; empty = the repository's "

@@ -37,6 +37,7 @@ from interactvlm_ros.model.vision import VisionTower
 
 CONFIG_FORMAT = "interactvlm-config-1"
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+NOPARTS_ANSWER = "Sure, [SEG]."
 
 
 class CheckpointError(RuntimeError):
@@ -224,7 +225,8 @@ def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu"
         if cfg.tokenizer == "sentencepiece":
             raise CheckpointError(f"preset {name!r} is an architecture only: set model.name to a released "
                                   f"InteractVLM checkpoint directory (and model.clip_dir to a local CLIP ViT-L/14)")
-        model = _build_on(cfg, dev, dtype, vision_tower=True)
+        # random weights: initialise in fp32 (the same values whatever the precision), then cast
+        model = InteractVLMForCausalLM.build(cfg, device=dev).to(dtype)
         return LoadedModel(model, load_tokenizer(cfg.tokenizer, PRESETS_DIR), f"preset {name}", official=False)
     directory = Path(name).expanduser()
     if not directory.is_dir():
@@ -241,6 +243,8 @@ def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu"
         tokenizer = load_tokenizer("sentencepiece", directory)
         cfg = config_from_official(data, vision_from_clip_dir(clip_dir), source=str(config_path),
                                    added_tokens=tokenizer.added)
+        if "noparts" in directory.name.lower() and cfg.prompts.answer_template is None:
+            cfg.prompts.answer_template = NOPARTS_ANSWER  # released "-noParts" model: trained on this answer only
         cfg.tokens.bos, cfg.tokens.eos, cfg.tokens.pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
         _check_tokenizer(cfg, tokenizer, directory)
         model = _build_on(cfg, dev, dtype, vision_tower=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -114,7 +114,21 @@ class ContactPredictor:
         from interactvlm_ros.body import load_body_model
 
         body = load_body_model(cfg)
-        return cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
+        predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
+        predictor.set_answer(cfg["model.answer"], cfg["model.max_new_tokens"])
+        return predictor
+
+    def set_answer(self, answer: str = "auto", max_new_tokens: int = 0) -> None:
+        """``auto`` (the model's setting), ``generate``, or a fixed answer containing ``[SEG]`` to teacher-force;
+        ``max_new_tokens`` > 0 overrides the model's generation limit."""
+        if answer == "generate":
+            self.cfg = replace(self.cfg, prompts=replace(self.cfg.prompts, answer_template=None))
+        elif answer != "auto":
+            if SEG not in answer:
+                raise ValueError(f"model.answer must be 'auto', 'generate' or a text containing {SEG}; got {answer!r}")
+            self.cfg = replace(self.cfg, prompts=replace(self.cfg.prompts, answer_template=answer))
+        if max_new_tokens:
+            self.max_new_tokens = int(max_new_tokens)
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel, **kw) -> ContactPredictor:
