@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "wire": "interactvlm_ros.transport.wire_bench:run",
     "model": "interactvlm_ros.model.bench:run",
     "node": "interactvlm_ros.node.bench:run",
+    "recon": "interactvlm_ros.recon.bench:run",
 }
 
 

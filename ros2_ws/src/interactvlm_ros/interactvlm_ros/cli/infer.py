@@ -41,6 +41,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--mesh", default=None, metavar="FILE", help="object mesh for --mode object (any trimesh "
                    "format); default: the object library's mesh for the first --object")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    from interactvlm_ros.recon.infer import add_arguments as add_recon_arguments
+
+    add_recon_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -258,4 +261,12 @@ def run(args) -> int:
     print(f"wrote {out}/contacts.npz, contacts.json, contacts.png "
           f"({sum(result.timings_ms.values()):.0f} ms: " + ", ".join(
               f"{k} {v:.0f}" for k, v in result.timings_ms.items()) + ")")
+    if getattr(args, "reconstruct", False):
+        from interactvlm_ros.recon.infer import reconstruct_and_write
+
+        try:
+            reconstruct_and_write(args, cfg, predictor, rgb, result if args.mode == "human" else None, out)
+        except (ValueError, RuntimeError) as exc:
+            print(f"interactvlm infer: reconstruction failed: {exc}")
+            return 1
     return 0

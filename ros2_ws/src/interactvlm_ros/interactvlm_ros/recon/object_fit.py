@@ -11,8 +11,8 @@ Then Adam over a 6D rotation (lr 5e-2) and the translation (lr 1e-2) on
 * ``L_mask = 1 − Σ S·M / Σ (S + M − S·M)`` (soft IoU; the released code divides by Σ(S+M)), ``S`` a soft
   silhouette of the object: surface samples splatted bilinearly, blurred by a Gaussian, ``1 − exp(−density)``;
 * ``L_centroid = ‖centroid(S) − bbox centre(M)‖²`` in pixels;
-* ``L_penetration`` = mean depth of object points inside the body: signed distance to the nearest body vertex
-  along its normal (closest-vertex normal test), negative = inside;
+* ``L_penetration`` = summed depth (m) of object surface samples inside the body: signed distance to the
+  nearest body vertex along its normal (closest-vertex normal test), negative = inside;
 * ``L_depth`` = robust |z − D(u,v)| of camera-facing object points against the depth image.
 The released code has no penetration or depth term; they are ours (weights are parameters).
 """
@@ -238,7 +238,7 @@ class ObjectFitter:
                         near = torch.nonzero((bv - tc).norm(dim=1) < radius + 0.1).squeeze(1)
                 terms = {"contact": contact_distance(local[o_ids] @ rot.T + tc, po, hum_c, ph)}
                 if len(near) and self.w["penetration"] > 0:
-                    terms["penetration"] = penetration_depth(pts[::3], bv[near], bn[near]).mean()
+                    terms["penetration"] = penetration_depth(pts[::3], bv[near], bn[near]).sum()
                 if sil is not None:
                     render, small, target, box_c = sil
                     uv = small.project(pts)
