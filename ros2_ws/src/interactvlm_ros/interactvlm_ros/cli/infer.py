@@ -120,8 +120,10 @@ def _overlay(render: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     m = np.asarray(Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(render.shape[1::-1]),
                    np.float32)[..., None] / 255.0
-    m = m * (render.astype(np.int32).sum(-1, keepdims=True) < 765)  # only rendered (non-white) pixels
+    body = render.astype(np.int32).sum(-1, keepdims=True) < 765  # rendered (non-white) pixels
+    m = m * body
     gray = render.astype(np.float32).mean(-1, keepdims=True) * 0.8 + 40  # grey body so the red mask stands out
+    gray = np.where(body, gray, 255.0)
     out = gray * (1 - 0.8 * m) + np.array([230, 20, 20], np.float32) * 0.8 * m
     return out.clip(0, 255).astype(np.uint8)
 
