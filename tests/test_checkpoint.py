@@ -184,3 +184,14 @@ def test_official_layout_rejects_mismatched_tokenizer(official_layout, tmp_path)
     (bad / "added_tokens.json").write_text(json.dumps({"[SEG]": 301, "<im_start>": 300, "<im_end>": 302}))
     with pytest.raises(CheckpointError, match="disagree on added token ids"):
         load_model(str(bad), clip_dir=str(clip_dir))
+
+
+def test_official_config_json_builds_the_release_architecture():
+    from interactvlm_ros.model.configuration import config_from_official
+
+    data = json.loads((MANIFESTS / "official_13b_keys.config.json").read_text())
+    cfg = config_from_official(data, added_tokens={"[SEG]": 32000, "<im_start>": 32001, "<im_end>": 32002})
+    assert (cfg.tokens.seg, cfg.tokens.im_start, cfg.tokens.im_end, cfg.text.vocab_size) == (32000, 32001, 32002, 32003)
+    assert cfg.prompts.answer_template is None and cfg.vision.select_layer == -2 and cfg.num_views == 4
+    model = InteractVLMForCausalLM.build(cfg, device="meta", vision_tower=False)
+    assert compare_keys(model_shapes(model), read_manifest(MANIFESTS / "official_13b_keys.tsv")).ok
