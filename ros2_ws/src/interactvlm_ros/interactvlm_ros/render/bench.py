@@ -7,6 +7,7 @@ baselines measured in the same run (ray casting, a vectorised index_add lift, th
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -91,7 +92,8 @@ def run(cfg, args) -> dict:
     body = load_body_model(cfg)
     verts, faces = body.canonical_vertices(), body.faces
     result: dict = {"body_model": body.name, "num_vertices": body.num_vertices, "num_faces": int(len(faces)),
-                    "torch_threads": torch.get_num_threads(), "renderer": "torch z-buffer (render/rasterize.py)"}
+                    "torch_threads": torch.get_num_threads(), "renderer": "torch z-buffer (render/rasterize.py)",
+                    "load_average_1min": round(os.getloadavg()[0], 2)}
 
     # -- rendering -----------------------------------------------------------------------------------------
     ms512, r512 = _timed(lambda: render_views(verts, faces, HUMAN_VIEWS, 512), max(1, reps // 2))
