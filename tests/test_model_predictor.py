@@ -144,6 +144,7 @@ def test_2d_contact_mask_on_the_image(predictor, image):
 
 
 def test_embedding_cache_serves_the_renders(predictor, image):
+    assert set(predictor.warmup()) == {"render", "render_embed"}
     predictor.predict(image, ["cup"])
     hits = dict(predictor.embedding_cache.hits)
     predictor.predict(image, ["cup"])

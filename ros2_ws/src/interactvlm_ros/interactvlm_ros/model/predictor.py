@@ -134,6 +134,17 @@ class ContactPredictor:
     def from_loaded(cls, loaded: LoadedModel, **kw) -> ContactPredictor:
         return cls(loaded.model, loaded.tokenizer, **kw)
 
+    def warmup(self) -> dict[str, float]:
+        """Build the canonical renders and their SAM embeddings now (first ``predict`` is then as fast as the
+        rest); returns the milliseconds spent per step."""
+        timer = _Timer()
+        if self.body_model is not None:
+            with timer("render"):
+                views = self.body_views()
+            with timer("render_embed"):
+                self.render_embeddings(views)
+        return timer.ms
+
     def save_pretrained(self, directory):
         """Save the model and its tokenizer as a directory ``from_config`` loads (``model.name=<dir>``)."""
         return self.model.save_pretrained(directory, self.tokenizer)
