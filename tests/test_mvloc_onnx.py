@@ -1,5 +1,10 @@
-"""MV-Loc and the SAM image encoder export to ONNX (opset 17) with dynamic K and match torch in ONNX Runtime."""
+"""MV-Loc and the SAM image encoder export to ONNX (opset 17) with dynamic K and match torch in ONNX Runtime.
 
+Both exporters: the TorchScript one (``dynamo=False``, always available) and the torch.export one
+(``dynamo=True``, needs onnxscript; skipped without it).
+"""
+
+import importlib.util
 import warnings
 
 import numpy as np
@@ -32,20 +37,38 @@ def tiny_sam():
     return sam
 
 
-def _export(module, args, path, **kw):
+EXPORTERS = [
+    pytest.param("torchscript", id="torchscript"),
+    pytest.param("dynamo", id="dynamo", marks=[pytest.mark.slow, pytest.mark.skipif(
+        importlib.util.find_spec("onnxscript") is None, reason="onnxscript (torch.export-based exporter) missing")]),
+]
+
+
+def _export(exporter, module, args, path, input_names, output_names, dynamic):
+    """Export with a dynamic leading axis for the inputs/outputs named in ``dynamic`` (name -> axis name)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the deprecated one
-        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17, **kw)
+        if exporter == "torchscript":
+            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17, input_names=input_names,
+                              output_names=output_names,
+                              dynamic_axes={n: {0: a} for n, a in dynamic.items()} or None)
+        else:
+            dims = {a: torch.export.Dim(a, min=1, max=64) for a in set(dynamic.values())}
+            shapes = tuple({0: dims[dynamic[n]]} if n in dynamic else None for n in input_names)  # per positional arg
+            shapes = shapes if dims else None
+            torch.onnx.export(module, args, str(path), dynamo=True, opset_version=17, input_names=input_names,
+                              output_names=output_names, dynamic_shapes=shapes, external_data=False)
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def test_mvloc_exports_with_dynamic_k_and_matches_torch(tiny_sam, tmp_path):
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_mvloc_exports_with_dynamic_k_and_matches_torch(exporter, tiny_sam, tmp_path):
     mvloc = MVLoc.from_sam(tiny_sam, FeatLift().eval()).eval()
     images = torch.randn(4, 256, 16, 16)
     cams = torch.rand(4, 5)
-    sess = _export(mvloc, (torch.randn(2, 256), images, cams), tmp_path / "mvloc.onnx",
-                   input_names=["contact_embeds", "image_embeddings", "cam_params"], output_names=["mask_logits"],
-                   dynamic_axes={"contact_embeds": {0: "K"}, "mask_logits": {0: "K"}})
+    sess = _export(exporter, mvloc, (torch.randn(2, 256), images, cams), tmp_path / "mvloc.onnx",
+                   ["contact_embeds", "image_embeddings", "cam_params"], ["mask_logits"],
+                   {"contact_embeds": "K", "mask_logits": "K"})
     for k in (1, 3, 6):
         e = torch.randn(k, 256)
         with torch.no_grad():
@@ -56,10 +79,11 @@ def test_mvloc_exports_with_dynamic_k_and_matches_torch(tiny_sam, tmp_path):
         np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
 
 
-def test_image_encoder_exports_and_matches_torch(tiny_sam, tmp_path):
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_image_encoder_exports_and_matches_torch(exporter, tiny_sam, tmp_path):
+    """The encoder runs on a fixed batch (the V renders): static shapes."""
     x = torch.randn(2, 3, 256, 256)
-    sess = _export(tiny_sam.image_encoder, (x[:1],), tmp_path / "encoder.onnx", input_names=["images"],
-                   output_names=["embeddings"], dynamic_axes={"images": {0: "B"}, "embeddings": {0: "B"}})
+    sess = _export(exporter, tiny_sam.image_encoder, (x,), tmp_path / "encoder.onnx", ["images"], ["embeddings"], {})
     with torch.no_grad():
         ref = tiny_sam.image_encoder(x).numpy()
     out = sess.run(None, {"images": x.numpy()})[0]

@@ -72,7 +72,12 @@ class Attention(nn.Module):
             rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, rh)  # [B, heads, h, w, kh]
             rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, rw)  # [B, heads, h, w, kw]
             bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        if is_tracing():  # plain ops for graph export (torch.export's SDPA decomposition breaks the reshape below)
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = torch.softmax(attn if bias is None else attn + bias, dim=-1)
+            out = attn @ v
+        else:  # fused kernel (memory-efficient attention with bias on CUDA)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         out = out.transpose(1, 2).reshape(b, h, w, -1)
         return self.proj(out)
 
