@@ -120,6 +120,21 @@ def test_wrong_mask_shape_is_an_error(small):
         lifter.project(torch.zeros(7))
 
 
+@pytest.mark.parametrize("mode", ["soft", "threshold"])
+def test_nan_logits_are_refused(small, mode):
+    mesh, r = small
+    lifter = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices), mode=mode)
+    logits = torch.zeros(r.face_ids.shape)
+    logits[tuple(np.argwhere(r.valid)[0])] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        lifter(logits)
+    logits = torch.zeros(r.face_ids.shape)
+    logits[~torch.from_numpy(r.valid)] = float("nan")  # background pixels are never read
+    assert torch.isfinite(lifter(logits)).all()
+    inf = torch.full(r.face_ids.shape, float("inf"))
+    assert torch.isfinite(lifter(inf)).all()
+
+
 def test_bad_maps_are_errors(small):
     mesh, r = small
     with pytest.raises(ValueError, match="mode"):
@@ -130,6 +145,10 @@ def test_bad_maps_are_errors(small):
         Lifter(r.face_ids, r.bary, mesh.faces, 10)
     with pytest.raises(ValueError, match="reference face"):
         Lifter(r.face_ids, r.bary, mesh.faces[:5], len(mesh.vertices))
+    with pytest.raises(ValueError, match="non-finite"):
+        Lifter(r.face_ids, np.full_like(r.bary, np.nan), mesh.faces, len(mesh.vertices))
+    with pytest.raises(ValueError, match="\\[V,H,W\\]"):
+        Lifter(r.face_ids[0], r.bary[0], mesh.faces, len(mesh.vertices))
 
 
 def test_lifter_moves_between_devices(small):

@@ -184,6 +184,8 @@ def test_bad_render_arguments():
         render_views(sphere.vertices, sphere.faces, HUMAN_VIEWS, 32, colors="rainbow")
     with pytest.raises(ValueError, match="colors must have shape"):
         render_views(sphere.vertices, sphere.faces, HUMAN_VIEWS, 32, colors=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="views"):
+        render_views(sphere.vertices, sphere.faces, (), 32)
     with pytest.raises(ValueError, match="radius"):
         render_points(sphere.vertices, HUMAN_VIEWS, 32, radius=2.0)
     with pytest.raises(MeshError, match="non-finite"):

@@ -84,6 +84,8 @@ class Lifter:
             raise ValueError(f"bary must be [V,H,W,3] = {(*fid.shape, 3)}, got {tuple(b.shape)}")
         if f.ndim != 2 or f.shape[1] != 3:
             raise ValueError(f"faces must be [F,3], got {tuple(f.shape)}")
+        if not torch.isfinite(b).all():
+            raise ValueError("bary contains non-finite (NaN/inf) weights")
         if fid.numel() and int(fid.max()) >= f.shape[0]:
             raise ValueError(f"face_ids reference face {int(fid.max())} but there are only {f.shape[0]} faces")
         if f.numel() and (int(f.min()) < 0 or int(f.max()) >= num_vertices):
@@ -167,8 +169,13 @@ class Lifter:
         x, batched = self._gather(logits)
         if self.mode == "soft":
             p = torch.sigmoid(x.clamp(-20.0, 20.0)).to(torch.float32)
-            out = _SparseApply.apply(p, self.a, self.a_t).clamp(0.0, 1.0)
+            out = _SparseApply.apply(p, self.a, self.a_t)
+            if torch.isnan(out).any():  # NaN logits propagate to the vertices they touch: refuse, never clamp
+                raise ValueError("logits contain NaN on foreground pixels; refusing to lift them")
+            out = out.clamp(0.0, 1.0)
         else:
+            if torch.isnan(x).any():
+                raise ValueError("logits contain NaN on foreground pixels; refusing to lift them")
             with torch.no_grad():
                 m = (x > THRESHOLD_LOGIT).to(torch.float32)
                 num = _spmm(self.a, m)

@@ -51,6 +51,13 @@ def _resolve_colors(colors, vertices: torch.Tensor, faces: torch.Tensor | None) 
     return c
 
 
+def _check_views(views) -> tuple[View, ...]:
+    views = tuple(views)
+    if not views or not all(isinstance(v, View) for v in views):
+        raise ValueError(f"views must be a non-empty sequence of View (e.g. HUMAN_VIEWS), got {views!r}")
+    return views
+
+
 def _check_resolution(resolution: int) -> int:
     if int(resolution) != resolution or not 8 <= int(resolution) <= 4096:
         raise ValueError(f"resolution must be an integer in [8, 4096], got {resolution!r}")
@@ -68,6 +75,7 @@ def render_views(vertices, faces, views: tuple[View, ...] | list[View], resoluti
         lit: Phong lighting as the method (``False``: raw texel colours).
     """
     resolution = _check_resolution(resolution)
+    views = _check_views(views)
     mesh = check_mesh(vertices, faces)
     v = mesh.vertices.to(device)
     f = mesh.faces.to(device)
@@ -106,6 +114,7 @@ def render_points(points, views: tuple[View, ...] | list[View], resolution: int,
     pixel; ``face_ids`` hold point ids. (PyTorch3D alpha-composites up to 10 points per pixel for the image; here
     the image shows the nearest point's colour, and the point-id map is the same nearest-point map.)"""
     resolution = _check_resolution(resolution)
+    views = _check_views(views)
     if not 0.0 < float(radius) < 1.0:
         raise ValueError(f"point radius (NDC units) must be in (0, 1), got {radius!r}")
     p = check_vertices(points, "points", limit=MAX_POINTS).to(device)
