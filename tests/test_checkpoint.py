@@ -195,3 +195,12 @@ def test_official_config_json_builds_the_release_architecture():
     assert cfg.prompts.answer_template is None and cfg.vision.select_layer == -2 and cfg.num_views == 4
     model = InteractVLMForCausalLM.build(cfg, device="meta", vision_tower=False)
     assert compare_keys(model_shapes(model), read_manifest(MANIFESTS / "official_13b_keys.tsv")).ok
+
+
+def test_model_without_camera_conditioning_has_no_featlift():
+    cfg = load_preset("tiny")
+    cfg.cam_conditioning = False
+    model = InteractVLMForCausalLM.build(cfg)
+    assert not any(k.startswith("cam_pose_encoder.") for k in model.state_dict())
+    with pytest.raises(RuntimeError, match="2D mode"):
+        model.mvloc()

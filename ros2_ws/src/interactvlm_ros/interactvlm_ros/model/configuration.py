@@ -110,6 +110,8 @@ class InteractVLMConfig:
         sam: SAM size, ``{"preset": "vit_h"|"tiny", ...overrides}`` (see ``model/sam``).
         out_dim: Γ output size (SAM prompt embedding size, 256).
         num_views: rendered views per query (4).
+        cam_conditioning: the model has FeatLift (``cam_pose_encoder``; official ``multiview_cam_cond``). Without
+            it only the 2D mode runs.
         token_type: "Gen" (one ``[SEG]``) or "Gen-Hu-Obj" (joint model, ``[HSEG]``/``[OSEG]``).
         tokenizer: "sentencepiece" (official: tokenizer.model + added tokens in the checkpoint directory) or the
             file name of a ``tokenizers`` JSON next to the config (our own models).
@@ -125,6 +127,7 @@ class InteractVLMConfig:
     sam: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_h"})
     out_dim: int = 256
     num_views: int = 4
+    cam_conditioning: bool = True
     token_type: str = "Gen"
     tokenizer: str = "sentencepiece"
     render_resolution: int = 1024
@@ -262,6 +265,7 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
         name=f"official-{size}", vision=vis, text=text, tokens=tokens, prompts=PromptConfig(),
         sam=dict(data.get("sam") or {"preset": "vit_h"}), out_dim=int(data.get("out_dim", 256)),
         num_views=int(data.get("multiview_channels", 4)), token_type=str(data.get("token_type", "Gen")),
+        cam_conditioning=bool(data.get("multiview_cam_cond", True)),
         tokenizer="sentencepiece", render_resolution=int(data.get("render_resolution", 1024)))
     if question == "noParts" or data.get("answer_template"):
         cfg.prompts.answer_template = str(data.get("answer_template") or "Sure, [SEG].")

@@ -66,7 +66,8 @@ class InteractVLMForCausalLM(nn.Module):
         self.config = cfg
         self.model = InteractVLMModel(cfg, vision_tower=vision_tower)
         self.lm_head = nn.Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
-        self.cam_pose_encoder = FeatLift(num_views=cfg.num_views, out_dim=cfg.out_dim)
+        if cfg.cam_conditioning:
+            self.cam_pose_encoder = FeatLift(num_views=cfg.num_views, out_dim=cfg.out_dim)
         self._mvloc: MVLoc | None = None
 
     @classmethod
@@ -156,6 +157,9 @@ class InteractVLMForCausalLM(nn.Module):
     # ----------------------------------------------------------------------------------- MV-Loc
     def mvloc(self, mask_size: int | None = None) -> MVLoc:
         """MV-Loc sharing this model's SAM prompt encoder / mask decoder and FeatLift (not a sub-module)."""
+        if not hasattr(self, "cam_pose_encoder"):
+            raise RuntimeError("this model has no camera conditioning (cam_pose_encoder): it only supports the 2D "
+                               "mode (predict_2d / infer --mode 2d)")
         size = mask_size or self.sam.image_size
         if self._mvloc is None or self._mvloc.mask_size != size:
             object.__setattr__(self, "_mvloc", MVLoc.from_sam(self.sam, self.cam_pose_encoder, mask_size=size))
