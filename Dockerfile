@@ -48,6 +48,11 @@ RUN pip install -c /tmp/constraints.txt -e ros2_ws/src/interactvlm_ros \
     && colcon build --base-paths ros2_ws/src --symlink-install \
     && echo "source /ws/install/setup.bash" >> /etc/bash.bashrc
 
+# MediaPipe 0.10.21 needs numpy<2: its own venv, run as the reconstruction's keypoint worker (README).
+RUN python3 -m venv /opt/venv-mediapipe \
+    && /opt/venv-mediapipe/bin/pip install --no-deps -r ros2_ws/src/interactvlm_ros/constraints-mediapipe.txt
+ENV INTERACTVLM_MEDIAPIPE_PYTHON=/opt/venv-mediapipe/bin/python
+
 # colcon's entry points run /usr/bin/python3: let them see the venv's packages too.
 ENV PYTHONPATH=/opt/venv/lib/python3.12/site-packages
 

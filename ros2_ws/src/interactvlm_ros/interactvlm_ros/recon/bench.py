@@ -134,7 +134,10 @@ def _quiet_warp() -> None:
         import warp
     except ImportError:
         return
-    warp.config.quiet = True
+    if hasattr(warp, "LOG_WARNING") and hasattr(warp.config, "log_level"):
+        warp.config.log_level = warp.LOG_WARNING
+    else:  # older Warp
+        warp.config.quiet = True
 
 
 def astronaut_iou(cfg, body, detector) -> float | None:
