@@ -173,3 +173,19 @@ def test_point_lifter_is_mean_over_pixels_then_views():
     out = lifter(logits).numpy()
     np.testing.assert_allclose(out, [0.75, 0.0, 0.0], atol=1e-6)
     assert lifter.covered.tolist() == [True, False, True]
+
+
+def test_bench_baselines_compute_the_same_lift(small):
+    """The bench's speed baselines must be the same function as the sparse lift, or the ratio is meaningless."""
+    from interactvlm_ros.render.bench import index_add_lift, loop_lift
+
+    mesh, r = small
+    lifter = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices))
+    logits = torch.randn(*r.face_ids.shape) * 3
+    ref = lifter(logits).numpy()
+    pixels = np.argwhere(r.face_ids >= 0)
+    np.testing.assert_allclose(loop_lift(r.face_ids, r.bary, mesh.faces, len(mesh.vertices), logits.numpy(), pixels),
+                               ref, atol=1e-5)
+    got = index_add_lift(torch.from_numpy(r.face_ids), torch.from_numpy(r.bary), torch.from_numpy(mesh.faces),
+                         len(mesh.vertices), logits)
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
