@@ -102,3 +102,15 @@ def test_model_check_fails_on_a_wrong_manifest(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert (report["missing"], report["unexpected"], report["shape_mismatch"]) == (1, 1, 2)
     assert report["missing_keys"] == ["model.norm.weight"]
+
+
+def test_infer_with_a_saved_model_directory(image_file, tmp_path):
+    from interactvlm_ros.model.checkpoint import load_model
+
+    loaded = load_model("tiny")
+    loaded.model.save_pretrained(tmp_path / "mymodel", loaded.tokenizer)
+    out = tmp_path / "out"
+    assert main(["infer", str(image_file), "--object", "cup", "--model", str(tmp_path / "mymodel"), "--mode", "2d",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "contacts.json").read_text())
+    assert record["model"] == str(tmp_path / "mymodel") and record["contacts"][0]["found"]

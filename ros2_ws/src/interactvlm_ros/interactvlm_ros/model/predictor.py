@@ -328,7 +328,8 @@ class ContactPredictor:
                   timer: _Timer, human: bool) -> list[ObjectContact]:
         """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders."""
         m = self.model
-        found = out.found[:, 0]
+        col = 0 if human or out.found.shape[1] == 1 else 1  # joint model: [HSEG] for the body, [OSEG] for objects
+        found = out.found[:, col]
         probs = masks = None
         if found.any():
             with timer("render"):
@@ -336,7 +337,7 @@ class ContactPredictor:
             with timer("render_embed"):
                 emb = self.render_embeddings(views)
             with timer("mvloc"):
-                e = m.contact_embeddings(out.contact_states[found, 0])
+                e = m.contact_embeddings(out.contact_states[found, col])
                 mv = m.mvloc(mask_size=views.images.shape[1])
                 logits = mv(e, emb.to(m.dtype), views.cam_params.to(m.device, m.dtype)).float()
             with timer("lift"):
