@@ -243,3 +243,35 @@ def test_missing_mediapipe_python_is_explained(monkeypatch, tmp_path):
     monkeypatch.setattr("interactvlm_ros.recon.keypoints.repo_root", lambda: None)
     with pytest.raises(KeypointError, match="make setup"):
         mediapipe_python("")
+
+
+def test_smplx_body_fit_on_synthetic_model_file(tmp_path_factory):
+    pytest.importorskip("smplx", reason="the optional smplx extra is not installed")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_smplx import write_synthetic_smplx
+
+    from interactvlm_ros.body import load_body_model
+
+    root = tmp_path_factory.mktemp("smplx_models")
+    write_synthetic_smplx(root)
+    body = load_body_model("smplx", model_dir=str(root))
+    fitter = BodyFitter(body, iterations=40)
+    assert fitter.head.available.sum() >= 17  # 12 joints + nose/eyes/ears/toes/heels from SMPL-X vertices
+    assert fitter.pose_mask.sum() > 0 and fitter.pose_mask[63:].sum() == 0  # hands stay in rest pose
+    gen = torch.Generator().manual_seed(1)
+    pose = 0.2 * torch.randn(1, body.pose_dim, generator=gen) * fitter.pose_mask
+    with torch.no_grad():
+        kp = fitter.head(pose, torch.zeros(1, body.shape_dim))[0].numpy().astype(np.float64)
+    kp_cam = kp @ FACING_CAMERA.T + np.array([0.0, 0.0, 3.0])
+    intr = Intrinsics.from_fov(320, 240, 60.0)
+    avail = fitter.head.available.numpy()
+    person = PersonKeypoints(intr.project(kp_cam).astype(np.float32), avail.astype(np.float32),
+                             keypoints3d=(kp_cam - kp_cam[[11, 12]].mean(0)).astype(np.float32))
+    fit = fitter.fit(person, intr)
+    assert fit.reprojection_px < 5.0
+    assert joint_error_cm(fit.keypoints_cam, kp_cam, mask=avail) < 5.0
+    verts, joints = fit.body_output(body)
+    assert verts.shape == (body.num_vertices, 3) and 2.0 < verts[:, 2].mean() < 4.0

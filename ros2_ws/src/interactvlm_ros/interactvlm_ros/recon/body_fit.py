@@ -62,24 +62,47 @@ class KeypointHead(torch.nn.Module):
         return JointKeypointHead(body)
 
 
+# SMPL-family keypoints that are surface points: our name -> smplx.vertex_ids key (SMPL-X's extra joints).
+_SMPL_VERTEX_KEYPOINTS = {"nose": "nose", "left_eye": "leye", "right_eye": "reye", "left_ear": "lear",
+                          "right_ear": "rear", "left_big_toe": "LBigToe", "right_big_toe": "RBigToe",
+                          "left_heel": "LHeel", "right_heel": "RHeel"}
+
+
 class JointKeypointHead(KeypointHead):
-    """Keypoints as named joints of the body model's forward (SMPL-X's joints include nose, eyes, ears,
-    toes and heels); runs the full forward."""
+    """Keypoints as named joints of the body model's forward (shoulders, elbows, wrists, hips, knees, ankles)
+    plus, for the SMPL family, the surface vertices SMPL-X uses for nose, eyes, ears, big toes and heels.
+    Runs the full forward."""
 
     def __init__(self, body: BodyModel):
         super().__init__()
         self.body = body
         names = list(body.joint_names)
-        self.index = [names.index(n) if n in names else -1 for n in KP_NAMES]
-        self.register_buffer("available", torch.tensor([i >= 0 for i in self.index]), persistent=False)
+        vids: dict[str, int] = {}
+        try:
+            from smplx.vertex_ids import vertex_ids
+
+            table = vertex_ids.get("smplh" if body.name in ("smpl", "smplh") else body.name, {})
+            vids = {k: table[v] for k, v in _SMPL_VERTEX_KEYPOINTS.items() if v in table}
+        except ImportError:
+            pass
+        self.source = []  # ("joint"|"vertex"|"none", index)
+        for n in KP_NAMES:
+            if n in names:
+                self.source.append(("joint", names.index(n)))
+            elif n in vids and vids[n] < body.num_vertices:
+                self.source.append(("vertex", vids[n]))
+            else:
+                self.source.append(("none", 0))
+        self.register_buffer("available", torch.tensor([k != "none" for k, _ in self.source]), persistent=False)
 
     def rest_state(self, shape: torch.Tensor) -> None:
         return None
 
     def forward(self, pose: torch.Tensor, shape: torch.Tensor, rest=None) -> torch.Tensor:
-        joints = self.body(pose=pose, shape=shape).joints
-        idx = torch.tensor([max(i, 0) for i in self.index], device=joints.device)
-        return joints[:, idx]
+        out = self.body(pose=pose, shape=shape)
+        cols = [out.joints[:, i] if kind == "joint" else out.vertices[:, i] if kind == "vertex"
+                else out.joints[:, 0] for kind, i in self.source]
+        return torch.stack(cols, dim=1)
 
 
 class AnnyKeypointHead(KeypointHead):
