@@ -68,11 +68,14 @@ class ClipImageProcessor:
     def __call__(self, image) -> torch.Tensor:
         rgb = to_rgb_uint8(image)
         h, w = rgb.shape[:2]
-        scale = self.size / min(h, w)
-        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
+        # transformers' get_resize_output_image_size: the short side becomes S, the long side int(S·long/short)
+        if w <= h:
+            nw, nh = self.size, int(self.size * h / w)
+        else:
+            nh, nw = self.size, int(self.size * w / h)
         img = Image.fromarray(rgb)
-        if min(h, w) > 4 * self.size:
-            img = img.reduce(int(min(h, w) // (2 * self.size)))
+        if min(h, w) > 8 * self.size:  # huge input: box-reduce first, still >= 4x the target for the bicubic
+            img = img.reduce(int(min(h, w) // (4 * self.size)))
         img = img.resize((nw, nh), Image.BICUBIC)
         top, left = (nh - self.size) // 2, (nw - self.size) // 2
         arr = np.asarray(img, np.float32)[top:top + self.size, left:left + self.size] / 255.0
