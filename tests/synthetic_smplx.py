@@ -141,3 +141,57 @@ def write_synthetic_smplx(root: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **synthetic_smplx_arrays())
     return path
+
+
+# --- SMPL / SMPL-H (6,890 vertices, 13,776 faces): an ellipsoidal blob with the real key set -----------------
+SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+SMPLH_PARENTS = SMPL_PARENTS[:22] + [20, 22, 23, 20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35,
+                                     21, 37, 38, 21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50]
+
+
+def synthetic_smpl_arrays(kind: str = "smpl") -> dict[str, np.ndarray]:
+    """Arrays of a synthetic ``smpl`` (24 joints) or ``smplh`` (52 joints) file: a closed ellipsoid of exactly
+    6,890 vertices and 13,776 faces (84 rings × 82 + 2 poles) skinned by height/side to the leg, spine and arm
+    joints. Only the format is realistic, not the shape."""
+    n_joints = 24 if kind == "smpl" else 52
+    parents = SMPL_PARENTS if kind == "smpl" else SMPLH_PARENTS
+    v, f = _ellipsoid([0, -0.8, 0], [0, 0.7, 0], 0.25, 84, 82)
+    v = v.astype(np.float32)
+    assert v.shape == (6890, 3) and f.shape == (13776, 3), (v.shape, f.shape)
+    x, y = v[:, 0], v[:, 1]
+    side = (x < 0).astype(np.int64)  # 0 = left (+x), 1 = right
+    dom = np.select([y < -0.45, y < -0.05, (y > 0.3) & (np.abs(x) > 0.12), y > 0.55], [4 + side, 1 + side,
+                    16 + side, 15], 3)
+    weights = np.zeros((6890, n_joints), np.float32)
+    weights[np.arange(6890), dom] = 1.0
+    joints = _joints()[:22]
+    regressor = np.zeros((n_joints, 6890), np.float32)
+    for j in range(n_joints):
+        target = joints[j] if j < 22 else joints[20 + (0 if j < 22 + (n_joints - 22) // 2 else 1)]
+        regressor[j, np.argsort(np.linalg.norm(v - target, axis=1))[:4]] = 0.25
+    data = {
+        "v_template": v, "f": f.astype(np.int64), "J_regressor": regressor, "weights": weights,
+        "shapedirs": np.zeros((6890, 3, 10 if kind == "smpl" else 16), np.float32),
+        "posedirs": np.zeros((6890, 3, 9 * (n_joints - 1)), np.float32),
+        "kintree_table": np.stack([np.array(parents), np.arange(n_joints)]).astype(np.int64),
+    }
+    data["shapedirs"][:, :, 0] = 0.05 * v
+    if kind == "smplh":
+        data.update(hands_componentsl=np.eye(45, dtype=np.float32), hands_componentsr=np.eye(45, dtype=np.float32),
+                    hands_meanl=np.zeros(45, np.float32), hands_meanr=np.zeros(45, np.float32))
+    return data
+
+
+def write_synthetic_smpl(root: str | Path, kind: str = "smpl", ext: str = "pkl") -> Path:
+    """Write ``root/<kind>/<KIND>_NEUTRAL.<ext>`` (pickle, like the official files, or npz) and return it."""
+    import pickle
+
+    path = Path(root) / kind / f"{kind.upper()}_NEUTRAL.{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = synthetic_smpl_arrays(kind)
+    if ext == "npz":
+        np.savez(path, **data)
+    else:
+        with open(path, "wb") as fh:
+            pickle.dump(data, fh)
+    return path

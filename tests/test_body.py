@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from synthetic_smplx import NUM_FACES, NUM_VERTICES, write_synthetic_smplx
+from synthetic_smplx import NUM_FACES, NUM_VERTICES, write_synthetic_smpl, write_synthetic_smplx
 
 from interactvlm_ros.body import load_body_model
 from interactvlm_ros.body.anny_body import anny_cache_dir
@@ -112,6 +112,24 @@ def test_smplx_synthetic_file_loads(smplx_body):
     assert knee[0] > hip[0]
     out = b(**b.zero_params(3))
     assert out.vertices.shape == (3, NUM_VERTICES, 3)
+
+
+@pytest.mark.parametrize("kind, ext, pose_dim, joints", [("smpl", "pkl", 69, 24), ("smplh", "npz", 153, 52)])
+def test_smpl_and_smplh_synthetic_files_load(tmp_path, kind, ext, pose_dim, joints):
+    pytest.importorskip("smplx", reason="the optional smplx extra is not installed")
+    write_synthetic_smpl(tmp_path, kind, ext)
+    b = load_body_model(kind, model_dir=str(tmp_path))
+    assert (b.name, b.num_vertices, b.faces.shape, b.pose_dim, len(b.joint_names)) == (
+        kind, 6890, (13776, 3), pose_dim, joints)
+    rest = b().vertices[0].detach().numpy()
+    star = b.canonical_vertices()
+    thigh = b.part_vertex_ids()["left thigh"]
+    assert len(thigh) > 0
+    moved = np.linalg.norm(star - rest, axis=1)
+    assert moved[thigh].mean() > 0.01  # the hips rotate in the star pose
+    assert star[thigh, 0].mean() > rest[thigh, 0].mean()  # the left leg swings out to +x
+    out = b(pose=0.1 * torch.randn(2, pose_dim), shape=torch.zeros(2, 10))
+    assert out.vertices.shape == (2, 6890, 3) and out.joints.shape == (2, joints, 3)
 
 
 def test_smplx_from_config(smplx_dir):
