@@ -194,3 +194,14 @@ def test_config_errors_name_the_key():
         InteractVLMConfig.from_dict(data)
     with pytest.raises(ModelConfigError, match="unknown model preset"):
         load_preset("huge")
+
+
+def test_clip_preprocessing_equals_transformers_processor():
+    pil_processor = pytest.importorskip("transformers.models.clip.image_processing_pil_clip")
+    hf = pil_processor.CLIPImageProcessorPil()  # openai/clip-vit-large-patch14 defaults: 224, bicubic, CLIP mean/std
+    ours = ClipImageProcessor(load_preset("official-13b").vision)
+    rng = np.random.default_rng(0)
+    for shape in ((480, 640), (333, 500), (700, 301)):
+        img = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+        ref = torch.from_numpy(np.asarray(hf(images=img, return_tensors="np")["pixel_values"]))
+        torch.testing.assert_close(ours(img), ref, atol=1e-6, rtol=0)
