@@ -93,7 +93,7 @@ def test_feat_lift_gates_are_in_unit_interval_and_multiplicative(parts):
         torch.testing.assert_close(gates[2], manual)
 
 
-@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("k", [0, 1, 2, 5])
 def test_mvloc_shapes_for_any_k(parts, k):
     sam, _, mvloc, images, cams = parts
     with torch.no_grad():

@@ -132,13 +132,14 @@ class MVLoc(nn.Module):
         if not is_tracing():
             self._check(contact_embeds, image_embeddings)
         tokens = self.feat_lift(contact_embeds, cam_params)  # [K, V, C]
-        sparse, dense = self.prompt_encoder(text_embeds=tokens)  # [K, V, C], no_mask_embed [K, C, h, w] (view)
+        sparse, _ = self.prompt_encoder(text_embeds=tokens)  # [K, V, C]
         # One prompt set of V tokens per contact token, broadcast over the V view embeddings:
-        # sparse [K, 1, V, C] x images [1 or K, V, C, h, w]. Without a mask prompt the dense embedding is the
-        # same for every set, so one copy broadcasts ([1, C, h, w]).
+        # sparse [K, 1, V, C] x images [1 or K, V, C, h, w]. Without a mask prompt the dense embedding
+        # (no_mask_embed) is the same for every set, so one copy [1, C, h, w] broadcasts.
         images = image_embeddings if image_embeddings.dim() == 5 else image_embeddings[None]
+        dense = self.prompt_encoder.no_mask_dense(1).to(sparse.dtype)
         masks, _ = self.mask_decoder(images.to(sparse.dtype), self.prompt_encoder.get_dense_pe().to(sparse.dtype),
-                                     sparse[:, None], dense[:1], multimask_output=False)
+                                     sparse[:, None], dense, multimask_output=False)
         return masks[..., 0, :, :]  # [K, V, 4h, 4w]
 
     def forward(self, contact_embeds: torch.Tensor, image_embeddings: torch.Tensor,

@@ -83,13 +83,14 @@ class MaskDecoder(nn.Module):
         mask_tokens_out = hs[..., 1:1 + self.num_mask_tokens, :]
 
         lead = src.shape[:-2]
-        src = src.transpose(-1, -2).reshape(-1, self.transformer_dim, h, w)
+        src = src.transpose(-1, -2).reshape(-1, self.transformer_dim, h, w)  # [prod(L), C, h, w]
         upscaled = self.output_upscaling(src)  # [prod(L), C/8, 4h, 4w]
         up_h, up_w = upscaled.shape[-2:]
-        upscaled = upscaled.reshape(*lead, upscaled.shape[1], up_h * up_w)
+        # -1 for the first leading dim keeps it dynamic in traced graphs (K in MV-Loc)
+        upscaled = upscaled.reshape(-1, *lead[1:], upscaled.shape[1], up_h * up_w)
 
         hyper_in = torch.stack([mlp(mask_tokens_out[..., i, :])
                                 for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=-2)  # [*L, M, C/8]
-        masks = (hyper_in @ upscaled).reshape(*lead, self.num_mask_tokens, up_h, up_w)
+        masks = (hyper_in @ upscaled).unflatten(-1, (up_h, up_w))
         iou_pred = self.iou_prediction_head(iou_token_out)
         return masks, iou_pred

@@ -135,4 +135,4 @@ def postprocess_masks(masks: torch.Tensor, image_size: int, input_size: tuple[in
     x = x[..., : input_size[0], : input_size[1]]
     if tuple(original_size) != tuple(input_size):
         x = F.interpolate(x, size=tuple(original_size), mode="bilinear", align_corners=False)
-    return x.reshape(*lead, x.shape[-2], x.shape[-1])
+    return x.reshape(-1, *lead[1:], x.shape[-2], x.shape[-1]) if lead else x[0, 0]
