@@ -23,6 +23,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("bench", "interactvlm_ros.cli.bench"),
     ("bag", "interactvlm_ros.cli.bag"),
     ("synth", "interactvlm_ros.cli.synth"),
+    ("train", "interactvlm_ros.cli.train"),
+    ("eval", "interactvlm_ros.cli.eval"),
 )
 
 

@@ -1,0 +1,97 @@
+"""``interactvlm eval``: contact metrics as DECO/DAMON and PIAD define them.
+
+* ``--data DIR`` (default mode): the configured model (``model.name``, or ``--model``) on a synthetic split
+  (``--split test``), with the per-class prior baseline. Keys: ``human_f1``, ``human_precision``,
+  ``human_recall``, ``human_geodesic_fp_cm``, ``semantic_f1``, ``object_f1``, ``prior_baseline_human_f1``,
+  ``num_samples`` and more.
+* ``--damon hot_dca_test.npz --images DIR``: the model on DAMON images (needs the SMPL body, ``body.model``).
+* ``--damon hot_dca_test.npz --predictions preds.npy``: DECO binary metrics of precomputed ``[S,6890]``
+  predictions. ``--geodesic-matrix`` (a dense matrix in cm, e.g. RICH's SMPL one) adds geodesic errors there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from interactvlm_ros.config import Config
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("eval", parents=[common], help="evaluate contact predictions (DECO/DAMON, PIAD metrics) "
+                       "on a synthetic split or on DAMON")
+    p.add_argument("--data", metavar="DIR", help="synthetic dataset folder (interactvlm synth)")
+    p.add_argument("--split", default="test", help="split of --data (default test)")
+    p.add_argument("--model", metavar="NAME|DIR", help="model to evaluate (default: model.name)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--damon", metavar="NPZ", help="DAMON hot_dca_*.npz labels")
+    p.add_argument("--images", metavar="DIR", help="DAMON image folder (with --damon)")
+    p.add_argument("--predictions", metavar="NPY", help="precomputed [S,6890] predictions (with --damon)")
+    p.add_argument("--geodesic-matrix", metavar="NPY", help="dense geodesic matrix in cm for DAMON geodesic errors")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+        return
+    for key, value in sorted(result.items()):
+        if isinstance(value, float):
+            print(f"{key:32s} {value:.4f}")
+        elif not isinstance(value, dict):
+            print(f"{key:32s} {value}")
+
+
+def run(args) -> int:
+    import torch
+
+    from interactvlm_ros.evaluation.geodesic import MeshGeodesic
+    from interactvlm_ros.evaluation.readers import read_damon_npz
+
+    cfg: Config = args.cfg
+    torch.set_num_threads(max(1, args.threads))
+    if args.model:
+        cfg = cfg.replace(model__name=args.model)
+    progress = not args.no_progress
+    try:
+        if args.damon:
+            split = read_damon_npz(args.damon)
+            geo = MeshGeodesic.from_matrix(np.load(args.geodesic_matrix)) if args.geodesic_matrix else None
+            if args.predictions:
+                from interactvlm_ros.evaluation.runner import score_damon_predictions
+
+                result = score_damon_predictions(split, np.load(args.predictions), geo)
+            elif args.images:
+                from interactvlm_ros.evaluation.runner import evaluate_damon
+                from interactvlm_ros.model import ContactPredictor
+
+                predictor = ContactPredictor.from_config(cfg)
+                result = evaluate_damon(predictor, split, args.images, geo, progress, args.limit)
+            else:
+                print("interactvlm eval: --damon needs --images DIR or --predictions NPY", file=sys.stderr)
+                return 2
+        elif args.data:
+            from interactvlm_ros.data import SyntheticDataset
+            from interactvlm_ros.evaluation.runner import evaluate_synthetic
+            from interactvlm_ros.model import ContactPredictor
+            from interactvlm_ros.objects import ObjectLibrary
+
+            test = SyntheticDataset(args.data, args.split)
+            train = SyntheticDataset(args.data, "train")
+            predictor = ContactPredictor.from_config(cfg)
+            result = evaluate_synthetic(predictor, test, train, ObjectLibrary.from_config(cfg), predictor.body_model,
+                                        progress, args.limit)
+            result.update({"model": cfg["model.name"], "split": args.split})
+        else:
+            print("interactvlm eval: give --data DIR (synthetic) or --damon NPZ", file=sys.stderr)
+            return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"interactvlm eval: {exc}", file=sys.stderr)
+        return 2
+    _print(result, args.json)
+    return 0

@@ -1,0 +1,175 @@
+"""Evaluation runs behind ``interactvlm eval``: a model on a synthetic split (with the per-class prior baseline),
+or on DAMON (images + ``hot_dca_test.npz``), or a DAMON predictions file.
+
+Synthetic split (one object per image): human contact P/R/F1 per sample (DECO), geodesic errors on the canonical
+body mesh (cm, edge-graph Dijkstra), semantic F1 weighted per object class, object contact P/R/F1 per sample on
+each sample's object mesh and the PIAD map metrics (SIM, MAE, AUC, aIoU) of the object predictions. The prior
+baseline predicts, for every test sample, the mean training contact map of its object class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from interactvlm_ros.evaluation.geodesic import MeshGeodesic
+from interactvlm_ros.evaluation.metrics import (
+    aiou,
+    binary_contact_metrics,
+    contact_scores,
+    mae,
+    roc_auc,
+    semantic_contact_metrics,
+    sim,
+)
+from interactvlm_ros.evaluation.readers import DamonSplit
+
+
+def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str) -> dict[str, float]:
+    """Per-sample contact scores and PIAD map metrics over samples whose meshes differ in size."""
+    p_, r_, f_, sims, maes, aucs, ious = [], [], [], [], [], [], []
+    for p, g in zip(preds, gts, strict=True):
+        s = contact_scores(p, g)
+        p_.append(s.precision[0])
+        r_.append(s.recall[0])
+        f_.append(s.f1[0])
+        sims.append(sim(p, g))
+        maes.append(mae(p, g))
+        gb = g >= 0.5
+        if 0 < gb.sum() < len(gb):
+            aucs.append(roc_auc(gb, p))
+            ious.append(aiou(p, gb))
+
+    def mean(x):
+        return float(np.mean(x)) if len(x) else float("nan")
+
+    return {f"{prefix}_f1": mean(f_), f"{prefix}_precision": mean(p_), f"{prefix}_recall": mean(r_),
+            f"{prefix}_sim": mean(sims), f"{prefix}_mae": mean(maes), f"{prefix}_auc": mean(aucs),
+            f"{prefix}_aiou": mean(ious)}
+
+
+def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, progress: bool = True,
+                       limit: int | None = None) -> dict:
+    """Score ``predictor`` (a ``ContactPredictor``) on ``dataset`` (a ``SyntheticDataset`` split).
+
+    ``train_dataset`` gives the prior baseline's per-class mean maps; ``library`` the object meshes; ``body_model``
+    the canonical mesh for geodesic errors (must be the topology the labels are on).
+    """
+    if body_model.num_vertices != dataset.num_body_vertices:
+        raise ValueError(f"labels have {dataset.num_body_vertices} body vertices, the body model "
+                         f"{body_model.num_vertices}")
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise ValueError("the evaluation split is empty")
+    prior_h = train_dataset.class_mean_contact("human_contact")
+    prior_o = train_dataset.class_mean_contact("object_contact")
+    meshes = {label: library.mesh(label) for label in dataset.object_labels()}
+    h_pred, h_gt, h_prior, labels = [], [], [], []
+    o_pred, o_gt, o_prior = [], [], []
+    missing = 0
+    for i in tqdm(range(n), desc="eval", unit="sample", disable=not progress):
+        item = dataset[i]
+        label = item["object"]
+        res = predictor.predict(item["image"], [label])
+        c = res.contacts[0]
+        h = c.human_probs if c.found and c.human_probs is not None else np.zeros(dataset.num_body_vertices)
+        missing += int(not c.found)
+        mesh = meshes[label]
+        res_o = predictor.predict_object(item["image"], np.asarray(mesh.vertices), np.asarray(mesh.faces), label)
+        co = res_o.contacts[0]
+        o = co.object_probs if co.found and co.object_probs is not None else np.zeros(len(mesh.vertices))
+        h_pred.append(np.asarray(h, np.float32))
+        h_gt.append(item["human_contact"])
+        labels.append(label)
+        o_pred.append(np.asarray(o, np.float32))
+        o_gt.append(item["object_contact"])
+        zero = np.zeros_like(item["human_contact"])
+        h_prior.append(prior_h.get(label, zero))
+        o_prior.append(prior_o.get(label, np.zeros_like(item["object_contact"])))
+    h_pred, h_gt, h_prior = np.stack(h_pred), np.stack(h_gt), np.stack(h_prior)
+    geo = MeshGeodesic.cached(body_model.canonical_vertices(), body_model.faces)
+    human = binary_contact_metrics(h_pred, h_gt, geodesic=geo)
+    semantic = semantic_contact_metrics(h_pred, h_gt, labels)
+    prior = binary_contact_metrics(h_prior, h_gt)
+    prior_sem = semantic_contact_metrics(h_prior, h_gt, labels)
+    out = {
+        "human_f1": human["f1"], "human_precision": human["precision"], "human_recall": human["recall"],
+        "human_geodesic_fp_cm": human["geodesic_fp_cm"], "human_geodesic_fn_cm": human["geodesic_fn_cm"],
+        "semantic_f1": semantic["f1"],
+        **_object_metrics(o_pred, o_gt, "object"),
+        "prior_baseline_human_f1": prior["f1"],
+        "prior_baseline_semantic_f1": prior_sem["f1"],
+        "prior_baseline_object_f1": _object_metrics(o_prior, o_gt, "prior")["prior_f1"],
+        "num_samples": int(n),
+        "no_contact_token": int(missing),
+        "semantic_per_class": {k: round(v["f1"], 4) for k, v in semantic["per_class"].items()},
+        "prior_per_class": {k: round(v["f1"], 4) for k, v in prior_sem["per_class"].items()},
+    }
+    return out
+
+
+def evaluate_damon(predictor, split: DamonSplit, image_dir: str | Path, geodesic: MeshGeodesic | None = None,
+                   progress: bool = True, limit: int | None = None) -> dict:
+    """A model on DAMON: per image, one query per labelled object ("supporting" excluded). Semantic = per
+    (image, object) pair, count-weighted per class; binary = OR over the image's object predictions against
+    ``contact_label`` (images without a 3D label skipped). The predictor's body must match the labels' topology."""
+    image_dir = Path(image_dir)
+    from PIL import Image
+
+    n = len(split) if limit is None else min(limit, len(split))
+    sem_pred, sem_gt, sem_labels, bin_pred, bin_gt = [], [], [], [], []
+    for i in tqdm(range(n), desc="eval damon", unit="image", disable=not progress):
+        names = [name for idx, name in split.semantic_pairs() if idx == i]
+        if not names and not split.has_contact[i]:
+            continue
+        path = image_dir / Path(split.imgnames[i]).name
+        if not path.is_file():
+            raise FileNotFoundError(f"DAMON image not found: {path}")
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        queries = [n_.replace("_", " ") for n_ in names] or ["object"]
+        res = predictor.predict(rgb, queries)
+        probs = []
+        for c in res.contacts:
+            probs.append(c.human_probs if c.found and c.human_probs is not None else np.zeros(split.num_vertices))
+        probs = np.stack(probs)
+        if probs.shape[1] != split.num_vertices:
+            raise ValueError(f"the model predicts on {probs.shape[1]} vertices, DAMON labels have "
+                             f"{split.num_vertices} (use the matching body model)")
+        for name, p in zip(names, probs, strict=False):
+            sem_pred.append(p)
+            sem_gt.append(split.object_contact(i, name))
+            sem_labels.append(name)
+        if split.has_contact[i]:
+            bin_pred.append((probs >= 0.5).any(axis=0).astype(np.float32))
+            bin_gt.append(split.contact[i])
+    out: dict = {"num_images": len(bin_pred), "num_pairs": len(sem_pred)}
+    if bin_pred:
+        b = binary_contact_metrics(np.stack(bin_pred), np.stack(bin_gt), geodesic=geodesic)
+        out.update({"human_f1": b["f1"], "human_precision": b["precision"], "human_recall": b["recall"]})
+        if geodesic is not None:
+            out["human_geodesic_fp_cm"] = b["geodesic_fp_cm"]
+            out["human_geodesic_fn_cm"] = b["geodesic_fn_cm"]
+    if sem_pred:
+        s = semantic_contact_metrics(np.stack(sem_pred), np.stack(sem_gt), sem_labels)
+        out.update({"semantic_f1": s["f1"], "semantic_precision": s["precision"], "semantic_recall": s["recall"],
+                    "semantic_per_class": {k: round(v["f1"], 4) for k, v in s["per_class"].items()}})
+    return out
+
+
+def score_damon_predictions(split: DamonSplit, predictions: np.ndarray, geodesic: MeshGeodesic | None = None) -> dict:
+    """DECO binary metrics of precomputed per-vertex predictions ``[S, N]`` aligned with the split's images
+    (images without a 3D label skipped)."""
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if predictions.shape != split.contact.shape:
+        raise ValueError(f"predictions {predictions.shape} do not match the split's labels {split.contact.shape}")
+    keep = split.has_contact
+    b = binary_contact_metrics(predictions[keep], split.contact[keep], geodesic=geodesic)
+    out = {"human_f1": b["f1"], "human_precision": b["precision"], "human_recall": b["recall"],
+           "num_images": int(keep.sum())}
+    if geodesic is not None:
+        out["human_geodesic_fp_cm"] = b["geodesic_fp_cm"]
+        out["human_geodesic_fn_cm"] = b["geodesic_fn_cm"]
+    return out

@@ -1,0 +1,152 @@
+"""Training: the method's losses, LoRA, the warm-up/decay schedule, a few real steps of the tiny model on a tiny
+synthetic dataset, exact resume, export + reload, and training forward == inference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from interactvlm_ros.training.lora import LoRALinear, apply_lora, lora_parameters, merge_lora
+from interactvlm_ros.training.losses import dice_loss_per_view, focal_bce_with_logits, focal_on_probs
+from interactvlm_ros.training.trainer import TrainConfig, Trainer, warmup_decay
+
+
+def test_focal_losses_match_their_formulas():
+    logits = torch.tensor([2.0, -1.0, 0.5, -3.0])
+    target = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    valid = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    p = torch.sigmoid(logits)
+    manual = []
+    for pi, yi, vi in zip(p, target, valid, strict=True):
+        pt = pi if yi == 1 else 1 - pi
+        at = 0.5
+        if vi:
+            manual.append(-at * (1 - pt) ** 2 * math.log(pt))
+    assert float(focal_bce_with_logits(logits, target, valid, 0.5, 2.0)) == pytest.approx(np.mean(manual), rel=1e-5)
+    probs = torch.tensor([0.9, 0.2])
+    y = torch.tensor([1.0, 0.0])
+    want = (-0.25 * 0.1 ** 2 * math.log(0.9) - 0.75 * 0.2 ** 2 * math.log(0.8)) / 2
+    assert float(focal_on_probs(probs, y)) == pytest.approx(want, rel=1e-5)
+
+
+def test_dice_ignores_views_without_positive_pixels():
+    logits = torch.full((1, 2, 2, 2), 10.0)
+    target = torch.zeros(1, 2, 2, 2)
+    target[0, 0] = 1.0  # view 0 all positive, view 1 empty
+    valid = torch.ones(1, 2, 2, 2)
+    assert float(dice_loss_per_view(logits, target, valid)) == pytest.approx(0.0, abs=1e-3)
+    assert float(dice_loss_per_view(logits, torch.zeros_like(target), valid)) == 0.0
+
+
+def test_warmup_then_linear_decay():
+    assert warmup_decay(0, 10, 110) == pytest.approx(0.1)
+    assert warmup_decay(9, 10, 110) == pytest.approx(1.0)
+    assert warmup_decay(60, 10, 110) == pytest.approx(0.5)
+    assert warmup_decay(110, 10, 110) == 0.0
+
+
+def test_lora_is_identity_at_init_and_merges_exactly():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    net.add_module("q_proj", torch.nn.Linear(6, 5))
+    net.add_module("k_proj", torch.nn.Linear(6, 5))
+    x = torch.randn(3, 6)
+    before = net.q_proj(x).detach().clone()
+    assert apply_lora(net, r=2, alpha=4.0, dropout=0.0) == ["q_proj"]
+    assert isinstance(net.q_proj, LoRALinear) and not isinstance(net.k_proj, LoRALinear)
+    torch.testing.assert_close(net.q_proj(x), before)
+    with torch.no_grad():
+        net.q_proj.lora_B.normal_()
+    adapted = net.q_proj(x).detach().clone()
+    assert not torch.allclose(adapted, before)
+    assert net.q_proj.scaling == 2.0 and len(lora_parameters(net)) == 2
+    assert merge_lora(net) == 1
+    assert isinstance(net.q_proj, torch.nn.Linear)
+    torch.testing.assert_close(net.q_proj(x), adapted, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from interactvlm_ros.body import load_body_model
+    from interactvlm_ros.data import SynthConfig, SyntheticGenerator
+    from interactvlm_ros.objects import ObjectLibrary
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("train")
+    gen = SyntheticGenerator(load_body_model("anny"), ObjectLibrary.shipped(),
+                             SynthConfig(num=8, seed=1, image_size=64, mask_size=64), cache_dir=root / "renders")
+    gen.write(root / "ds", progress=False)
+    return root
+
+
+def _build(root, lora="off"):
+    from interactvlm_ros.cli.train import build_training
+    from interactvlm_ros.config import load_config
+
+    cfg = load_config(None, [f"cache.dir={root / 'cache'}"])
+    return build_training(cfg, "tiny", 64, str(root / "ds"), "simple", lora, seed=0)
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_steps_reduce_nothing_to_nan_and_resume_is_exact(tiny_run):
+    cfg = TrainConfig(steps=4, batch_size=2, warmup=1, log_every=1, checkpoint_every=2)
+    model, tok, fwd, ds, _, _ = _build(tiny_run)
+    straight = Trainer(fwd, ds, cfg, tiny_run / "a")
+    rows = [straight.train_step() for _ in range(4)]
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    frozen_ok = all(not p.requires_grad for p in model.sam.image_encoder.parameters())
+    assert frozen_ok
+    want = _params(model)
+
+    model2, _, fwd2, ds2, _, _ = _build(tiny_run)
+    first = Trainer(fwd2, ds2, cfg, tiny_run / "b")
+    first.train(steps=2, progress=False)
+    model3, _, fwd3, ds3, _, _ = _build(tiny_run)
+    resumed = Trainer(fwd3, ds3, cfg, tiny_run / "b")
+    assert resumed.load_checkpoint() == 2
+    resumed.train(progress=False)
+    got = _params(model3)
+    for name, value in want.items():
+        torch.testing.assert_close(got[name], value, rtol=0, atol=0, msg=name)
+    log = (tiny_run / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(log) == 4
+
+
+def test_export_reload_and_inference_matches_training_forward(tiny_run):
+    from interactvlm_ros.body import load_body_model
+    from interactvlm_ros.model import ContactPredictor
+    from interactvlm_ros.model.checkpoint import load_model
+
+    model, tok, fwd, ds, _, _ = _build(tiny_run)
+    trainer = Trainer(fwd, ds, TrainConfig(steps=1, batch_size=2, warmup=1), tiny_run / "c")
+    trainer.train(progress=False)
+    out_dir = trainer.export(tiny_run / "c" / "model", tok)
+    loaded = load_model(str(out_dir))
+    assert loaded.model.config.render_resolution == 64
+    predictor = ContactPredictor.from_loaded(loaded, body_model=load_body_model("anny"),
+                                             cache_dir=str(tiny_run / "cache"))
+    item = ds[0]
+    model.eval()
+    with torch.no_grad():
+        train_probs = fwd([item])["human_probs"][0].numpy()
+    res = predictor.predict(item["image"], [item["object"]])
+    np.testing.assert_allclose(res.contacts[0].human_probs, train_probs, atol=1e-4)
+
+
+def test_lora_mode_trains_only_adapters_and_heads(tiny_run):
+    model, tok, fwd, ds, use_lora, _ = _build(tiny_run, lora="on")
+    assert use_lora
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.endswith("q_proj.lora_A") for n in trainable)
+    assert not any("vision_tower" in n for n in trainable)
+    assert not any(n.startswith("model.layers.0.self_attn.q_proj.base") for n in trainable)
+    assert "lm_head.weight" in trainable
+    before = _params(model)
+    Trainer(fwd, ds, TrainConfig(steps=1, batch_size=2, warmup=1, mode="lora"), tiny_run / "d").train_step()
+    after = _params(model)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and changed <= trainable
