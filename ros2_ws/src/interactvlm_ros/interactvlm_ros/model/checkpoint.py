@@ -226,7 +226,7 @@ def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu"
             raise CheckpointError(f"preset {name!r} is an architecture only: set model.name to a released "
                                   f"InteractVLM checkpoint directory (and model.clip_dir to a local CLIP ViT-L/14)")
         # random weights: initialise in fp32 (the same values whatever the precision), then cast
-        model = InteractVLMForCausalLM.build(cfg, device=dev).to(dtype)
+        model = InteractVLMForCausalLM.build(cfg, device="cpu").to(dev, dtype)
         return LoadedModel(model, load_tokenizer(cfg.tokenizer, PRESETS_DIR), f"preset {name}", official=False)
     directory = Path(name).expanduser()
     if not directory.is_dir():

@@ -18,7 +18,6 @@ embeddings + render embeddings + cameras -> mask logits ``[K,V,R,R]``).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 
 import torch
@@ -73,16 +72,20 @@ class InteractVLMForCausalLM(nn.Module):
     @classmethod
     def build(cls, cfg: InteractVLMConfig, device: str | torch.device = "cpu", vision_tower: bool = True,
               seed: int | None = None) -> InteractVLMForCausalLM:
-        """Build with random weights (seeded by ``cfg.seed``), or with uninitialised storage on ``meta``."""
+        """Build the modules directly on ``device``.
+
+        On the CPU the random weights are seeded by ``cfg.seed`` (``seed`` overrides it) without touching the
+        global RNG; on an accelerator they are unseeded (use this for weights that are loaded next: 13B never
+        passes through host memory); on ``meta`` nothing is allocated (key/shape checks).
+        """
         device = torch.device(device)
-        ctx = torch.device(device) if device.type == "meta" else contextlib.nullcontext()
-        rng = torch.random.fork_rng(devices=[]) if device.type != "meta" else contextlib.nullcontext()
-        with rng, ctx:
-            if device.type != "meta":
+        if device.type == "cpu":
+            with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed if seed is None else seed)
-            model = cls(cfg, vision_tower=vision_tower)
-        if device.type not in ("meta", "cpu"):
-            model = model.to(device)
+                model = cls(cfg, vision_tower=vision_tower)
+        else:
+            with torch.device(device):
+                model = cls(cfg, vision_tower=vision_tower)
         return model.eval()
 
     # ----------------------------------------------------------------------------------- properties
