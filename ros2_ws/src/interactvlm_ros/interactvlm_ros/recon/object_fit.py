@@ -4,6 +4,7 @@ Initialisation as the released code: translation z = mean z of the human contact
 the object-mask centroid back-projected at that depth (the human contact centroid without a mask);
 rotation = "identity" — here the upright object (its y up → camera -y, facing the camera); then rigid ICP
 (10 iterations, no scale) between object contact vertices (p > 0.3) and human contact vertices (p > 0.5).
+With a depth image and a mask (RGB-D), an ICP of the depth points under the mask onto the object follows.
 
 Then Adam over a 6D rotation (lr 5e-2) and the translation (lr 1e-2) on
     10·L_contact + 5·L_mask + 1e-4·L_centroid + w_pen·L_penetration + w_depth·L_depth
@@ -122,7 +123,7 @@ class ObjectFitter:
     """Object pose optimiser (see the module docstring). ``iterations=0`` keeps the initialisation + ICP."""
 
     def __init__(self, iterations: int = 120, contact_weight: float = 10.0, mask_weight: float = 5.0,
-                 centroid_weight: float = 1e-4, penetration_weight: float = 10.0, depth_weight: float = 1.0,
+                 centroid_weight: float = 1e-4, penetration_weight: float = 10.0, depth_weight: float = 10.0,
                  lr_rotation: float = 5e-2, lr_translation: float = 1e-2, mask_max_side: int = 160):
         self.iterations = int(iterations)
         self.w = {"contact": contact_weight, "mask": mask_weight, "centroid": centroid_weight,
@@ -161,6 +162,29 @@ class ObjectFitter:
         icp, _ = rigid_icp(obj_v[obj_ids], hum_c, init=init, max_distance=max(0.1, size), iterations=10)
         return icp[:3, :3], icp[:3, 3]
 
+    @staticmethod
+    def align_to_depth(obj_v: np.ndarray, obj_f: np.ndarray, rot: np.ndarray, trans: np.ndarray, depth: np.ndarray,
+                       mask: np.ndarray, intr: Intrinsics, max_distance: float = 0.1):
+        """RGB-D refinement: ICP of the depth points under the (eroded) object mask onto the posed object's
+        surface (observed points all have a true match on the model, not the other way round)."""
+        from scipy.ndimage import binary_erosion
+
+        from interactvlm_ros.recon.icp import depth_point_cloud
+
+        inner = binary_erosion(np.asarray(mask, dtype=bool), iterations=1)
+        cloud = depth_point_cloud(depth, intr, mask=inner)
+        if len(cloud) < 20:
+            return rot, trans
+        fid, bary = surface_samples(obj_v, obj_f, count=3000, seed=1)
+        model = np.einsum("mk,mkd->md", bary, obj_v[obj_f[fid]]) @ rot.T + trans
+        t, _ = rigid_icp(cloud, model, max_distance=max_distance, iterations=30)
+        inv = np.linalg.inv(t)  # moves the model onto the observed points
+        centre = obj_v.mean(0)
+        moved = np.linalg.norm((inv[:3, :3] @ (rot @ centre + trans) + inv[:3, 3]) - (rot @ centre + trans))
+        if moved > max(max_distance, 0.5 * float(np.ptp(obj_v, axis=0).max())):
+            return rot, trans  # ICP slid away (flat or symmetric surfaces): keep the contact initialisation
+        return inv[:3, :3] @ rot, inv[:3, :3] @ trans + inv[:3, 3]
+
     # --- fit ----------------------------------------------------------------------------------------------
     def fit(self, obj_vertices: np.ndarray, obj_faces: np.ndarray, obj_probs: np.ndarray | None,
             body_vertices: np.ndarray, body_faces: np.ndarray, human_probs: np.ndarray | None, intr: Intrinsics,
@@ -182,6 +206,8 @@ class ObjectFitter:
                 raise ValueError(f"object mask is {mask.shape}, image is {(intr.height, intr.width)}")
         rot0, trans0 = init if init is not None else self.initialise(obj_v, obj_probs, body_v, human_probs, intr,
                                                                      mask)
+        if init is None and depth is not None and mask is not None:
+            rot0, trans0 = self.align_to_depth(obj_v, np.asarray(obj_faces), rot0, trans0, depth, mask, intr)
         iterations = self.iterations if iterations is None else int(iterations)
         rot, trans, losses = self._optimise(obj_v, np.asarray(obj_faces), obj_probs, body_v,
                                             np.asarray(body_faces), human_probs, intr, mask, depth, rot0, trans0,
