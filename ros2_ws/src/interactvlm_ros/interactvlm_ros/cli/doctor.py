@@ -140,9 +140,22 @@ def engine_checks(cfg: Config) -> list[Check]:
     return [Check("engines", "engine cache", True, f"{path} ({n} cached artifact(s))")]
 
 
+def recon_checks(cfg: Config) -> list[Check]:
+    from interactvlm_ros.recon.keypoints import probe_mediapipe
+
+    ok, detail = probe_mediapipe(cfg["recon.keypoint_python"])
+    o3d, err = _import("open3d")
+    need = bool(cfg["recon.enabled"])
+    return [Check("recon", "MediaPipe keypoints", ok, detail, fix="`make setup` (creates .venv-mediapipe) or set "
+                  "recon.keypoint_python", required=need),
+            Check("recon", "open3d", o3d is not None, f"open3d {getattr(o3d, '__version__', '?')}"
+                  if o3d is not None else err, fix="pip install open3d-cpu; apt-get install libusb-1.0-0",
+                  required=need)]
+
+
 def run_checks(cfg: Config) -> list[Check]:
     return (transport_checks(cfg) + inference_checks(cfg) + body_checks(cfg) + model_checks(cfg)
-            + engine_checks(cfg))
+            + engine_checks(cfg) + recon_checks(cfg))
 
 
 def add_parser(sub, common) -> None:

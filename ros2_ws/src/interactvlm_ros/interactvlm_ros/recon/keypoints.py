@@ -235,3 +235,23 @@ def _read(stream):
         count = int(np.prod(spec["shape"])) if spec["shape"] else 1
         arrays[spec["name"]] = np.frombuffer(stream.read(count * dtype.itemsize), dtype=dtype).reshape(spec["shape"])
     return header, arrays
+
+
+def probe_mediapipe(configured: str = "", timeout_s: float = 60.0) -> tuple[bool, str]:
+    """Whether the MediaPipe environment imports (a real subprocess import); ``(ok, detail)``."""
+    try:
+        python = mediapipe_python(configured)
+    except KeypointError as exc:
+        return False, str(exc).split(":")[0]
+    code = "import numpy, mediapipe; from mediapipe.python.solutions import pose; " \
+           "print(mediapipe.__version__, numpy.__version__)"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    try:
+        res = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout_s, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{python}: {exc}"
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, f"{python}: {last}"
+    mp_version, np_version = res.stdout.split()[:2]
+    return True, f"mediapipe {mp_version} (numpy {np_version}) in {python}"
