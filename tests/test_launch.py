@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import time
@@ -63,6 +64,8 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
 
     env = loopback_env(domain_id=domain)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]  # `interactvlm` of this venv
+    # the node's process (ROS' own python for `interactvlm_node`) must see this interpreter's packages (torch...)
+    env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", ""), *site.getsitepackages()]).strip(os.pathsep)
     log = tmp_path / "launch.log"
     proc = subprocess.Popen([ros2_cli(), "launch", str(LAUNCH_FILE), *args], env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)

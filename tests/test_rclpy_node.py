@@ -126,6 +126,7 @@ class Spinner:
 
     def stop(self):
         self.executor.shutdown(timeout_sec=5)
+        self.thread.join(5)
 
 
 def wait_for(predicate, timeout=60.0):
@@ -165,7 +166,7 @@ def test_lifecycle_node_end_to_end(context):
         assert wait_for(lambda: any(stamp_of(m) == stamp for m in got["cloud"]), 20)
         assert wait_for(lambda: any(m.markers and stamp_of(m.markers[-1]) == stamp for m in got["markers"]), 20)
         # a bad query is refused with a diagnostic; the node keeps serving
-        objects_pub.publish(RosString(data="\x00"))
+        objects_pub.publish(RosString(data="cup\x07"))
         assert wait_for(lambda: any("ignored object query" in s.message for d in got["diag"] for s in d.status), 20)
         bad = ros_image(7)
         bad.step = 10

@@ -172,8 +172,8 @@ class InteractVLMNode(LifecycleNode):
         self.cfg: Config | None = None
         self.parts = None
         self.core: ContactNode | None = None
-        self._publishers: dict[str, Any] = {}
-        self._subscriptions: list[Any] = []
+        self._output_publishers: dict[str, Any] = {}
+        self._input_subscriptions: list[Any] = []
         self._poll_timer = None
 
     # --- parameters -----------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ class InteractVLMNode(LifecycleNode):
             self.get_logger().error(f"configure failed: could not load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         cfg = self.cfg
-        self._publishers = {
+        self._output_publishers = {
             "contacts": self.create_lifecycle_publisher(ContactArray, cfg["topics.contacts"], OUTPUT_QOS),
             "markers": self.create_lifecycle_publisher(MarkerArray, cfg["topics.markers"], OUTPUT_QOS),
             "human_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.human_cloud"], OUTPUT_QOS),
@@ -225,9 +225,9 @@ class InteractVLMNode(LifecycleNode):
         }
         decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
         topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
-        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, RclpySink(self._publishers, topology),
-                                decoders,
-                                self.parts.library, warn=self.get_logger().warning, backend=self.parts.backend)
+        sink = RclpySink(self._output_publishers, topology)
+        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, sink, decoders, self.parts.library,
+                                warn=self.get_logger().warning, backend=self.parts.backend)
         self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
         return TransitionCallbackReturn.SUCCESS
@@ -238,16 +238,16 @@ class InteractVLMNode(LifecycleNode):
             return ret
         cfg, core = self.cfg, self.core
         core.start()
-        self._subscriptions = [
+        self._input_subscriptions = [
             self.create_subscription(Image, cfg["topics.image"], core.on_image,
                                      image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])),
             self.create_subscription(String, cfg["topics.objects"], core.on_objects, OUTPUT_QOS),
         ]
         if cfg["topics.camera_info"]:
-            self._subscriptions.append(self.create_subscription(CameraInfo, cfg["topics.camera_info"],
+            self._input_subscriptions.append(self.create_subscription(CameraInfo, cfg["topics.camera_info"],
                                                                 core.on_camera_info, OUTPUT_QOS))
         if cfg["topics.depth"]:
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 Image, cfg["topics.depth"], core.on_depth,
                 image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])))
         self._poll_timer = self.create_timer(0.05, core.poll)
@@ -287,17 +287,17 @@ class InteractVLMNode(LifecycleNode):
         return pub
 
     def _unsubscribe(self) -> None:
-        for sub in self._subscriptions:
+        for sub in self._input_subscriptions:
             self.destroy_subscription(sub)
-        self._subscriptions = []
+        self._input_subscriptions = []
         if self._poll_timer is not None:
             self.destroy_timer(self._poll_timer)
             self._poll_timer = None
 
     def _release(self) -> None:
-        for pub in self._publishers.values():
+        for pub in self._output_publishers.values():
             self.destroy_lifecycle_publisher(pub)
-        self._publishers = {}
+        self._output_publishers = {}
         self.core = None
         self.parts = None
         _free_accelerator_cache()
