@@ -82,30 +82,47 @@ def render_views(vertices, faces, views: tuple[View, ...] | list[View], resoluti
     keep = mesh.keep.to(device)
     tex = _resolve_colors(colors, v, f[keep])
     normals = vertex_normals(v, f[keep])
-    out = {k: [] for k in ("images", "face_ids", "bary", "depth", "valid")}
-    for view in views:
+    table = torch.cat([tex, v, normals], dim=1)  # [N,9]: what is interpolated per pixel
+    out = _Output(len(views), resolution)
+    for i, view in enumerate(views):
         frag = rasterize_mesh(v, f, view, resolution, keep=keep)
-        valid = frag.face_ids >= 0
-        img = torch.full((resolution, resolution, 3), 255, dtype=torch.uint8, device=device)
-        if valid.any():
-            fid = frag.face_ids[valid]
-            b = frag.bary[valid]
-            vid = f[fid]  # [P,3]
-            texel = (tex[vid] * b[..., None]).sum(1)
+        flat_ids = frag.face_ids.reshape(-1)
+        idx = torch.nonzero(flat_ids >= 0).squeeze(1)
+        img = torch.full((resolution * resolution, 3), 255, dtype=torch.uint8, device=device)
+        if idx.numel():
+            b = frag.bary.reshape(-1, 3).index_select(0, idx)[:, None, :]  # [P,1,3]
+            vid = f.index_select(0, flat_ids.index_select(0, idx)).reshape(-1)  # [3P]
+            corners = table.index_select(0, vid).view(-1, 3, table.shape[1])  # [P,3,9]
+            texel, point, normal = torch.bmm(b, corners)[:, 0].split(3, dim=1)
             if lit:
-                point = (v[vid] * b[..., None]).sum(1)
-                normal = (normals[vid] * b[..., None]).sum(1)
                 light = torch.tensor(view.light, dtype=v.dtype, device=device)
                 eye = torch.as_tensor(eye_position(view), dtype=v.dtype, device=device)
                 texel = phong(texel, normal, point, light, eye)
-            img[valid] = (texel.clamp(0, 1) * 255.0).round().to(torch.uint8)
-        out["images"].append(img)
-        out["face_ids"].append(frag.face_ids.to(torch.int32))
-        out["bary"].append(frag.bary)
-        out["depth"].append(frag.depth)
-        out["valid"].append(valid)
-    arrays = {k: torch.stack(vs).cpu().numpy() for k, vs in out.items()}
-    return MultiViewRender(views=tuple(views), resolution=resolution, dropped_faces=mesh.dropped_faces, **arrays)
+            img.index_copy_(0, idx, (texel.clamp(0, 1) * 255.0).round().to(torch.uint8))
+        out.put(i, img.view(resolution, resolution, 3), frag)
+    return out.result(tuple(views), resolution, mesh.dropped_faces)
+
+
+class _Output:
+    """Preallocated numpy outputs filled view by view (no stacking copies)."""
+
+    def __init__(self, n_views: int, resolution: int):
+        shape = (n_views, resolution, resolution)
+        self.images = np.empty((*shape, 3), np.uint8)
+        self.face_ids = np.empty(shape, np.int32)
+        self.bary = np.empty((*shape, 3), np.float32)
+        self.depth = np.empty(shape, np.float32)
+
+    def put(self, i: int, image: torch.Tensor, frag) -> None:
+        self.images[i] = image.cpu().numpy()
+        self.face_ids[i] = frag.face_ids.to(torch.int32).cpu().numpy()
+        self.bary[i] = frag.bary.cpu().numpy()
+        self.depth[i] = frag.depth.cpu().numpy()
+
+    def result(self, views, resolution: int, dropped_faces: int = 0, meta: dict | None = None) -> MultiViewRender:
+        return MultiViewRender(images=self.images, face_ids=self.face_ids, bary=self.bary, depth=self.depth,
+                               valid=self.face_ids >= 0, views=views, resolution=resolution,
+                               dropped_faces=dropped_faces, meta=meta or {})
 
 
 def render_points(points, views: tuple[View, ...] | list[View], resolution: int, radius: float = PIAD_POINT_RADIUS,
@@ -119,17 +136,11 @@ def render_points(points, views: tuple[View, ...] | list[View], resolution: int,
         raise ValueError(f"point radius (NDC units) must be in (0, 1), got {radius!r}")
     p = check_vertices(points, "points", limit=MAX_POINTS).to(device)
     tex = _resolve_colors(colors, p, None)
-    out = {k: [] for k in ("images", "face_ids", "bary", "depth", "valid")}
-    for view in views:
+    out = _Output(len(views), resolution)
+    for i, view in enumerate(views):
         frag = rasterize_points(p, view, resolution, float(radius))
         valid = frag.face_ids >= 0
         img = torch.full((resolution, resolution, 3), 255, dtype=torch.uint8, device=device)
         img[valid] = (tex[frag.face_ids[valid]].clamp(0, 1) * 255.0).round().to(torch.uint8)
-        out["images"].append(img)
-        out["face_ids"].append(frag.face_ids.to(torch.int32))
-        out["bary"].append(frag.bary)
-        out["depth"].append(frag.depth)
-        out["valid"].append(valid)
-    arrays = {k: torch.stack(vs).cpu().numpy() for k, vs in out.items()}
-    return MultiViewRender(views=tuple(views), resolution=resolution, meta={"points": True, "radius": radius},
-                           **arrays)
+        out.put(i, img, frag)
+    return out.result(tuple(views), resolution, meta={"points": True, "radius": radius})
