@@ -198,3 +198,12 @@ def test_render_on_gpu_matches_cpu():
     a = render_views(sphere.vertices, sphere.faces, HUMAN_VIEWS, 96)
     b = render_views(sphere.vertices, sphere.faces, HUMAN_VIEWS, 96, device="cuda")
     assert face_id_agreement(b.face_ids, a.face_ids) > 0.999
+
+
+def test_geometry_bench_is_registered():
+    import importlib
+
+    from interactvlm_ros.cli.bench import BENCHES
+
+    module, func = BENCHES["geometry"].split(":")
+    assert callable(getattr(importlib.import_module(module), func))
