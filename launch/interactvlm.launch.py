@@ -16,6 +16,7 @@ file's value):
   namespace, node_name, log_level, use_rviz
 """
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -79,8 +80,7 @@ def launch_node(context, *args, **kwargs):
                "--log-level", {"fatal": "error", "warn": "warning"}.get(log_level, log_level)]
         values["node.namespace"] = namespace
         for key, value in values.items():
-            text = "[" + ", ".join(repr(v) for v in value) + "]" if isinstance(value, list) else str(value)
-            cmd += ["--set", f"{key}={text}"]
+            cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML: "" stays a string, lists stay lists
         return [LogInfo(msg=f"interactvlm: dds transport ({' '.join(cmd)})"),
                 ExecuteProcess(cmd=cmd, name=name, output="screen", sigterm_timeout="10")]
     return [LifecycleNode(package="interactvlm_ros", executable="interactvlm_node", name=name,

@@ -57,6 +57,7 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
     image's header, then stop launch with SIGINT and expect a clean exit."""
     rclpy = pytest.importorskip("rclpy", reason="rclpy is not importable")
     ivm = pytest.importorskip("interactvlm_msgs.msg", reason="interactvlm_msgs is not built/sourced")
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, PointCloud2
 
@@ -77,6 +78,8 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
     peer.create_subscription(ivm.ContactArray, "/interactvlm/contacts", got["contacts"].append, OUTPUT_QOS)
     peer.create_subscription(PointCloud2, "/interactvlm/contacts/human_cloud", got["cloud"].append, OUTPUT_QOS)
     pub = peer.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(peer)
     try:
         end = time.monotonic() + 300
         stamp = 1_700_000_000_000_000_000
@@ -89,7 +92,7 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
                 msg.height, msg.width, msg.encoding, msg.step = 48, 64, "rgb8", 192
                 msg.data = np.full(48 * 64 * 3, 128, np.uint8).tobytes()
                 pub.publish(msg)
-            rclpy.spin_once(peer, timeout_sec=0.5)
+            executor.spin_once(timeout_sec=0.5)
             assert proc.poll() is None, log.read_text()[-3000:]
         assert got["contacts"], "no ContactArray:\n" + log.read_text()[-3000:]
         c = got["contacts"][0]
@@ -97,9 +100,10 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
         assert [x.object_label for x in c.contacts] == ["cup", "bottle"]
         end = time.monotonic() + 30
         while time.monotonic() < end and not any(m.header.stamp == c.header.stamp for m in got["cloud"]):
-            rclpy.spin_once(peer, timeout_sec=0.2)
+            executor.spin_once(timeout_sec=0.2)
         assert any(m.header.stamp == c.header.stamp for m in got["cloud"])
     finally:
+        executor.shutdown()
         peer.destroy_node()
         rclpy.try_shutdown(context=ctx)
         os.killpg(proc.pid, signal.SIGINT)
