@@ -106,11 +106,11 @@ def run(cfg, args) -> dict:
                     "load_average_1min": round(os.getloadavg()[0], 2)}
 
     # -- rendering -----------------------------------------------------------------------------------------
-    ms512, r512 = _timed(lambda: render_views(verts, faces, HUMAN_VIEWS, 512), max(1, reps // 2))
+    ms512, r512 = _timed(lambda: render_views(verts, faces, HUMAN_VIEWS, 512), reps)
     result["render_ms_per_view_512"] = round(ms512 / len(HUMAN_VIEWS), 2)
-    ms1024, r1024 = _timed(lambda: render_views(verts, faces, HUMAN_VIEWS, 1024), 1)
+    ms1024, r1024 = _timed(lambda: render_views(verts, faces, HUMAN_VIEWS, 1024), max(1, reps // 2))
     result["render_ms_per_view_1024"] = round(ms1024 / len(HUMAN_VIEWS), 2)
-    ray_ms, (ray_ids, _) = _timed(lambda: raycast_views(verts, faces, HUMAN_VIEWS, 512), 1)
+    ray_ms, (ray_ids, _) = _timed(lambda: raycast_views(verts, faces, HUMAN_VIEWS, 512), max(1, reps // 2))
     result["raycast_ms_per_view_512"] = round(ray_ms / len(HUMAN_VIEWS), 2)
     result["faceid_agreement"] = round(face_id_agreement(r512.face_ids, ray_ids), 6)
 
