@@ -128,6 +128,14 @@ def test_rep155_body_frame_axes():
     assert np.allclose(t[:3, 1], [1, 0, 0])  # the person's left is the image right
     assert np.isclose(np.linalg.det(t[:3, :3]), 1.0)
     assert np.allclose(t[:3, 3], [0, 0, 3])
+    from interactvlm_ros.recon.scene import transform_to_tf
+
+    xyz, quat = transform_to_tf(t)
+    assert np.allclose(xyz, [0, 0, 3]) and np.isclose(np.linalg.norm(quat), 1.0)
+    # Rotating the body's forward axis (1,0,0) by the quaternion gives the camera's -z.
+    from scipy.spatial.transform import Rotation
+
+    assert np.allclose(Rotation.from_quat(quat).apply([1.0, 0.0, 0.0]), [0, 0, -1], atol=1e-9)
 
 
 def test_reconstructor_end_to_end_with_contacts(body, cfg, scene, library, tmp_path):

@@ -98,8 +98,17 @@ class Reconstruction:
         return _cat([c.object_points for c in self.contacts])
 
     def tf_transforms(self) -> list[tuple[str, np.ndarray]]:
-        """``(child frame id, [4,4] camera-from-child)`` for each body (parent = the image's frame)."""
+        """``(child frame id, [4,4] camera-from-child)`` for each body (parent = the image's frame); see
+        :func:`transform_to_tf` for translation + quaternion."""
         return [(b.frame_id, b.transform_camera_body) for b in self.bodies]
+
+
+def transform_to_tf(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[4,4]`` rigid transform → (translation ``[3]``, quaternion ``[4]`` as x, y, z, w — geometry_msgs order)."""
+    from scipy.spatial.transform import Rotation
+
+    t = np.asarray(t, dtype=np.float64)
+    return t[:3, 3].copy(), Rotation.from_matrix(t[:3, :3]).as_quat()
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
