@@ -17,7 +17,7 @@ count only real tokens, so a row equals the same prompt run alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -39,7 +39,6 @@ class GenerationOutput:
     contact_states: torch.Tensor
     found: torch.Tensor
     steps: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

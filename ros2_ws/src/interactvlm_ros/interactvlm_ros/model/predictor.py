@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from interactvlm_ros.model.checkpoint import LoadedModel, load_model
-from interactvlm_ros.model.embedding_cache import SamEmbeddingCache
+from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash
 from interactvlm_ros.model.generation import (
     DecodeSettings,
     GenerationOutput,
@@ -160,8 +160,8 @@ class ContactPredictor:
 
             renders = default_cache(self.cache_dir or "") / "renders"
             cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders)
-            key = f"body:{self.body_model.topology_hash}:{self.cfg.render_resolution}:" + ",".join(
-                v.key() for v in cv.render.views)
+            # the key names the render content itself: a renderer change re-embeds, a stale entry never matches
+            key = f"body:{self.body_model.topology_hash}:{images_hash(cv.render.images)}"
             self._body_views = RenderSet(cv.render.images, torch.as_tensor(np.asarray(cv.cam_params)).float(),
                                          cv.lifter, key, int(self.body_model.num_vertices))
         return self._body_views
@@ -177,7 +177,7 @@ class ContactPredictor:
 
             ov = object_views(v, f, self.cfg.render_resolution)
             cams = torch.from_numpy(cam_params(ov.render.views, dist_override=OBJECT_COND_DIST))
-            key = f"mesh:{h}:{self.cfg.render_resolution}"
+            key = f"mesh:{h}:{images_hash(ov.render.images)}"
             if len(self._object_views) >= 8:
                 self._object_views.pop(next(iter(self._object_views)))
             self._object_views[h] = RenderSet(ov.render.images, cams, ov.lifter, key, len(v))
@@ -233,9 +233,8 @@ class ContactPredictor:
         hidden = _prefill_last(m, prefix, suffixes)
         states = torch.zeros(len(ids), len(settings.contact_ids), hidden.shape[-1], dtype=hidden.dtype,
                              device=hidden.device)
-        states[:, 0] = hidden
-        found = torch.zeros(len(ids), len(settings.contact_ids), dtype=torch.bool, device=hidden.device)
-        found[:, 0] = True
+        states[:] = hidden[:, None]  # the last position predicts the contact token (whichever kind is asked)
+        found = torch.ones(len(ids), len(settings.contact_ids), dtype=torch.bool, device=hidden.device)
         answer = self.cfg.prompts.answer_template
         tail = self.tokenizer.encode(answer)
         cut = tail.index(self.cfg.contact_token_ids[0]) + 1 if self.cfg.contact_token_ids[0] in tail else len(tail)
@@ -368,4 +367,4 @@ def _prefill_last(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]) -> 
     return prefill(model, prefix, suffixes)[0]
 
 
-__all__ = ["ContactPredictor", "RenderSet", "sanitize_object_name", "SEG"]
+__all__ = ["OBJECT_COND_DIST", "ContactPredictor", "RenderSet"]
