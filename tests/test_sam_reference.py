@@ -138,3 +138,25 @@ def test_box_prompted_masks_match(pair):
         ref = theirs(image_embeddings=emb, input_boxes=boxes[None], multimask_output=True)
     torch.testing.assert_close(masks, ref.pred_masks[0], atol=1e-9, rtol=1e-7)
     torch.testing.assert_close(iou, ref.iou_scores[0], atol=1e-9, rtol=1e-7)
+
+
+def test_mvloc_equals_reference_decoder_run_per_view(pair):
+    """MV-Loc's view v = the reference mask decoder on render v with all V camera-gated tokens as the prompt."""
+    from interactvlm_ros.model.mvloc import FeatLift, MVLoc
+
+    ours, theirs = pair
+    torch.manual_seed(4)
+    feat_lift = FeatLift().double()
+    mvloc = MVLoc.from_sam(ours, feat_lift)
+    images = torch.randn(4, 256, 16, 16, dtype=torch.float64)
+    cams = torch.rand(4, 5, dtype=torch.float64)
+    e = torch.randn(2, 256, dtype=torch.float64)
+    with torch.no_grad():
+        low = mvloc.low_res_logits(e, images, cams)  # [K, V, 64, 64]
+        tokens = feat_lift(e, cams)  # [K, V, C]
+        pe = theirs.get_image_wide_positional_embeddings()
+        dense = theirs.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, 16, 16)
+        for k in range(2):
+            for v in range(4):
+                masks, _ = theirs.mask_decoder(images[v:v + 1], pe, tokens[k][None, None], dense, False)[:2]
+                torch.testing.assert_close(low[k, v], masks[0, 0, 0], atol=1e-9, rtol=1e-7)
