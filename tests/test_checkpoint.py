@@ -204,3 +204,26 @@ def test_model_without_camera_conditioning_has_no_featlift():
     assert not any(k.startswith("cam_pose_encoder.") for k in model.state_dict())
     with pytest.raises(RuntimeError, match="2D mode"):
         model.mvloc()
+
+
+def test_official_layout_with_sharded_safetensors(official_layout, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    ckpt, clip_dir, src, _ = official_layout
+    d = tmp_path / "st"
+    shutil.copytree(ckpt, d, ignore=shutil.ignore_patterns("pytorch_model*"))
+    index = json.loads((ckpt / "pytorch_model.bin.index.json").read_text())
+    weight_map = {}
+    for i, shard in enumerate(sorted(set(index["weight_map"].values())), 1):
+        tensors = torch.load(ckpt / shard, weights_only=True)
+        name = f"model-{i:05d}-of-00002.safetensors"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / name))
+        weight_map.update({k: name for k in tensors})
+    (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    loaded = load_model(str(d), clip_dir=str(clip_dir), precision="fp32")
+    got = loaded.model.state_dict()
+    for k, v in src.checkpoint_state_dict().items():
+        want = v if k.startswith("model.visual_model") else v.to(torch.bfloat16).float()
+        assert torch.equal(got[k], want), k
