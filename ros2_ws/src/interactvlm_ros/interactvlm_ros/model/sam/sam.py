@@ -102,9 +102,15 @@ class Sam(nn.Module):
         return x.to(self.pixel_mean.dtype), new_hw
 
     @torch.no_grad()
-    def embed_images(self, images: np.ndarray | torch.Tensor, batch_size: int = 4,
+    def embed_images(self, images: np.ndarray | torch.Tensor, batch_size: int | None = None,
                      progress: bool = False) -> torch.Tensor:
-        """Image embeddings ``[B, C, S/p, S/p]`` of images in either layout accepted by :meth:`preprocess`."""
+        """Image embeddings ``[B, C, S/p, S/p]`` of images in either layout accepted by :meth:`preprocess`.
+
+        ``batch_size`` images per encoder call; default 4 on CUDA, 1 elsewhere (ViT-H's global-attention
+        blocks hold a ``[heads, 4096, 4096]`` bias per image, ~1 GB in fp32).
+        """
+        if batch_size is None:
+            batch_size = 4 if self.device.type == "cuda" else 1
         x, _ = self.preprocess(images)
         dtype = next(self.image_encoder.parameters()).dtype
         chunks = range(0, x.shape[0], batch_size)
