@@ -250,10 +250,9 @@ class BodyFitter:
         mask = torch.zeros(body.pose_dim)
         names = list(body.joint_names)
         chosen = ANNY_FIT_BONES if body.name == "anny" else SMPL_FIT_JOINTS
-        offset = 1 if body.name == "anny" else 1  # both: pose excludes the root / pelvis joint 0
         for n in chosen:
             if n in names:
-                j = names.index(n) - offset
+                j = names.index(n) - 1  # the pose vector excludes joint 0 (Anny's root, SMPL's pelvis)
                 if 0 <= j and 3 * j + 3 <= body.pose_dim:
                     mask[3 * j:3 * j + 3] = 1.0
         if mask.sum() == 0:  # unknown joint naming: fit every pose parameter
