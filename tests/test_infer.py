@@ -114,3 +114,14 @@ def test_infer_with_a_saved_model_directory(image_file, tmp_path):
                  "--out", str(out)]) == 0
     record = json.loads((out / "contacts.json").read_text())
     assert record["model"] == str(tmp_path / "mymodel") and record["contacts"][0]["found"]
+
+
+def test_model_check_a_checkpoint_directory(tmp_path, capsys):
+    from interactvlm_ros.model.checkpoint import load_model
+
+    loaded = load_model("tiny")
+    d = loaded.model.save_pretrained(tmp_path / "m", loaded.tokenizer)
+    assert main(["model", "check", "--checkpoint", str(d), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["matched"] == len(loaded.model.state_dict()) and report["missing"] == 0
+    assert main(["model", "check", "--manifest", str(MANIFESTS / "official_7b_keys.tsv")]) == 2

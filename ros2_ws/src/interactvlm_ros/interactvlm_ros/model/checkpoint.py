@@ -310,10 +310,33 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def checkpoint_report(directory: str | Path) -> KeyReport:
+    """Compare a checkpoint directory's tensors (names and shapes only) with the architecture its config.json
+    describes, built on ``meta``; nothing is loaded into a model and no CLIP directory is needed."""
+    from interactvlm_ros.model.tokenizer import _read_added_tokens
+
+    directory = Path(directory).expanduser()
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: no config.json (not a model directory)")
+    data = json.loads(config_path.read_text())
+    official = is_official_config(data)
+    if official:
+        cfg = config_from_official(data, source=str(config_path), added_tokens=_read_added_tokens(directory))
+    else:
+        cfg = InteractVLMConfig.from_dict(data, source=str(config_path))
+    model = InteractVLMForCausalLM.build(cfg, device="meta", vision_tower=not official)
+    found: dict[str, tuple[int, ...]] = {}
+    for f in weight_files(directory):
+        found.update(shard_shapes(f))
+    return compare_keys(model_shapes(model, include_vision_tower=not official), found)
+
+
 def meta_model(preset: str) -> InteractVLMForCausalLM:
     """The preset's architecture on the ``meta`` device (no memory, no weights) for key checks."""
     return InteractVLMForCausalLM.build(load_preset(preset), device="meta", vision_tower=False)
 
 
-__all__ = ["VISION_TOWER_PREFIX", "CheckpointError", "KeyReport", "LoadedModel", "compare_keys", "load_model",
+__all__ = ["VISION_TOWER_PREFIX", "CheckpointError", "KeyReport", "LoadedModel", "checkpoint_report", "compare_keys",
+           "load_model",
            "meta_model", "model_shapes", "read_manifest", "save_pretrained"]
