@@ -194,3 +194,14 @@ def test_anny_smplx_round_trip_accuracy(anny_body, smplx_body):
     hand[anny_body.part_vertex_ids()["left hand"]] = 1.0
     moved = to_smplx(torch.from_numpy(hand)).numpy() > 0.5
     assert moved.any() and (b_v[moved, 0] > 0.5).all()  # the left hand lands on the left hand
+
+
+def test_anny_never_calls_the_noncommercial_download(monkeypatch):
+    import anny.paths
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("anny's non-commercial download helper was called")
+
+    monkeypatch.setattr(anny.paths, "download_noncommercial_data", forbidden)
+    body = load_body_model("anny", progress=False)
+    assert body.canonical_vertices().shape == (13718, 3) and body.part_vertex_ids()["head"].size
