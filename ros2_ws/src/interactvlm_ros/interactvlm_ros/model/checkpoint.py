@@ -26,6 +26,7 @@ from interactvlm_ros.model.configuration import (
     PRESET_NAMES,
     PRESETS_DIR,
     InteractVLMConfig,
+    VisionConfig,
     config_from_official,
     is_official_config,
     load_preset,
@@ -322,7 +323,9 @@ def checkpoint_report(directory: str | Path) -> KeyReport:
     data = json.loads(config_path.read_text())
     official = is_official_config(data)
     if official:
-        cfg = config_from_official(data, source=str(config_path), added_tokens=_read_added_tokens(directory))
+        # the tower is not in the checkpoint; only its width (mm_hidden_size, the projector's input) matters here
+        vision = VisionConfig(hidden_size=int(data.get("mm_hidden_size", 1024)))
+        cfg = config_from_official(data, vision, source=str(config_path), added_tokens=_read_added_tokens(directory))
     else:
         cfg = InteractVLMConfig.from_dict(data, source=str(config_path))
     model = InteractVLMForCausalLM.build(cfg, device="meta", vision_tower=not official)
