@@ -78,9 +78,9 @@ class _Tracker:
             if hit.any():
                 self.states[hit, c] = hidden[hit].to(self.states.dtype)
                 self.found[:, c] |= hit
-        for b in range(len(self.tokens)):
-            if not self.done[b]:
-                self.tokens[b].append(int(nxt[b]))
+        for b, (tok, done) in enumerate(zip(nxt.tolist(), self.done.tolist(), strict=True)):  # one device sync
+            if not done:
+                self.tokens[b].append(tok)
         self.done |= (nxt == self.s.eos_id) | self.found.all(-1)
         return nxt
 
