@@ -21,7 +21,7 @@ export ANNY_CACHE_DIR ?= $(HOME)/.cache/interactvlm/anny
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint apt clean-venv
+.PHONY: setup demo test lint apt clean-venv train-default
 
 setup: apt $(STAMP) $(MP_STAMP)
 
@@ -55,6 +55,18 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest
+
+# Reproduce the shipped default model (interactvlm_ros/assets/default_model): synthetic data (seed 0), the tiny
+# model trained from scratch on the CPU with fixed seeds and threads, then its held-out metrics (eval.json).
+TRAIN_DEFAULT_DIR ?= $(HOME)/.cache/interactvlm/train-default
+train-default: setup
+	rm -rf $(TRAIN_DEFAULT_DIR)/run
+	$(BIN)/interactvlm synth --out $(TRAIN_DEFAULT_DIR)/data --num 1600 --seed 0
+	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run --steps 200 \
+	  --batch-size 8 --lr 8e-4 --warmup 20 --render-resolution 128 --seed 0 --threads 2 --checkpoint-every 20
+	$(BIN)/interactvlm eval --data $(TRAIN_DEFAULT_DIR)/data --model $(TRAIN_DEFAULT_DIR)/run/model --json \
+	  --threads 2 --no-progress > $(TRAIN_DEFAULT_DIR)/eval.json
+	cat $(TRAIN_DEFAULT_DIR)/eval.json
 
 clean-venv:
 	rm -rf $(VENV) $(MP_VENV)
