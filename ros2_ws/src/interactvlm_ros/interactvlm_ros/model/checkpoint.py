@@ -30,6 +30,7 @@ from interactvlm_ros.model.configuration import (
     config_from_official,
     is_official_config,
     load_preset,
+    resolve_model_name,
     vision_from_clip_dir,
 )
 from interactvlm_ros.model.interactvlm import VISION_TOWER_PREFIX, InteractVLMForCausalLM
@@ -218,7 +219,9 @@ def _build_on(cfg: InteractVLMConfig, device: torch.device, dtype: torch.dtype, 
 
 def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu",
                precision: str = "auto") -> LoadedModel:
-    """A preset name (``tiny``: seeded random weights) or a checkpoint directory -> model + tokenizer."""
+    """A preset name (``tiny``: seeded random weights), ``default`` (the shipped model) or a checkpoint directory
+    -> model + tokenizer."""
+    name = resolve_model_name(name)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     dtype = resolve_dtype(precision, dev)
     if name in PRESET_NAMES:

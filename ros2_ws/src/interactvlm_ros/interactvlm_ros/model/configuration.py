@@ -16,6 +16,15 @@ import yaml
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PRESET_NAMES = ("tiny", "official-7b", "official-13b")
+# ``model.name: default`` = the model shipped in the package, trained by ``make train-default`` (synthetic data).
+DEFAULT_MODEL_NAME = "default"
+
+
+def resolve_model_name(name: str) -> str:
+    """``default`` → the shipped model directory (``interactvlm_ros/assets/default_model``); other names as given."""
+    if name == DEFAULT_MODEL_NAME:
+        return str(Path(__file__).resolve().parent.parent / "assets" / "default_model")
+    return name
 
 # CLIP ViT-L/14 image normalisation (openai/clip-vit-large-patch14 preprocessor_config.json values).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -295,6 +304,7 @@ def inspect_model_source(name: str, clip_dir: str = "") -> tuple[bool, str, str]
 
     Returns ``(usable, detail, fix)`` for ``interactvlm doctor``.
     """
+    name = resolve_model_name(name)
     if name in PRESET_NAMES:
         cfg = load_preset(name)
         if cfg.tokenizer == "sentencepiece":
