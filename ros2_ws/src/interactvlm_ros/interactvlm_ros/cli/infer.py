@@ -107,20 +107,22 @@ def _side_renders(vertices, faces, probs, size: int) -> list[np.ndarray]:
 
     v = np.asarray(vertices, np.float32)
     v = v - (v.max(0) + v.min(0)) / 2
-    extent = float(np.abs(v).max())
-    dist = max(1.2, extent / np.tan(np.radians(27)) + extent)
+    v = v * (0.8 / max(float(np.abs(v).max()), 1e-9))  # any size fills the frame like the canonical body
+    dist = 2.3
     views = (View("front", dist, 0.0, 0.0, light=(0.0, 0.0, 3.0)), View("back", dist, 0.0, 180.0,
                                                                       light=(0.0, 0.0, -3.0)))
     r = render_views(v, faces, views, size, colors=contact_colors(probs))
     return [img for img in r.images]
 
 
-def _overlay(render: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _overlay(render: np.ndarray, mask: np.ndarray, rendered_only: bool = True) -> np.ndarray:
     from PIL import Image
 
     m = np.asarray(Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8)).resize(render.shape[1::-1]),
                    np.float32)[..., None] / 255.0
     body = render.astype(np.int32).sum(-1, keepdims=True) < 765  # rendered (non-white) pixels
+    if not rendered_only:
+        body = np.ones_like(body)
     m = m * body
     gray = render.astype(np.float32).mean(-1, keepdims=True) * 0.8 + 40  # grey body so the red mask stands out
     gray = np.where(body, gray, 255.0)
@@ -138,22 +140,25 @@ def _fit(img: np.ndarray, size: int = TILE) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def make_figure(image_rgb: np.ndarray, rows: list[dict]) -> np.ndarray:
-    """One row per object: input | 4 view masks over the renders | front | back, with a caption."""
+def make_figure(image_rgb: np.ndarray, rows: list[dict], image_mask: bool = False) -> np.ndarray:
+    """One row per object: input | 4 view masks over the renders | front | back (``image_mask``: input | the 2D
+    mask over the image), with a caption."""
     from PIL import Image, ImageDraw
 
     caption_h = 34
-    ncols = 7
-    fig = Image.new("RGB", (ncols * TILE, len(rows) * (TILE + caption_h)), (255, 255, 255))
+    headers = ["input", "2D contact mask"] if image_mask else ["input", "view 1", "view 2", "view 3", "view 4",
+                                                                "front", "back"]
+    ncols = len(headers)
+    fig = Image.new("RGB", (max(ncols * TILE, 3 * TILE), len(rows) * (TILE + caption_h)), (255, 255, 255))
     draw = ImageDraw.Draw(fig)
-    headers = ["input", "view 1", "view 2", "view 3", "view 4", "front", "back"]
     for r, row in enumerate(rows):
         y = r * (TILE + caption_h)
         text = f"{row['label']}: " + (row["text"][:110] if row["found"] else f"no contact - {row['reason'][:100]}")
         draw.text((6, y + 4), text, fill=(0, 0, 0))
         if r == 0:
-            draw.text((6, y + 18), "   ".join(f"[{h}]" for h in headers) + "     red = contact probability "
-                      "(views: mask, front/back: per-vertex)", fill=(90, 90, 90))
+            legend = "" if image_mask else " (views: mask, front/back: per-vertex)"
+            draw.text((6, y + 18), "   ".join(f"[{h}]" for h in headers) + "     red = contact probability" + legend,
+                      fill=(90, 90, 90))
         tiles = [_fit(image_rgb)] + [_fit(t) for t in row["tiles"]]
         for c, tile in enumerate(tiles[:ncols]):
             fig.paste(Image.fromarray(tile), (c * TILE, y + caption_h))
@@ -233,7 +238,7 @@ def run(args) -> int:
             _atomic_write(out / name, lambda tmp, data=ply: Path(tmp).write_bytes(data))
             row["tiles"] += _side_renders(verts, faces, probs, TILE)
         elif c.found:
-            row["tiles"] = [_overlay(rgb, c.view_masks[0])]
+            row["tiles"] = [_overlay(rgb, c.view_masks[0], rendered_only=False)]
         rows.append(row)
     if args.mode == "human" and body is not None:
         arrays["human_probs"] = np.stack([c.human_probs if c.found else np.full(body.num_vertices, np.nan,
@@ -248,7 +253,7 @@ def run(args) -> int:
 
     _atomic_write(out / "contacts.npz", _npz)
     _atomic_write(out / "contacts.json", lambda tmp: Path(tmp).write_text(json.dumps(record) + "\n"))
-    figure = make_figure(rgb, rows)
+    figure = make_figure(rgb, rows, image_mask=args.mode == "2d")
     _atomic_write(out / "contacts.png", lambda tmp: Image.fromarray(figure).save(tmp, format="PNG"))
     thr = float(cfg["contact.threshold"])
     for c in result.contacts:
