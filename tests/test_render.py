@@ -23,10 +23,12 @@ from interactvlm_ros.render import (
 )
 from interactvlm_ros.render.cameras import look_at
 from interactvlm_ros.render.mesh_input import check_mesh
+from interactvlm_ros.render.raycast import face_id_agreement, raycast_views
 from interactvlm_ros.render.shading import phong
 
-pytest.importorskip("open3d", reason="open3d is needed for the ray-cast reference")
-from interactvlm_ros.render.raycast import face_id_agreement, raycast_views
+
+def _needs_open3d():
+    pytest.importorskip("open3d", reason="open3d is needed for the ray-cast reference")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,7 @@ def test_look_at_matches_pytorch3d_convention():
 
 
 def test_face_ids_agree_with_ray_cast_on_anny(anny_body):
+    _needs_open3d()
     v, f = anny_body.canonical_vertices(), anny_body.faces
     r = render_views(v, f, HUMAN_VIEWS, 192)
     ref_ids, ref_depth = raycast_views(v, f, HUMAN_VIEWS, 192)
@@ -70,6 +73,7 @@ def test_face_ids_agree_with_ray_cast_on_anny(anny_body):
 
 
 def test_face_ids_agree_with_ray_cast_on_object():
+    _needs_open3d()
     mesh = trimesh.creation.annulus(r_min=0.2, r_max=0.5, height=0.4, sections=48)
     ov = object_views(mesh.vertices, mesh.faces, 96)
     ref_ids, _ = raycast_views(ov.vertices, ov.faces, OBJECT_VIEWS, 96)
