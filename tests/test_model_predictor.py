@@ -71,9 +71,13 @@ def test_human_contact_result(predictor, body, image):
     assert res.contacts[0].human_probs.tolist() != res.contacts[1].human_probs.tolist()
 
 
-def test_semantic_batch_equals_one_at_a_time(predictor, image):
+def test_semantic_batch_equals_one_at_a_time(loaded, body, cache, predictor, image):
     names = ["chair", "tennis racket", "hot dog"]
     batched = predictor.predict(image, names)
+    chunked = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache)
+    chunked.max_batch = 2  # the LLM stage in batches of 2 + 1
+    for a, b in zip(chunked.predict(image, names).contacts, batched.contacts, strict=True):
+        np.testing.assert_allclose(a.human_probs, b.human_probs, atol=2e-5)
     for name, c in zip(names, batched.contacts, strict=True):
         single = predictor.predict(image, [name]).contacts[0]
         assert single.text == c.text

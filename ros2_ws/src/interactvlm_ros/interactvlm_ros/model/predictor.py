@@ -97,6 +97,7 @@ class ContactPredictor:
         self.use_embedding_cache = use_embedding_cache
         self.force_contact_at: int | None = None
         self.max_new_tokens = self.cfg.prompts.max_new_tokens
+        self.max_batch = 16  # prompts decoded together (bounds the KV cache: 13B bf16 ≈ 0.27 GB per prompt)
         self.clip_processor = ClipImageProcessor(self.cfg.vision)
         from interactvlm_ros.config.paths import cache_dir as default_cache
 
@@ -210,18 +211,26 @@ class ContactPredictor:
         settings = DecodeSettings(self.max_new_tokens, self.tokenizer.eos_id, self.cfg.contact_token_ids,
                                   self.force_contact_at)
         with timer("llm"):
-            if self.cfg.prompts.answer_template:
-                out = self._teacher_forced(ids, image)
-            elif self.use_kv_cache:
-                n = _common_prefix_len(ids)
-                prefix = m.embed_prompt(ids[0][:n], image)
-                out = generate_cached(m, prefix, [m.embed_prompt(i[n:], image) for i in ids], settings)
-            else:
-                outs = [generate_recompute(m, m.embed_prompt(i, image), settings) for i in ids]
-                out = GenerationOutput([o.tokens[0] for o in outs], torch.cat([o.contact_states for o in outs]),
-                                       torch.cat([o.found for o in outs]), sum(o.steps for o in outs))
+            if self.use_kv_cache:
+                outs = [self._decode_batch(ids[i:i + self.max_batch], image, settings)
+                        for i in range(0, len(ids), self.max_batch)]
+            else:  # reference-style: one prompt at a time, whole sequence recomputed per token
+                outs = [self._teacher_forced([i], image) if self.cfg.prompts.answer_template
+                        else generate_recompute(m, m.embed_prompt(i, image), settings) for i in ids]
+            out = outs[0] if len(outs) == 1 else GenerationOutput(
+                [t for o in outs for t in o.tokens], torch.cat([o.contact_states for o in outs]),
+                torch.cat([o.found for o in outs]), sum(o.steps for o in outs))
         texts = [self.tokenizer.decode(t) for t in out.tokens]
         return out, texts
+
+    def _decode_batch(self, ids: list[list[int]], image: torch.Tensor, settings: DecodeSettings) -> GenerationOutput:
+        """Teacher-forced prefill or KV-cache generation of one batch of prompts sharing their common prefix."""
+        if self.cfg.prompts.answer_template:
+            return self._teacher_forced(ids, image)
+        m = self.model
+        n = _common_prefix_len(ids)
+        prefix = m.embed_prompt(ids[0][:n], image)
+        return generate_cached(m, prefix, [m.embed_prompt(i[n:], image) for i in ids], settings)
 
     def _teacher_forced(self, ids: list[list[int]], image: torch.Tensor) -> GenerationOutput:
         """Fixed-answer checkpoints: one prefill; the last position predicts the contact token."""
