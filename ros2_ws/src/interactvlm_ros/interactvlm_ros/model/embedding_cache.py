@@ -72,6 +72,8 @@ class SamEmbeddingCache:
         self._weights_stamp: tuple | None = None
         self._weights_hash: str | None = None
         self.hits = {"memory": 0, "disk": 0, "computed": 0}
+        # computes embeddings on a miss: ``encoder(images, progress=...)``; an inference backend may replace it
+        self.encoder = sam.embed_images
 
     def _stamp(self) -> tuple:
         enc = self.sam.image_encoder
@@ -142,7 +144,7 @@ class SamEmbeddingCache:
             emb = cpu.to(self.sam.device, dtype)
         else:
             self.hits["computed"] += 1
-            emb = self.sam.embed_images(images, progress=self.progress)
+            emb = self.encoder(images, progress=self.progress)
             self._save(path, emb, key)
         self._memory[key] = emb
         while len(self._memory) > self.max_memory_entries:

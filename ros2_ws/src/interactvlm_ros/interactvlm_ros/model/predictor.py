@@ -103,6 +103,9 @@ class ContactPredictor:
 
         emb_dir = default_cache(cache_dir or "") / "sam_embeddings"
         self.embedding_cache = SamEmbeddingCache(model.sam, emb_dir, progress=progress)
+        from interactvlm_ros.engines.backends import InferenceStages
+
+        self.stages = InferenceStages(model, "torch")  # per-frame stages; use_backend() swaps the backend
         self._body_views: RenderSet | None = None
         self._object_views: dict[str, RenderSet] = {}
 
@@ -117,7 +120,26 @@ class ContactPredictor:
         body = load_body_model(cfg)
         predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
         predictor.set_answer(cfg["model.answer"], cfg["model.max_new_tokens"])
+        if cfg["inference.backend"] != "torch":
+            from interactvlm_ros.config.paths import engines_dir
+
+            predictor.use_backend(cfg["inference.backend"], engines_dir(cfg["engines.cache_dir"]),
+                                  force_rebuild=bool(cfg["engines.force_rebuild"]), progress=True)
         return predictor
+
+    @property
+    def backend_name(self) -> str:
+        return self.stages.backend
+
+    def use_backend(self, backend: str, cache_dir=None, force_rebuild: bool = False, progress: bool = False,
+                    **kw) -> None:
+        """Run the per-frame stages (vision, LLM, MV-Loc, SAM encoder) on ``torch``, ``onnxruntime`` or
+        ``tensorrt``; engines missing from the cache (``cache_dir``, default ``engines_dir()``) are built now."""
+        from interactvlm_ros.engines.build import load_stages
+
+        self.stages = load_stages(self.model, backend, cache_dir, force_rebuild=force_rebuild, progress=progress,
+                                  mask_size=self.cfg.render_resolution, **kw)
+        self.embedding_cache.encoder = self.stages.embed_images
 
     def set_answer(self, answer: str = "auto", max_new_tokens: int = 0) -> None:
         """``auto`` (the model's setting), ``generate``, or a fixed answer containing ``[SEG]`` to teacher-force;
@@ -202,12 +224,12 @@ class ContactPredictor:
                        ) -> tuple[GenerationOutput, list[str]]:
         """Run the VLM for every label: hidden states predicting the contact token ``[B,C,D]`` + texts."""
         timer = timer or _Timer()
-        m = self.model
+        m = self.stages.language_model
         with timer("preprocess"):
             pixels = self.clip_processor(image_rgb)
             ids = [self._prompt_ids(mode, label) for label in labels]
         with timer("vision"):
-            image = m.encode_image(pixels.to(m.device, m.dtype))
+            image = self.stages.encode_image(pixels)
         settings = DecodeSettings(self.max_new_tokens, self.tokenizer.eos_id, self.cfg.contact_token_ids,
                                   self.force_contact_at)
         with timer("llm"):
@@ -227,14 +249,14 @@ class ContactPredictor:
         """Teacher-forced prefill or KV-cache generation of one batch of prompts sharing their common prefix."""
         if self.cfg.prompts.answer_template:
             return self._teacher_forced(ids, image)
-        m = self.model
+        m = self.stages.language_model
         n = _common_prefix_len(ids)
         prefix = m.embed_prompt(ids[0][:n], image)
         return generate_cached(m, prefix, [m.embed_prompt(i[n:], image) for i in ids], settings)
 
     def _teacher_forced(self, ids: list[list[int]], image: torch.Tensor) -> GenerationOutput:
         """Fixed-answer checkpoints: one prefill; the last position predicts the contact token."""
-        m = self.model
+        m = self.stages.language_model
         n = _common_prefix_len(ids)
         settings = DecodeSettings(0, self.tokenizer.eos_id, self.cfg.contact_token_ids)
         prefix = m.embed_prompt(ids[0][:n], image)
@@ -335,7 +357,6 @@ class ContactPredictor:
     def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], get_views,
                   timer: _Timer, human: bool) -> list[ObjectContact]:
         """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders."""
-        m = self.model
         col = 0 if human or out.found.shape[1] == 1 else 1  # joint model: [HSEG] for the body, [OSEG] for objects
         found = out.found[:, col]
         probs = masks = None
@@ -345,9 +366,8 @@ class ContactPredictor:
             with timer("render_embed"):
                 emb = self.render_embeddings(views)
             with timer("mvloc"):
-                e = m.contact_embeddings(out.contact_states[found, col])
-                mv = m.mvloc(mask_size=views.images.shape[1])
-                logits = mv(e, emb.to(m.dtype), views.cam_params.to(m.device, m.dtype)).float()
+                logits = self.stages.mvloc(out.contact_states[found, col], emb, views.cam_params,
+                                           mask_size=views.images.shape[1]).float()
             with timer("lift"):
                 lifter = views.lifter
                 if getattr(lifter, "device", torch.device("cpu")) != logits.device:
