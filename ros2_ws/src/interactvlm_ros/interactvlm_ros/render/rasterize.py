@@ -1,12 +1,14 @@
 """A vectorised torch z-buffer rasterizer (CPU or GPU, no display), exact at pixel centres.
 
-For every triangle, the pixel centres inside its screen bounding box are tested with screen-space edge functions;
-triangles are grouped by bounding-box size (powers of two) so each group is one batched tensor operation, and
-groups are processed in chunks of bounded size. The nearest candidate per pixel wins (``scatter_reduce`` amin on
-view-space depth; ties go to the higher candidate index). Barycentrics are perspective-correct and depth is the
-view-space z, as PyTorch3D's ``rasterize_meshes`` with ``faces_per_pixel=1, blur_radius=0`` returns them.
-Triangles with a vertex at or behind the camera plane (z <= 1e-6) are skipped (never the case for the method's
-cameras, which look at a unit-size scene from 1.5-2 m).
+Scanline rasterisation, batched over all triangles at once: for every (triangle, pixel row) pair the column span
+where the three screen-space edge functions are non-negative is solved in closed form, the pixel centres of those
+spans become candidates (``repeat_interleave``), and each candidate is re-tested exactly with edge functions in
+coordinates local to the triangle's first vertex. Work is proportional to the covered pixels, whatever the
+triangles' shapes, and is done in chunks of bounded size. The nearest candidate per pixel wins (one
+``scatter_reduce`` amin on packed depth/candidate keys; exact depth ties go to the first candidate).
+Barycentrics are perspective-correct and depth is the view-space z, as PyTorch3D's ``rasterize_meshes`` with
+``faces_per_pixel=1, blur_radius=0`` returns them. Triangles with a vertex at or behind the camera plane
+(z <= 1e-6) are skipped (never the case for the method's cameras, which look at a unit-size scene from 1.5-2 m).
 
 Points are rasterised the way PyTorch3D's ``PointsRasterizer`` does: discs of a constant NDC radius, nearest
 point per pixel.
@@ -54,8 +56,18 @@ def to_pixels(v_view: torch.Tensor, resolution: int) -> torch.Tensor:
     return torch.stack([col, row], dim=1)
 
 
-def _next_pow2(x: torch.Tensor) -> torch.Tensor:
-    return torch.pow(2, torch.ceil(torch.log2(x.clamp_min(1).to(torch.float32)))).to(torch.int64)
+def _chunks(counts: torch.Tensor, limit: int):
+    """Consecutive index ranges ``[i, j)`` whose summed ``counts`` stay near ``limit`` (at least one item)."""
+    total = torch.cumsum(counts, 0)
+    n = int(counts.numel())
+    i = 0
+    base = 0
+    while i < n:
+        j = int(torch.searchsorted(total, base + limit, right=True))
+        j = max(j, i + 1)
+        yield i, j
+        base = int(total[j - 1])
+        i = j
 
 
 class _ZBuffer:
@@ -147,42 +159,52 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, reso
     coef = torch.stack([e2[sel, 1] * inv, -e2[sel, 0] * inv, -e1[sel, 1] * inv, e1[sel, 0] * inv], 1)  # [S,4]
     inv_z = 1.0 / tri_z[sel]  # [S,3]
     lo_s, hi_s = lo[sel].to(torch.int64), hi_c[sel].to(torch.int64)
-    size = hi_s - lo_s + 1  # [S,2] (w, h)
-    kw, kh = _next_pow2(size[:, 0]), _next_pow2(size[:, 1])
-    group = kw * (W + 1) + kh
     face_sel = face_idx[sel]
     batches = _Batches(zbuf)
-    lo_f = lo_s.to(origin.dtype)
-    d0 = lo_f - origin  # [S,2] offset of the bbox corner from vertex 0
-    ext = (hi_s - lo_s).to(origin.dtype)  # [S,2] bbox extent - 1
-    for g in torch.unique(group).tolist():
-        members = torch.nonzero(group == g).squeeze(1)
-        gw, gh = int(kw[members[0]]), int(kh[members[0]])
-        oy, ox = torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing="ij")
-        ox, oy = ox.reshape(-1), oy.reshape(-1)
-        oxf, oyf = ox.to(origin.dtype)[None], oy.to(origin.dtype)[None]
-        per = gw * gh
-        step = max(1, _CHUNK // per)
-        for start in range(0, members.numel(), step):
-            m = members[start:start + step]
-            c = coef[m]
-            dx = d0[m, 0:1] + oxf  # [M,per]
-            dy = d0[m, 1:2] + oyf
-            w1 = c[:, 0:1] * dx + c[:, 1:2] * dy
-            w2 = c[:, 2:3] * dx + c[:, 3:4] * dy
-            inside = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1) & (oxf <= ext[m, 0:1]) & (oyf <= ext[m, 1:2])
-            fi, pi = torch.nonzero(inside, as_tuple=True)
-            if fi.numel() == 0:
+    # Scanlines: every (face, pixel row) pair gets the exact column span where all three edge functions are
+    # >= 0 (widened by a hair); candidates are only the pixels of those spans, re-tested exactly below.
+    rows_per_face = hi_s[:, 1] - lo_s[:, 1] + 1
+    for f0, f1 in _chunks(rows_per_face, _CHUNK):
+        fr = torch.arange(f0, f1, device=device)
+        pf = torch.repeat_interleave(fr, rows_per_face[f0:f1])  # pair -> face (index into sel)
+        first = torch.cumsum(rows_per_face[f0:f1], 0) - rows_per_face[f0:f1]
+        py = lo_s[pf, 1] + torch.arange(pf.numel(), device=device) - first[pf - f0]
+        c = coef[pf]
+        dy = py.to(origin.dtype) - origin[pf, 1]
+        # constraints a·dx + b >= 0 for w1, w2 and w0 = 1 - w1 - w2
+        a = torch.stack([c[:, 0], c[:, 2], -(c[:, 0] + c[:, 2])], 1)
+        b = torch.stack([c[:, 1] * dy, c[:, 3] * dy, 1.0 - (c[:, 1] + c[:, 3]) * dy], 1)
+        bound = -b / torch.where(a == 0, torch.ones_like(a), a)
+        inf = torch.full_like(bound, float("inf"))
+        lower = torch.where(a > 0, bound, -inf).max(1).values
+        upper = torch.where(a < 0, bound, inf).min(1).values
+        empty = ((a == 0) & (b < 0)).any(1)
+        x0 = origin[pf, 0]
+        tol = 1e-3
+        px_lo = torch.maximum(torch.ceil(lower + x0 - tol), lo_s[pf, 0].to(origin.dtype))
+        px_hi = torch.minimum(torch.floor(upper + x0 + tol), hi_s[pf, 0].to(origin.dtype))
+        span = torch.where(empty, torch.zeros_like(px_lo), (px_hi - px_lo + 1).clamp_min(0)).to(torch.int64)
+        for p0, p1 in _chunks(span, _CHUNK):
+            sp = span[p0:p1]
+            cp = torch.repeat_interleave(torch.arange(p0, p1, device=device), sp)  # candidate -> pair
+            if cp.numel() == 0:
                 continue
-            a1, a2 = w1[fi, pi], w2[fi, pi]
-            wv = torch.stack([1.0 - a1 - a2, a1, a2], 1)  # [K,3]
-            mf = m[fi]
-            pw = wv * inv_z[mf]
+            start_x = torch.cumsum(sp, 0) - sp
+            cx = px_lo[cp] + (torch.arange(cp.numel(), device=device) - start_x[cp - p0]).to(origin.dtype)
+            m = pf[cp]
+            cc = coef[m]
+            dx = cx - origin[m, 0]
+            dyc = dy[cp]
+            w1 = cc[:, 0] * dx + cc[:, 1] * dyc
+            w2 = cc[:, 2] * dx + cc[:, 3] * dyc
+            inside = torch.nonzero((w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1)).squeeze(1)
+            if inside.numel() == 0:
+                continue
+            a1, a2, m = w1[inside], w2[inside], m[inside]
+            pw = torch.stack([1.0 - a1 - a2, a1, a2], 1) * inv_z[m]
             denom = pw.sum(dim=1, keepdim=True)
-            bary = pw / denom
-            z = 1.0 / denom.squeeze(1)
-            pix = (lo_s[mf, 1] + oy[pi]) * W + lo_s[mf, 0] + ox[pi]
-            batches.add(pix, z, face_sel[mf], bary)
+            pix = py[cp[inside]] * W + cx[inside].to(torch.int64)
+            batches.add(pix, 1.0 / denom.squeeze(1), face_sel[m], pw / denom)
     batches.flush()
     face_ids = zbuf.face.view(H, W)
     depth = torch.where(face_ids >= 0, zbuf.z.view(H, W), torch.zeros((), device=device))
