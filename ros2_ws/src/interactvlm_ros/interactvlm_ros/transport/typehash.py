@@ -193,7 +193,16 @@ def type_hash(type_name: str) -> str:
     if not isinstance(type_name, str):
         from interactvlm_ros.transport.msgs import ros_type_name
         type_name = ros_type_name(type_name)
-    return default_library().type_hash(type_name)
+    library = default_library()
+    if type_name not in library.types:
+        # any other standard Jazzy type: take its definition from the rosbags typestore on first use
+        from interactvlm_ros.transport.typestore import typestore
+
+        store = typestore()
+        if type_name not in store.fielddefs:
+            raise TypeHashError(f"unknown message type {type_name!r}")
+        library.add_msg(type_name, store.generate_msgdef(type_name, ros_version=2)[0])
+    return library.type_hash(type_name)
 
 
 def user_data(type_name) -> bytes:
