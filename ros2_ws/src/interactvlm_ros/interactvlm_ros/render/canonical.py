@@ -25,7 +25,7 @@ from interactvlm_ros.render.lift import Lifter
 from interactvlm_ros.render.mesh_input import check_vertices
 from interactvlm_ros.render.render import PIAD_POINT_RADIUS, MultiViewRender, render_points, render_views
 
-RENDER_CACHE_VERSION = "2"  # bump when the renderer's output changes (2: exact vertex-local edge functions)
+RENDER_CACHE_VERSION = "3"  # bump when the renderer's output changes (3: scanline rasterizer)
 
 
 @dataclass
