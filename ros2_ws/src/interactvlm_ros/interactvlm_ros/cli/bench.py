@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "model": "interactvlm_ros.model.bench:run",
     "node": "interactvlm_ros.node.bench:run",
     "recon": "interactvlm_ros.recon.bench:run",
+    "engines": "interactvlm_ros.engines.bench:run",
 }
 
 

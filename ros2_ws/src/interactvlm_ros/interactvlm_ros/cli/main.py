@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("synth", "interactvlm_ros.cli.synth"),
     ("train", "interactvlm_ros.cli.train"),
     ("eval", "interactvlm_ros.cli.eval"),
+    ("engines", "interactvlm_ros.cli.engines"),
 )
 
 

@@ -80,7 +80,9 @@ PARAMETERS: tuple[Param, ...] = (
           "fixed answer containing [SEG] teacher-forced in one prefill pass (e.g. 'Sure, [SEG].')."),
     Param("model.max_new_tokens", "int", 0, "Most tokens generated per answer; 0 = the model's default (512 for "
           "official checkpoints).", min=0, max=4096),
-    Param("inference.backend", "str", "torch", "Inference backend for the per-frame stages.",
+    Param("inference.backend", "str", "onnxruntime", "Inference backend for the per-frame stages (vision, LLM, "
+          "MV-Loc, SAM encoder); engines are built from ONNX at start-up and cached (engines/README.md). "
+          "onnxruntime on a CUDA model without ORT's CUDA provider runs torch.",
           choices=("torch", "onnxruntime", "tensorrt")),
     Param("engines.cache_dir", "str", "", "Where ONNX/TensorRT engines are cached; empty = the repository's "
           "engines/ folder when run from source, else ~/.cache/interactvlm/engines."),

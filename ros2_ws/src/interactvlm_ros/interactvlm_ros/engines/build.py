@@ -198,6 +198,19 @@ def _cuda_arch(device: torch.device) -> str:
     return f"sm{major}{minor}"
 
 
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """The backend to run: ``onnxruntime`` for a CUDA model falls back to ``torch`` (with a warning) when ORT has
+    no CUDA execution provider (host-side ORT for a GPU model would be slower than torch on the GPU)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and torch.device(device).type == "cuda":
+        if ort_providers(torch.device(device))[0] != "CUDAExecutionProvider":
+            LOG.warning("inference.backend=onnxruntime but this ONNX Runtime has no CUDA provider "
+                        "(onnxruntime-gpu); running the CUDA model with torch (or use inference.backend=tensorrt)")
+            return "torch"
+    return backend
+
+
 def load_stages(model, backend: str, cache_dir: str | Path | None = None, force_rebuild: bool = False,
                 progress: bool = False, **kw) -> InferenceStages:
     """:class:`InferenceStages` of ``model`` on ``backend`` (artifacts in ``cache_dir``, default

@@ -120,10 +120,13 @@ class ContactPredictor:
         body = load_body_model(cfg)
         predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
         predictor.set_answer(cfg["model.answer"], cfg["model.max_new_tokens"])
-        if cfg["inference.backend"] != "torch":
+        from interactvlm_ros.engines.build import resolve_backend
+
+        backend = resolve_backend(cfg["inference.backend"], predictor.model.device)
+        if backend != "torch":
             from interactvlm_ros.config.paths import engines_dir
 
-            predictor.use_backend(cfg["inference.backend"], engines_dir(cfg["engines.cache_dir"]),
+            predictor.use_backend(backend, engines_dir(cfg["engines.cache_dir"]),
                                   force_rebuild=bool(cfg["engines.force_rebuild"]), progress=True)
         return predictor
 
