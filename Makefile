@@ -62,8 +62,9 @@ TRAIN_DEFAULT_DIR ?= $(HOME)/.cache/interactvlm/train-default
 train-default: setup
 	rm -rf $(TRAIN_DEFAULT_DIR)/run
 	$(BIN)/interactvlm synth --out $(TRAIN_DEFAULT_DIR)/data --num 1600 --seed 0
-	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run --steps 200 \
-	  --batch-size 8 --lr 8e-4 --warmup 20 --render-resolution 128 --seed 0 --threads 2 --checkpoint-every 20
+	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run --steps 600 \
+	  --batch-size 8 --lr 8e-4 --warmup 30 --render-resolution 128 --seed 0 --threads 2 --checkpoint-every 50 \
+	  --focal-alpha-2d 0.75 --focal-alpha-3d 0.75
 	$(BIN)/interactvlm eval --data $(TRAIN_DEFAULT_DIR)/data --model $(TRAIN_DEFAULT_DIR)/run/model --json \
 	  --threads 2 --no-progress > $(TRAIN_DEFAULT_DIR)/eval.json
 	cat $(TRAIN_DEFAULT_DIR)/eval.json

@@ -36,6 +36,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--answer", choices=("simple", "parts"), default="simple",
                    help="teacher-forced answer: 'Sure, [SEG].' or the body-parts template")
+    p.add_argument("--focal-alpha-2d", type=float, default=0.5, help="α of the 2D focal loss (method: 0.5)")
+    p.add_argument("--focal-alpha-3d", type=float, default=0.25, help="α of the 3D focal loss (method: 0.25)")
     p.add_argument("--lora", choices=("auto", "on", "off"), default="auto",
                    help="LoRA on q_proj/v_proj (auto: on for official checkpoints)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for reproducibility)")
@@ -47,7 +49,7 @@ def add_parser(sub, common) -> None:
 
 
 def build_training(cfg: Config, init: str, render_resolution: int, data: str, answer: str, lora: str,
-                   seed: int):
+                   seed: int, weights=None):
     """Model, tokenizer, training forward, dataset and the LoRA decision for a run."""
     import numpy as np
     import torch
@@ -102,7 +104,10 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
     from interactvlm_ros.training.trainer import configure_trainable
 
     configure_trainable(model, "lora" if use_lora else "full")
-    forward = TrainingForward(model, tokenizer, bv, ov, OBJECT_COND_DIST, answer=answer)
+    from interactvlm_ros.training.losses import LossWeights
+
+    forward = TrainingForward(model, tokenizer, bv, ov, OBJECT_COND_DIST, answer=answer,
+                              weights=weights if weights is not None else LossWeights())
     return model, tokenizer, forward, dataset, use_lora, source_dir
 
 
@@ -115,9 +120,12 @@ def run(args) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
     t0 = time.time()
+    from interactvlm_ros.training.losses import LossWeights
+
+    weights = LossWeights(focal_2d_alpha=args.focal_alpha_2d, focal_3d_alpha=args.focal_alpha_3d)
     try:
         model, tokenizer, forward, dataset, use_lora, source_dir = build_training(
-            cfg, args.init, args.render_resolution, args.data, args.answer, args.lora, args.seed)
+            cfg, args.init, args.render_resolution, args.data, args.answer, args.lora, args.seed, weights)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"interactvlm train: {exc}", file=sys.stderr)
         return 2
