@@ -1,0 +1,327 @@
+"""Engines: ONNX export of the per-frame stages, ONNX Runtime vs torch parity, the engine cache (keys, corrupt
+artifacts rebuilt, atomic writes, concurrent builders), the predictor on the onnxruntime backend and the CLI.
+
+Everything runs the tiny preset; the stages are exported once per module into a temporary engine cache.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from interactvlm_ros.engines.backends import EngineLanguageModel, InferenceStages
+from interactvlm_ros.engines.build import EngineBuilder, resolve_backend
+from interactvlm_ros.engines.cache import ArtifactKey, CorruptArtifact, EngineCache
+from interactvlm_ros.engines.export import ONNX_FILE
+from interactvlm_ros.engines.stages import STAGES, LanguageStage
+from interactvlm_ros.model.checkpoint import load_model
+from interactvlm_ros.model.generation import DecodeSettings, generate_cached, generate_recompute
+from interactvlm_ros.model.predictor import ContactPredictor
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+OBJECTS = ["chair", "cup", "skateboard"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny", device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="module")
+def builder(loaded, engine_dir):
+    return EngineBuilder(loaded.model, engine_dir, "onnxruntime", threads=1)
+
+
+@pytest.fixture(scope="module")
+def ort_stages(builder) -> InferenceStages:
+    return builder.build()
+
+
+@pytest.fixture(scope="module")
+def body():
+    from interactvlm_ros.body import load_body_model
+
+    return load_body_model("anny")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- export
+def _dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_every_stage_exports_a_checked_graph_with_only_the_needed_dynamic_axes(builder, ort_stages):
+    assert set(ort_stages.runners) == set(STAGES)
+    expected = {"vision": {}, "sam_encoder": {}, "mvloc": {"contact_states": ["objects", 128]},
+                "llm": {"inputs_embeds": ["batch", "new", 128], "attention_mask": ["batch", "total"],
+                        "position_ids": ["batch", "new"], "past_key_values": [2, 2, "batch", 4, "past", 32]}}
+    for stage in STAGES:
+        path = builder.onnx(stage)
+        onnx.checker.check_model(str(path))
+        proto = onnx.load(str(path))
+        graph = proto.graph
+        assert {o.domain: o.version for o in proto.opset_import}[""] == 17
+        dynamic = {i.name: _dims(i) for i in graph.input if any(isinstance(d, str) for d in _dims(i))}
+        assert dynamic == expected[stage], stage
+
+
+def test_llm_graph_equals_the_transformers_decoder_for_prefill_and_cached_decode(loaded, ort_stages):
+    m = loaded.model
+    runner = ort_stages.runners["llm"]
+    torch.manual_seed(0)
+    for b, t in ((1, 9), (3, 5)):
+        x = torch.randn(b, t, 128)
+        mask = torch.ones(b, t, dtype=torch.long)
+        mask[-1, :2] = 0  # a left-padded row
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = m.new_cache()
+        with torch.no_grad():
+            ref = m.decoder(x, mask, pos, cache)
+        hidden, present = runner(x, mask, pos, torch.zeros(LanguageStage(m).kv_shape(b, 0)))
+        assert present.shape == (2, 2, b, 4, t, 32)
+        np.testing.assert_allclose(hidden[mask > 0].numpy(), ref[mask > 0].numpy(), atol=1e-5, rtol=0)
+        step = torch.randn(b, 1, 128)
+        mask2 = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], 1)
+        pos2 = pos[:, -1:] + 1
+        with torch.no_grad():
+            ref2 = m.decoder(step, mask2, pos2, cache)
+        hidden2, present2 = runner(step, mask2, pos2, present)
+        assert present2.shape[4] == t + 1
+        np.testing.assert_allclose(hidden2.numpy(), ref2.numpy(), atol=1e-5, rtol=0)
+
+
+def test_generation_through_onnxruntime_gives_the_same_tokens_and_contact_embeddings(loaded, ort_stages):
+    m = loaded.model
+    torch.manual_seed(1)
+    prefix = torch.randn(20, 128)
+    suffixes = [torch.randn(n, 128) for n in (3, 5)]
+    settings = DecodeSettings(10, eos_id=2, contact_ids=[loaded.model.config.contact_token_ids[0]],
+                              force_contact_at=6)
+    engine_lm = ort_stages.language_model
+    assert isinstance(engine_lm, EngineLanguageModel)
+    ref = generate_cached(m, prefix, suffixes, settings)
+    out = generate_cached(engine_lm, prefix, suffixes, settings)
+    assert out.tokens == ref.tokens and ref.found.all() and out.found.all()
+    np.testing.assert_allclose(out.contact_states.numpy(), ref.contact_states.numpy(), atol=1e-4, rtol=0)
+    with torch.no_grad():
+        np.testing.assert_allclose(m.contact_embeddings(out.contact_states).numpy(),
+                                   m.contact_embeddings(ref.contact_states).numpy(), atol=1e-4, rtol=0)
+    rec = generate_recompute(engine_lm, torch.cat([prefix, suffixes[0]]), settings)  # no cache: past of length 0
+    assert rec.tokens[0] == ref.tokens[0]
+    np.testing.assert_allclose(rec.contact_states[0].numpy(), ref.contact_states[0].numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_mvloc_graph_has_a_dynamic_number_of_objects(loaded, ort_stages, k):
+    torch_stages = InferenceStages(loaded.model)
+    states = torch.randn(k, 128)
+    renders = torch.randn(4, 256, 16, 16)
+    cams = torch.rand(4, 5)
+    with torch.no_grad():
+        ref = torch_stages.mvloc(states, renders, cams, 256)
+    out = ort_stages.mvloc(states, renders, cams, 256)
+    assert out.shape == (k, 4, 256, 256)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="built for 256px masks"):
+        ort_stages.mvloc(states, renders, cams, 128)
+
+
+# ---------------------------------------------------------------------------------------------- parity end to end
+def test_predictor_on_onnxruntime_matches_torch_per_vertex(loaded, body, ort_stages, image, tmp_path):
+    """Per-vertex probabilities within 1e-4 (fp32); SAM embeddings of a new mesh computed by each backend."""
+    import trimesh
+
+    ref = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=str(tmp_path / "torch"))
+    ours = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=str(tmp_path / "ort"))
+    ours.stages = ort_stages
+    ours.embedding_cache.encoder = ort_stages.embed_images
+    assert ours.backend_name == "onnxruntime" and ref.backend_name == "torch"
+    for objects in (OBJECTS, ["cup"]):
+        a, b = ref.predict(image, objects), ours.predict(image, objects)
+        for ca, cb in zip(a.contacts, b.contacts, strict=True):
+            assert ca.found and cb.found and ca.text == cb.text
+            assert np.abs(ca.human_probs - cb.human_probs).max() <= 1e-4
+            assert np.abs(ca.view_masks - cb.view_masks).max() <= 1e-4
+    mesh = trimesh.creation.box(extents=(0.4, 0.1, 0.2)).subdivide()
+    a = ref.predict_object(image, mesh.vertices, mesh.faces, "box").contacts[0]
+    b = ours.predict_object(image, mesh.vertices, mesh.faces, "box").contacts[0]
+    assert ours.embedding_cache.hits["computed"] >= 1  # the ORT SAM encoder embedded the new mesh's renders
+    assert np.abs(a.object_probs - b.object_probs).max() <= 1e-4
+
+
+def test_predictor_from_config_builds_the_configured_backend(engine_dir, tmp_path):
+    from interactvlm_ros.config import load_config
+
+    cfg = load_config(None, [f"engines.cache_dir={engine_dir}", "inference.backend=onnxruntime",
+                             f"cache.dir={tmp_path}"])
+    p = ContactPredictor.from_config(cfg)
+    assert p.backend_name == "onnxruntime" and set(p.stages.runners) == set(STAGES)
+    cfg = load_config(None, ["inference.backend=torch", f"cache.dir={tmp_path}"])
+    assert ContactPredictor.from_config(cfg).backend_name == "torch"
+    assert resolve_backend("onnxruntime", "cpu") == "onnxruntime"
+    with pytest.raises(ValueError, match="unknown inference backend"):
+        resolve_backend("tvm", "cpu")
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+def _vision_artifacts(builder):
+    return builder.cache.path(builder.onnx_key("vision")), builder.cache.path(builder.backend_key("vision"))
+
+
+def test_keys_name_stage_hash_backend_precision_arch_and_runtime(builder):
+    onnx_dir, ort_dir = _vision_artifacts(builder)
+    h = builder.model_hash("vision")[:16]
+    assert onnx_dir.name == f"vision-{h}-onnx-fp32-any-{builder.onnx_key('vision').runtime}"
+    assert ort_dir.name == f"vision-{h}-onnxruntime-fp32-cpu-ort{ort.__version__}"
+    assert builder.model_hash("vision") != builder.model_hash("llm")
+    manifest = json.loads((ort_dir / "manifest.json").read_text())
+    assert manifest["key"]["backend"] == "onnxruntime" and ONNX_FILE in manifest["files"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "manifest"])
+def test_a_corrupt_cached_file_is_reported_and_rebuilt(loaded, builder, damage, caplog):
+    onnx_dir, ort_dir = _vision_artifacts(builder)
+    for folder in (onnx_dir, ort_dir):
+        path = folder / ONNX_FILE
+        data = path.read_bytes()
+        if damage == "truncate":
+            path.write_bytes(data[: len(data) // 3])
+        elif damage == "garble":
+            path.write_bytes(data[:100] + bytes(255 - c for c in data[100:400]) + data[400:])
+        else:
+            (folder / "manifest.json").write_text("{not json")
+    fresh = EngineBuilder(loaded.model, builder.cache.root, "onnxruntime", threads=1)
+    with caplog.at_level("WARNING", logger="interactvlm.engines"):
+        runner = fresh.runner("vision")
+    assert "rebuilding" in caplog.text
+    assert fresh.cache.check(onnx_dir) == "" and fresh.cache.check(ort_dir) == ""
+    pixels = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        ref = loaded.model.encode_image(pixels)
+    np.testing.assert_allclose(runner(pixels)[0].numpy(), ref.numpy(), atol=1e-5, rtol=0)
+
+
+def test_a_plan_that_its_runtime_rejects_is_rebuilt(tmp_path):
+    """Digest intact but the runtime refuses the file (e.g. copied from another GPU): rebuilt, not a crash."""
+    cache = EngineCache(tmp_path)
+    key = ArtifactKey("llm", "0" * 16, "tensorrt", "fp16", "sm89", "trt10.9.0")
+    builds = []
+
+    def build(folder):
+        builds.append(1)
+        (folder / "model.plan").write_bytes(b"good" if len(builds) > 1 else b"bad")
+
+    def load(folder):
+        data = (folder / "model.plan").read_bytes()
+        if data != b"good":
+            raise RuntimeError("deserialize_cuda_engine returned None")
+        return data
+
+    with pytest.raises(CorruptArtifact):
+        cache.get_or_build(key, build, load)  # freshly built and still rejected: an error, named
+    assert cache.get_or_build(key, build, load) == b"good" and len(builds) == 2
+    assert cache.get_or_build(key, build, load) == b"good" and len(builds) == 2  # cached now
+
+
+def test_force_rebuild_rebuilds_valid_artifacts_once(loaded, builder):
+    onnx_dir, ort_dir = _vision_artifacts(builder)
+    builder.runner("vision")
+    before = (onnx_dir / "manifest.json").stat().st_mtime_ns, (ort_dir / "manifest.json").stat().st_mtime_ns
+    forced = EngineBuilder(loaded.model, builder.cache.root, "onnxruntime", force_rebuild=True, threads=1)
+    forced.runner("vision")
+    after = (onnx_dir / "manifest.json").stat().st_mtime_ns, (ort_dir / "manifest.json").stat().st_mtime_ns
+    assert after[0] != before[0] and after[1] != before[1]
+    forced.runner("vision")  # once per builder: no second rebuild
+    assert (ort_dir / "manifest.json").stat().st_mtime_ns == after[1]
+
+
+def test_an_artifact_of_another_runtime_or_gpu_is_not_used(loaded, builder):
+    key = builder.backend_key("vision")
+    other = replace(key, runtime="ort0.0.1")
+    assert builder.cache.path(other) != builder.cache.path(key)
+    (builder.cache.root / other.name).mkdir()
+    (builder.cache.root / other.name / "manifest.json").write_text(json.dumps({"key": other.__dict__, "files": {}}))
+    # copied under the current key's name: the manifest still says which runtime built it
+    src = builder.cache.root / other.name
+    assert "built for" in builder.cache.check(src, key)
+
+
+def test_concurrent_builders_build_once_and_failed_builds_leave_nothing(tmp_path):
+    cache = EngineCache(tmp_path)
+    key = ArtifactKey("mvloc", "1" * 16, "onnxruntime", "fp32", "cpu", "ort1.0")
+    calls = []
+
+    def build(folder):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)
+        (folder / "model.onnx").write_bytes(b"x" * 1000)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        cache.get_or_build(key, build, lambda f: (f / "model.onnx").read_bytes()))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and results == [b"x" * 1000] * 3
+
+    bad = replace(key, stage="vision")
+
+    def failing(folder):
+        (folder / "model.onnx").write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        cache.get_or_build(bad, failing, lambda f: f)
+    assert not cache.path(bad).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+# ---------------------------------------------------------------------------------------------- CLI + bench
+def test_engines_cli_build_list_clean(tmp_path, capsys):
+    from interactvlm_ros.cli.main import main
+
+    common = ["--set", f"engines.cache_dir={tmp_path}"]
+    assert main(["engines", "build", "--stages", "vision", "mvloc", *common]) == 0
+    assert "onnxruntime engines for tiny ready" in capsys.readouterr().out
+    assert main(["engines", "list", "--json", *common]) == 0
+    rows = json.loads(capsys.readouterr().out)["artifacts"]
+    assert {(r["stage"], r["backend"]) for r in rows} == {
+        ("vision", "onnx"), ("vision", "onnxruntime"), ("mvloc", "onnx"), ("mvloc", "onnxruntime")}
+    assert all(r["ok"] for r in rows)
+    stale = next(p for p in tmp_path.iterdir() if p.name.startswith("mvloc-") and "-onnxruntime-" in p.name)
+    (stale / ONNX_FILE).write_bytes(b"garbage")
+    assert main(["engines", "clean", "--stale", *common]) == 0
+    assert "removed 1 artifact" in capsys.readouterr().out
+    assert main(["engines", "clean", *common]) == 0
+    assert "removed 3 artifact" in capsys.readouterr().out
+
+
+def test_engines_bench_is_registered():
+    from interactvlm_ros.cli.bench import BENCHES
+
+    assert BENCHES["engines"] == "interactvlm_ros.engines.bench:run"
