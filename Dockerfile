@@ -36,7 +36,8 @@ ENV PATH=/opt/venv/bin:${PATH}
 COPY ros2_ws/src/interactvlm_ros/constraints.txt /tmp/constraints.txt
 RUN if [ "${VARIANT}" = "gpu" ]; then \
         pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CUDA_INDEX}" \
-        && pip install "${TENSORRT_SPEC}" --extra-index-url https://pypi.nvidia.com ; \
+        && pip install "${TENSORRT_SPEC}" --extra-index-url https://pypi.nvidia.com \
+        && python3 -c "import tensorrt; assert int(tensorrt.__version__.split('.')[0]) >= 10, tensorrt.__version__" ; \
     else \
         pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CPU_INDEX}" ; \
     fi
