@@ -40,7 +40,8 @@ def stage_hash(model, stage: str, mask_size: int | None = None) -> str:
     module = stage_module(model, stage, mask_size)
     h = hashlib.blake2b(digest_size=16)
     spec = stage_spec(stage)
-    sizes = (model.config.vision.image_size, model.sam.image_size, mask_size if stage == "mvloc" else 0)
+    cfg = model.config  # sizes and constants baked into the graph (e.g. rope_theta, eps, resolutions)
+    sizes = (cfg.vision, cfg.text, cfg.sam, cfg.num_views, model.sam.image_size, mask_size if stage == "mvloc" else 0)
     h.update(f"{ENGINE_FORMAT}|{stage}|{spec}|{sizes}|{module_weights_hash(module)}".encode())
     return h.hexdigest()
 
