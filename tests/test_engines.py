@@ -315,13 +315,36 @@ def test_engines_cli_build_list_clean(tmp_path, capsys):
     assert all(r["ok"] for r in rows)
     stale = next(p for p in tmp_path.iterdir() if p.name.startswith("mvloc-") and "-onnxruntime-" in p.name)
     (stale / ONNX_FILE).write_bytes(b"garbage")
+    (tmp_path / "tensorrt-timing-cache-sm89-trt0.0.1.bin").write_bytes(b"old")  # another TensorRT version
     assert main(["engines", "clean", "--stale", *common]) == 0
-    assert "removed 1 artifact" in capsys.readouterr().out
+    assert "removed 1 artifact(s) and 1 TensorRT timing cache(s)" in capsys.readouterr().out
+    assert not stale.exists()
     assert main(["engines", "clean", *common]) == 0
-    assert "removed 3 artifact" in capsys.readouterr().out
+    assert "removed 3 artifact(s)" in capsys.readouterr().out
+    assert main(["engines", "list", "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["artifacts"] == []
 
 
 def test_engines_bench_is_registered():
     from interactvlm_ros.cli.bench import BENCHES
 
     assert BENCHES["engines"] == "interactvlm_ros.engines.bench:run"
+
+
+def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(loaded):
+    """Checked without TensorRT: min <= opt <= max, one shape triple per dynamic input, KV/sequence axes agree."""
+    from interactvlm_ros.engines.stages import optimization_profile, stage_spec
+
+    m = loaded.model
+    for stage in STAGES:
+        prof = optimization_profile(m, stage, max_objects=8, max_tokens=256)
+        dynamic_inputs = {n for n in stage_spec(stage).inputs if n in stage_spec(stage).dynamic}
+        assert set(prof) == dynamic_inputs, stage
+        for lo, opt, hi in prof.values():
+            assert len(lo) == len(opt) == len(hi)
+            assert all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True))
+    llm = optimization_profile(m, "llm", max_objects=8, max_tokens=256)
+    assert llm["past_key_values"][0][4] == 0  # the first prefill has an empty past
+    assert llm["inputs_embeds"][2][:2] == (8, 256) and llm["attention_mask"][2] == (8, 256)
+    opt = {n: v[1] for n, v in llm.items()}
+    assert opt["attention_mask"][1] == opt["past_key_values"][4] + opt["inputs_embeds"][1]

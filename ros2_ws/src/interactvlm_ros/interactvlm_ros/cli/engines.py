@@ -126,5 +126,11 @@ def run_clean(args) -> int:
             continue
         cache.remove(e.path)
         removed += 1
-    print(f"removed {removed} artifact(s) from {cache.root}")
+    timing = 0
+    for f in cache.root.glob("tensorrt-timing-cache-*.bin") if cache.root.is_dir() else []:
+        arch, _, runtime = f.stem[len("tensorrt-timing-cache-"):].partition("-")
+        if not args.stale or runtime not in runtimes or arch not in archs:
+            f.unlink()
+            timing += 1
+    print(f"removed {removed} artifact(s) and {timing} TensorRT timing cache(s) from {cache.root}")
     return 0

@@ -64,6 +64,8 @@ class EngineBuilder:
         force_rebuild: rebuild every artifact once, even when a valid cached one exists.
         mask_size: MV-Loc output resolution (default: the model's ``render_resolution``).
         max_objects: TensorRT profile bound on objects per frame (LLM batch, contact tokens).
+        max_tokens: TensorRT profile bound on the LLM sequence (default: min(1024, context length); TensorRT
+            sizes activation memory for the profile's maximum, ``[B,heads,T,T]`` attention scores included).
         threads: ONNX Runtime intra-op threads (default: torch's setting).
         tensorrt_precision: ``fp16``/``bf16``/``fp32`` for TensorRT plans built from fp32 graphs (default: the
             model's dtype; graphs exported in fp16/bf16 always build strongly typed in their own precision).
@@ -71,7 +73,8 @@ class EngineBuilder:
 
     def __init__(self, model, cache_dir: str | Path, backend: str, force_rebuild: bool = False,
                  progress: bool = False, mask_size: int | None = None, max_objects: int = 16,
-                 threads: int | None = None, tensorrt_precision: str | None = None) -> None:
+                 threads: int | None = None, tensorrt_precision: str | None = None,
+                 max_tokens: int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model = model
@@ -81,6 +84,7 @@ class EngineBuilder:
         self.progress = progress
         self.mask_size = int(mask_size or model.config.render_resolution)
         self.max_objects = max_objects
+        self.max_tokens = int(max_tokens or min(1024, model.config.text.max_position_embeddings))
         self.threads = threads
         self.precision = precision_of(model.dtype)
         self.tensorrt_precision = tensorrt_precision if self.precision == "fp32" and tensorrt_precision else None
@@ -105,10 +109,15 @@ class EngineBuilder:
             return ArtifactKey(stage, self.model_hash(stage), "onnxruntime", self.precision, arch,
                                f"ort{ort.__version__}")
         if self.backend == "tensorrt":
+            import hashlib
+
             from .tensorrt_backend import gpu_arch, runtime_tag
 
             precision = self.tensorrt_precision or self.precision
-            return ArtifactKey(stage, self.model_hash(stage), "tensorrt", precision, gpu_arch(self.model.device),
+            # the optimization profile is part of the plan: other bounds, other plan
+            profile = optimization_profile(self.model, stage, self.max_objects, self.max_tokens)
+            h = hashlib.blake2b(f"{self.model_hash(stage)}|{sorted(profile.items())}".encode(), digest_size=16)
+            return ArtifactKey(stage, h.hexdigest(), "tensorrt", precision, gpu_arch(self.model.device),
                                runtime_tag())
         raise ValueError(f"backend {self.backend!r} has no built artifacts")
 
@@ -162,7 +171,7 @@ class EngineBuilder:
         src = self.onnx(stage)
         key = self.backend_key(stage)
         timing = self.cache.root / TIMING_CACHE.format(arch=key.arch, runtime=key.runtime)
-        profile = optimization_profile(self.model, stage, self.max_objects)
+        profile = optimization_profile(self.model, stage, self.max_objects, self.max_tokens)
 
         def build(tmp: Path) -> None:
             build_plan(src, tmp / PLAN_FILE, profile, key.precision, timing_cache=timing)

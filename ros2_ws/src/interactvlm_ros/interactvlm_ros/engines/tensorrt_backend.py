@@ -136,7 +136,8 @@ class TensorRTRunner:
         trt = import_tensorrt()
         self.trt = trt
         self.device = torch.device(device)
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.logger = trt.Logger(trt.Logger.WARNING)  # referenced for the runtime's lifetime
+        self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
         if self.engine is None:
             raise RuntimeError(f"{plan_path} is not a TensorRT plan this TensorRT/GPU can deserialize")
@@ -152,10 +153,12 @@ class TensorRTRunner:
         bound = []  # converted inputs stay referenced until enqueued (else outputs could reuse their memory)
         for name, t in zip(self.inputs, tensors, strict=True):
             t = t.to(self.device, self.dtypes[name]).contiguous()
-            bound.append(t)
             if not self.context.set_input_shape(name, tuple(t.shape)):
                 raise ValueError(f"input {name} shape {tuple(t.shape)} is outside the engine's optimization profile")
-            self.context.set_tensor_address(name, t.data_ptr())
+            # an empty tensor (the LLM's past at the first prefill) still gets a valid address
+            buf = t if t.numel() else torch.empty(1, dtype=t.dtype, device=self.device)
+            bound.append(buf)
+            self.context.set_tensor_address(name, buf.data_ptr())
         outs = []
         for name in self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
