@@ -348,3 +348,21 @@ def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(loaded):
     assert llm["inputs_embeds"][2][:2] == (8, 256) and llm["attention_mask"][2] == (8, 256)
     opt = {n: v[1] for n, v in llm.items()}
     assert opt["attention_mask"][1] == opt["past_key_values"][4] + opt["inputs_embeds"][1]
+
+
+@pytest.mark.slow
+def test_engines_bench_reports_the_contract_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.engines.bench import run
+
+    cfg = load_config(None, [f"engines.cache_dir={tmp_path}"])
+    out = run(cfg, SimpleNamespace(quick=True))
+    assert set(out["stages"]) == {"vision", "llm_prefill", "llm_decode", "mvloc", "sam_encoder", "end_to_end"}
+    for row in out["stages"].values():
+        assert row["torch_ms"] > 0 and row["onnxruntime_ms"] > 0
+    assert out["max_abs_diff_onnxruntime"] <= 1e-4
+    assert all(row["max_abs_diff_onnxruntime"] <= 1e-4 for name, row in out["stages"].items() if name != "end_to_end")
+    if not out["cuda"]["available"]:
+        assert not any("tensorrt_ms" in row or "cuda_torch_ms" in row for row in out["stages"].values())
