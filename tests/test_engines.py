@@ -6,6 +6,7 @@ Everything runs the tiny preset; the stages are exported once per module into a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
@@ -173,7 +174,7 @@ def test_predictor_on_onnxruntime_matches_torch_per_vertex(loaded, body, ort_sta
     assert np.abs(a.object_probs - b.object_probs).max() <= 1e-4
 
 
-def test_predictor_from_config_builds_the_configured_backend(engine_dir, tmp_path):
+def test_predictor_from_config_builds_the_configured_backend(engine_dir, tmp_path, caplog):
     from interactvlm_ros.config import load_config
 
     cfg = load_config(None, [f"engines.cache_dir={engine_dir}", "inference.backend=onnxruntime",
@@ -182,6 +183,12 @@ def test_predictor_from_config_builds_the_configured_backend(engine_dir, tmp_pat
     assert p.backend_name == "onnxruntime" and set(p.stages.runners) == set(STAGES)
     cfg = load_config(None, ["inference.backend=torch", f"cache.dir={tmp_path}"])
     assert ContactPredictor.from_config(cfg).backend_name == "torch"
+    if importlib.util.find_spec("tensorrt") is None:  # a backend that cannot be set up: logged, torch runs
+        cfg = load_config(None, ["inference.backend=tensorrt", f"cache.dir={tmp_path}",
+                                 f"engines.cache_dir={engine_dir}"])
+        with caplog.at_level("ERROR", logger="interactvlm.engines"):
+            assert ContactPredictor.from_config(cfg).backend_name == "torch"
+        assert "inference.backend=tensorrt could not be set up" in caplog.text
     assert resolve_backend("onnxruntime", "cpu") == "onnxruntime"
     with pytest.raises(ValueError, match="unknown inference backend"):
         resolve_backend("tvm", "cpu")

@@ -126,8 +126,15 @@ class ContactPredictor:
         if backend != "torch":
             from interactvlm_ros.config.paths import engines_dir
 
-            predictor.use_backend(backend, engines_dir(cfg["engines.cache_dir"]),
-                                  force_rebuild=bool(cfg["engines.force_rebuild"]), progress=True)
+            try:
+                predictor.use_backend(backend, engines_dir(cfg["engines.cache_dir"]),
+                                      force_rebuild=bool(cfg["engines.force_rebuild"]), progress=True)
+            except Exception as exc:  # noqa: BLE001 - an engine that cannot be built must not stop the node
+                import logging
+
+                logging.getLogger("interactvlm.engines").error(
+                    "inference.backend=%s could not be set up (%s: %s); running the torch backend instead",
+                    backend, type(exc).__name__, exc)
         return predictor
 
     @property
