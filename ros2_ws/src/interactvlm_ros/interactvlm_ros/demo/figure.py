@@ -1,0 +1,94 @@
+"""The demo's per-frame picture: the input image, the contact on the body (front and back) and on the object,
+and the reconstruction overlay; for synthetic frames a second row with the ground truth.
+
+Meshes are drawn with the geometry renderer (:func:`~interactvlm_ros.render.render.render_views`), coloured grey
+→ red by contact probability (the colours of ``interactvlm infer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from interactvlm_ros.cli.infer import contact_colors
+from interactvlm_ros.render.cameras import View
+
+TILE = 224
+CAPTION_H = 18
+HEADER_H = 22
+
+BODY_VIEWS = (View("front", 2.3, 0.0, 0.0, light=(0.0, 0.0, 3.0)),
+              View("back", 2.3, 0.0, 180.0, light=(0.0, 0.0, -3.0)))
+OBJECT_VIEW = (View("object", 2.3, 25.0, 35.0, light=(1.5, 2.5, 3.0)),)
+
+
+@dataclass
+class Tile:
+    """One panel: an RGB image (any size, fitted into the tile) or None (grey panel), with a caption."""
+
+    caption: str
+    image: np.ndarray | None = None
+    note: str = ""
+
+
+def mesh_renders(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, views=BODY_VIEWS,
+                 size: int = TILE) -> list[np.ndarray]:
+    """``[len(views)]`` uint8 ``[size,size,3]`` renders of the mesh (normalised to fill the frame) coloured by
+    ``probs [N]``."""
+    from interactvlm_ros.render.render import render_views
+
+    v = np.asarray(vertices, np.float32)
+    v = v - (v.max(0) + v.min(0)) / 2
+    v = v * (0.8 / max(float(np.abs(v).max()), 1e-9))
+    r = render_views(v, np.asarray(faces, np.int64), views, size, colors=contact_colors(probs))
+    return list(r.images)
+
+
+def _fit(img: np.ndarray, size: int = TILE):
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(img, np.uint8))
+    scale = size / max(im.width, im.height)
+    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+    return canvas
+
+
+def compose(title: str, rows: list[list[Tile]]) -> np.ndarray:
+    """One PNG-ready uint8 image: a title line, then the rows of tiles, each with its caption above it."""
+    from PIL import Image, ImageDraw
+
+    ncols = max(len(r) for r in rows)
+    row_h = CAPTION_H + TILE
+    fig = Image.new("RGB", (ncols * TILE, HEADER_H + len(rows) * row_h), (255, 255, 255))
+    draw = ImageDraw.Draw(fig)
+    draw.text((6, 5), title[:ncols * TILE // 6], fill=(0, 0, 0))
+    for r, row in enumerate(rows):
+        y = HEADER_H + r * row_h
+        for c, tile in enumerate(row):
+            x = c * TILE
+            draw.text((x + 4, y + 3), tile.caption[:36], fill=(60, 60, 60))
+            if tile.image is not None:
+                fig.paste(_fit(tile.image), (x, y + CAPTION_H))
+            else:
+                draw.rectangle([x + 2, y + CAPTION_H + 2, x + TILE - 3, y + row_h - 3], fill=(236, 236, 236))
+            if tile.note:
+                _wrapped(draw, tile.note, x + 8, y + CAPTION_H + (TILE - 40 if tile.image is not None else 12))
+    return np.asarray(fig)
+
+
+def _wrapped(draw, text: str, x: int, y: int, width: int = 34) -> None:
+    words, line, lines = text.split(), "", []
+    for w in words:
+        if len(line) + len(w) + 1 > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    lines = lines[:12]
+    draw.rectangle([x - 3, y - 2, x + 6 * width + 3, y + 12 * len(lines) + 1], fill=(255, 255, 255))
+    for i, ln in enumerate(lines):
+        draw.text((x, y + 12 * i), ln, fill=(120, 30, 30))
