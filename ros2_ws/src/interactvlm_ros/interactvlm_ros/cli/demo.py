@@ -18,7 +18,7 @@ def add_parser(sub, common) -> None:
                        "figures, meshes and a summary")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int, default=0, metavar="N",
-                   help="only the first N frames (the synthetic scenes come first, the astronaut last; 0 = all)")
+                   help="only the first N frames (the astronaut photo first, then the synthetic scenes; 0 = all)")
     p.add_argument("--no-recon", action="store_true", help="skip the reconstruction panel (MediaPipe + body fit)")
     p.add_argument("--no-doctor", action="store_true", help="skip the environment check printed first")
     p.add_argument("--domain-id", type=int, default=-1, metavar="ID",

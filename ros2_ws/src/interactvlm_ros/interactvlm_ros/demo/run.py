@@ -42,7 +42,7 @@ class DemoError(RuntimeError):
 @dataclass
 class DemoOptions:
     out: Path
-    frames: int = 0                 # 0 = all bundled frames + the astronaut
+    frames: int = 0                 # 0 = the astronaut + all bundled frames
     reconstruct: bool = True
     domain_id: int = -1             # -1 = a private id derived from the process id
     start_timeout: float = 600.0    # node start-up: model load and, the first time, engine builds
@@ -66,8 +66,8 @@ class FrameReport:
 
 
 def demo_frames(count: int = 0) -> list[DemoFrame]:
-    """The bundled synthetic frames, then the astronaut photo; the first ``count`` of them (0 = all)."""
-    frames = load_bundle() + [astronaut_frame(ASTRONAUT_OBJECT)]
+    """The astronaut photo, then the bundled synthetic frames; the first ``count`` of them (0 = all)."""
+    frames = [astronaut_frame(ASTRONAUT_OBJECT)] + load_bundle()
     if count < 0:
         raise ValueError(f"--frames must be >= 0, got {count}")
     return frames[:count] if count else frames
