@@ -35,6 +35,10 @@ OFFICIAL_HINT = ("to use official checkpoints: set model.name=/path/to/interactv
                  "model.clip_dir=/path/to/clip-vit-large-patch14, model.device=cuda (see README, Model)")
 
 
+MEDIAPIPE_HINT = ("to get it: `make setup` creates .venv-mediapipe (mediapipe 0.10.21, numpy<2), or set "
+                  "recon.keypoint_python to such a Python (README, Reconstruction)")
+
+
 class DemoError(RuntimeError):
     """The demo cannot go on; the message says what failed and where to look."""
 
@@ -142,7 +146,7 @@ def run_live(cfg, frames: list[DemoFrame], options: DemoOptions, log=print) -> t
     try:
         node.start()
         peer = RobotPeer(ncfg, domain, bag, CAMERA_FRAME)
-        log(f"node: {' '.join(node.command[1:])} (pid {node.proc.pid}, DDS domain {domain}, loopback only; "
+        log(f"node: python {' '.join(node.command[1:])} (pid {node.proc.pid}, DDS domain {domain}, loopback only; "
             f"log {node.log_file})")
         t0 = time.monotonic()
         with tqdm(desc="waiting for the node (model load, engines)", bar_format="{desc}: {elapsed}") as bar:
@@ -248,9 +252,12 @@ class DemoReconstruction:
             rec = self._recon.reconstruct(image, contacts=contacts, intrinsics=Intrinsics.from_k(K, w, h),
                                           track=False)
         except KeypointError as exc:
-            self.skip_reason = f"MediaPipe unavailable ({exc})"
-            self.log(f"reconstruction skipped for every frame: {exc}")
-            return None, f"skipped: {self.skip_reason}"
+            self.skip_reason = f"MediaPipe unavailable ({str(exc).splitlines()[0]})"
+            self.log(f"reconstruction skipped for every frame: {exc}\n  {MEDIAPIPE_HINT}")
+            return None, f"skipped: {self.skip_reason}. {MEDIAPIPE_HINT}"
+        except (ValueError, RuntimeError) as exc:
+            self.log(f"reconstruction of {rep.frame.id} failed: {type(exc).__name__}: {exc}")
+            return None, f"failed: {exc}"
         if not rec.bodies:
             return None, "no person found by MediaPipe" + (f" ({'; '.join(rec.notes)})" if rec.notes else "")
         rep.files += write_outputs(out / "meshes", f"{rep.frame.id}_scene", image, rec)
@@ -339,6 +346,10 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
     reports, live = run_live(cfg, frames, options, log)
     t_live = time.monotonic() - t0
     threshold = float(cfg["contact.threshold"])
+    if options.reconstruct:
+        from interactvlm_ros.recon.bench import _quiet_warp
+
+        _quiet_warp()  # Anny's skinning (NVIDIA Warp) prints a start-up banner
     recon = DemoReconstruction(cfg, options.reconstruct, log)
     try:
         for rep in tqdm(reports, desc="figures, meshes, reconstruction", unit="frame"):
@@ -368,7 +379,7 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
                    "backend": diag.get("backend", cfg["inference.backend"]),
                    "body_model": diag.get("body_model", cfg["body.model"]), "model": str(cfg["model.name"]),
                    "device": device, "reconstruction": "node" if any("from the node" in r.recon for r in reports)
-                   else ("demo process" if options.reconstruct else "off")},
+                   else ("off" if not options.reconstruct else "skipped" if recon.skip_reason else "demo process")},
         "node_diagnostics": diag,
     }
     _atomic_write(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
@@ -415,7 +426,8 @@ def print_summary(summary: dict, cfg, out: Path, log=print) -> None:
                   "demo process": f"run in the demo process on the received contacts (recon.enabled="
                                   f"{str(bool(cfg['recon.enabled'])).lower()}: the node's meshes are canonical, at a "
                                   "fixed pose)",
-                  "off": "off (--no-recon)"}[ran["reconstruction"]]
+                  "off": "off (--no-recon)",
+                  "skipped": f"skipped: MediaPipe unavailable; {MEDIAPIPE_HINT}"}[ran["reconstruction"]]
     log(f"reconstruction  {recon_line}")
     log(OFFICIAL_HINT)
     log("")
