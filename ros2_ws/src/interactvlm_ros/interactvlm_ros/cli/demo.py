@@ -49,7 +49,7 @@ def run(args) -> int:
                           domain_id=args.domain_id, frame_timeout=args.frame_timeout)
     try:
         run_demo(args.cfg, options)
-    except (DemoError, BundleError) as exc:
+    except (DemoError, BundleError, ValueError) as exc:
         print(f"interactvlm demo: {exc}", file=sys.stderr)
         return 1
     return 0
