@@ -73,7 +73,7 @@ def test_summary_pngs_and_meshes(demo):
         assert r["latency_ms"] > 0
         png = out / "frames" / f"{r['frame']}.png"
         with Image.open(png) as im:
-            assert im.width >= 5 * 224 and im.height > 224
+            assert im.width >= 6 * 224 and im.height > 224
         if r["found"]:
             assert (out / "meshes" / f"{r['frame']}_body_contact.ply").stat().st_size > 100_000
     ran = summary["ran_on"]

@@ -45,6 +45,44 @@ def mesh_renders(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, vie
     return list(r.images)
 
 
+def closeup_render(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, threshold: float,
+                   size: int = TILE, radius_m: float = 0.3) -> np.ndarray | None:
+    """uint8 ``[size,size,3]``: the surface around the densest contact patch (vertices ``>= threshold`` within
+    ``radius_m`` of the contact vertex with most contact neighbours), seen along its mean normal; None without
+    contact. Small patches (fingers, soles) that vanish in a whole-body view stay visible."""
+    from scipy.spatial import cKDTree
+
+    from interactvlm_ros.render.render import render_views
+
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    p = np.asarray(probs, np.float32)
+    on = np.flatnonzero(p >= threshold)
+    if not len(on):
+        return None
+    tree = cKDTree(v[on])
+    counts = np.array([len(n) for n in tree.query_ball_point(v[on], 0.15)])
+    centre = v[on[int(np.argmax(counts))]]
+    patch = on[np.linalg.norm(v[on] - centre, axis=1) <= radius_m]
+    centre = v[patch].mean(0)
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    d = vn[patch].sum(0)
+    if np.linalg.norm(d) < 1e-9 * max(len(patch), 1):
+        d = centre - v.mean(0)
+    d = d / max(np.linalg.norm(d), 1e-12)
+    extent = float(np.linalg.norm(v[patch] - centre, axis=1).max()) + 0.08
+    scale = 0.8 / extent
+    keep = np.linalg.norm(v[f].mean(1) - centre, axis=1) * scale <= 1.6  # a local patch: nothing near the camera
+    elev = float(np.clip(np.degrees(np.arcsin(np.clip(d[1], -1.0, 1.0))), -75.0, 75.0))  # look-at needs a tilt
+    azim = float(np.degrees(np.arctan2(d[0], d[2])))
+    view = View("closeup", 2.3, elev, azim % 360.0, light=tuple(float(x) for x in d * 3.0))
+    r = render_views(((v - centre) * scale).astype(np.float32), f[keep], (view,), size, colors=contact_colors(p))
+    return r.images[0]
+
+
 def _fit(img: np.ndarray, size: int = TILE):
     from PIL import Image
 

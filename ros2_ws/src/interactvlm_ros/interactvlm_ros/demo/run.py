@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from interactvlm_ros.demo.bundle import DemoFrame, astronaut_frame, load_bundle, pinhole_k
-from interactvlm_ros.demo.figure import BODY_VIEWS, OBJECT_VIEW, Tile, compose, mesh_renders
+from interactvlm_ros.demo.figure import BODY_VIEWS, OBJECT_VIEW, Tile, closeup_render, compose, mesh_renders
 
 ASTRONAUT_OBJECT = "ball"  # she holds her (round) helmet; the closest mesh of the object library
 CAMERA_FRAME = "demo_camera_optical_frame"
@@ -299,7 +299,9 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
         bv, bf = mesh_from_message(body_topo)
         front, back = mesh_renders(bv, bf, rep.human_probs, BODY_VIEWS)
         n = int((rep.human_probs >= threshold).sum())
-        top += [Tile(f"body front: {n} vertices >= {threshold:g}", front), Tile("body back", back)]
+        top += [Tile(f"body front: {n} vertices >= {threshold:g}", front), Tile("body back", back),
+                Tile("body contact close-up", closeup_render(bv, bf, rep.human_probs, threshold),
+                     note="" if n else "no vertex above the threshold")]
         rep.files.append(_atomic_write(out / "meshes" / f"{f.id}_body_contact.ply", _ply(bv, bf, rep.human_probs)))
         if f.gt_human_vertices is not None:
             gt = np.zeros(len(bv), np.float32)
@@ -307,10 +309,12 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
             gt_row = [Tile(f"ground truth: {f.description}"[:36], None, note=f.description)]
             gt_front, gt_back = mesh_renders(bv, bf, gt, BODY_VIEWS)
             gt_row += [Tile(f"ground truth front ({len(f.gt_human_vertices)} vertices)", gt_front),
-                       Tile("ground truth back", gt_back)]
+                       Tile("ground truth back", gt_back),
+                       Tile("ground truth close-up", closeup_render(bv, bf, gt, 0.5))]
     else:
         reason = "no contact found" if c is None or not c.found else "body topology not received"
-        top += [Tile("body front", None, note=f"{reason}: {c.reason if c is not None else ''}"), Tile("body back")]
+        top += [Tile("body front", None, note=f"{reason}: {c.reason if c is not None else ''}"), Tile("body back"),
+                Tile("body contact close-up")]
     if obj_topo is not None and rep.object_probs is not None:
         ov, of = mesh_from_message(obj_topo)
         n = int((rep.object_probs >= threshold).sum())
