@@ -47,9 +47,9 @@ def mesh_renders(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, vie
 
 def closeup_render(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, threshold: float,
                    size: int = TILE, radius_m: float = 0.3) -> np.ndarray | None:
-    """uint8 ``[size,size,3]``: the surface around the densest contact patch (vertices ``>= threshold`` within
-    ``radius_m`` of the contact vertex with most contact neighbours), seen along its mean normal; None without
-    contact. Small patches (fingers, soles) that vanish in a whole-body view stay visible."""
+    """uint8 ``[size,size,3]``: the surface around the largest contact patch (vertices ``>= threshold`` within
+    ``radius_m`` of the contact vertex with the most contact surface around it), seen along its mean normal; None
+    without contact. Small patches (fingers, soles) that vanish in a whole-body view stay visible."""
     from scipy.spatial import cKDTree
 
     from interactvlm_ros.render.render import render_views
@@ -60,15 +60,16 @@ def closeup_render(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, t
     on = np.flatnonzero(p >= threshold)
     if not len(on):
         return None
-    tree = cKDTree(v[on])
-    counts = np.array([len(n) for n in tree.query_ball_point(v[on], 0.15)])
-    centre = v[on[int(np.argmax(counts))]]
-    patch = on[np.linalg.norm(v[on] - centre, axis=1) <= radius_m]
-    centre = v[patch].mean(0)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area-weighted face normals
     vn = np.zeros_like(v)
     for k in range(3):
         np.add.at(vn, f[:, k], fn)
+    area = np.linalg.norm(vn, axis=1)  # ~ the vertex's share of the surface: dense hands don't outweigh hips
+    tree = cKDTree(v[on])
+    score = np.array([area[on[n]].sum() for n in tree.query_ball_point(v[on], 0.15)])
+    centre = v[on[int(np.argmax(score))]]
+    patch = on[np.linalg.norm(v[on] - centre, axis=1) <= radius_m]
+    centre = v[patch].mean(0)
     d = vn[patch].sum(0)
     if np.linalg.norm(d) < 1e-9 * max(len(patch), 1):
         d = centre - v.mean(0)
