@@ -42,6 +42,8 @@ class OrtRunner:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
+        # No busy-waiting between runs: a spinning pool steals the cores the node's other threads need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # an artifact saved by build.optimize_for_onnxruntime is already optimised
         opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if optimized
                                          else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)

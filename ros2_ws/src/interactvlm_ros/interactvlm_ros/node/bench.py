@@ -3,8 +3,7 @@
 Keys (a contract):
 - ``dds_msgs_per_s``: 640×480 rgb8 ``sensor_msgs/Image`` messages per second received by a second process
   (reliable, keep last 16; measured at the receiver; target ≥ 300), with the project's loopback Cyclone
-  configuration; ``dds_msgs_per_s_large_fragments`` the same with 64 KB messages/fragments
-  (:data:`LARGE_FRAGMENTS`, what one would set for big samples on one host).
+  configuration (:func:`~interactvlm_ros.transport.dds_config.loopback_uri`, 64 KB messages/fragments).
 - ``latency_ms_p50`` / ``latency_ms_p99``: image publish → ContactArray receipt, one frame in flight at a time,
   with the configured model (``tiny`` on CPU by default).
 - ``fps``: ContactArrays per second while images arrive at 30 Hz (latest-frame-wins drops the rest).
@@ -31,24 +30,13 @@ from tqdm import tqdm
 WIDTH, HEIGHT = 640, 480
 
 
-LARGE_FRAGMENTS = "<MaxMessageSize>65500B</MaxMessageSize><FragmentSize>63000B</FragmentSize>"
-"""Cyclone settings for big samples on one host (``lo`` has a 64 KiB MTU): ~14x fewer packets per image."""
-
-
-def bench_uri(large_fragments: bool) -> str:
-    """The project's loopback configuration, optionally with :data:`LARGE_FRAGMENTS`."""
-    from interactvlm_ros.transport.dds_config import loopback_uri
-
-    uri = loopback_uri()
-    return uri.replace("</General>", LARGE_FRAGMENTS + "</General>") if large_fragments else uri
-
-
-def _peer(domain: int, uri: str | None = None):
+def _peer(domain: int):
     from cyclonedds.domain import Domain
 
     from interactvlm_ros.transport.dds import DdsParticipant
+    from interactvlm_ros.transport.dds_config import loopback_uri
 
-    keep = Domain(domain, uri or bench_uri(False))
+    keep = Domain(domain, loopback_uri())
     return keep, DdsParticipant(domain)
 
 
@@ -60,7 +48,7 @@ def _wait_matched(writer, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def receiver(domain: int, count: int, timeout: float, large_fragments: bool = False) -> dict:
+def receiver(domain: int, count: int, timeout: float) -> dict:
     """Second process of the throughput test: take images until ``count`` arrived or ``timeout``."""
     from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
     from cyclonedds.util import duration
@@ -68,7 +56,7 @@ def receiver(domain: int, count: int, timeout: float, large_fragments: bool = Fa
     from interactvlm_ros.transport.dds import image_qos
     from interactvlm_ros.transport.msgs import Image
 
-    _keep, p = _peer(domain, bench_uri(large_fragments))
+    _keep, p = _peer(domain)
     reader = p.reader(Image, "/bench/image", image_qos("reliable", 16))
     ws = WaitSet(p.dp)
     ws.attach(ReadCondition(reader, SampleState.NotRead | ViewState.Any | InstanceState.Any))
@@ -86,7 +74,7 @@ def receiver(domain: int, count: int, timeout: float, large_fragments: bool = Fa
     return {"received": got, "seconds": (last - first) if got > 1 else 0.0, "bytes": nbytes}
 
 
-def dds_throughput(domain: int, count: int, large_fragments: bool = False) -> float:
+def dds_throughput(domain: int, count: int) -> float:
     """Publish ``count`` 640×480 rgb8 images to a receiver process; messages/s measured by the receiver."""
     from interactvlm_ros.transport.dds import image_qos
     from interactvlm_ros.transport.dds_config import loopback_env
@@ -94,11 +82,11 @@ def dds_throughput(domain: int, count: int, large_fragments: bool = False) -> fl
     from interactvlm_ros.transport.image_codec import encode_image
 
     cmd = [sys.executable, "-m", "interactvlm_ros.node.bench", "receiver", "--domain", str(domain), "--count",
-           str(count)] + (["--large-fragments"] if large_fragments else [])
+           str(count)]
     proc = subprocess.Popen(cmd, env=loopback_env(domain_id=domain), stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        _keep, p = _peer(domain, bench_uri(large_fragments))
+        _keep, p = _peer(domain)
         writer = p.writer(type(encode_image(np.zeros((1, 1, 3), np.uint8), "rgb8")), "/bench/image",
                           image_qos("reliable", 16))
         _wait_matched(writer)
@@ -193,10 +181,9 @@ class NodeUnderTest:
 
 def run(cfg, args) -> dict:
     quick = bool(getattr(args, "quick", False))
-    domain = 150 + os.getpid() % 80  # this, +1 (the node) and +2: all <= 232
+    domain = 150 + os.getpid() % 80  # this and +1 (the node): both <= 232
     count = 300 if quick else 1500
-    out = {"dds_msgs_per_s": dds_throughput(domain, count),
-           "dds_msgs_per_s_large_fragments": dds_throughput(domain + 2, count, large_fragments=True)}
+    out = {"dds_msgs_per_s": dds_throughput(domain, count)}
     node = NodeUnderTest(cfg, domain + 1)
     try:
         for _ in range(2):  # warm-up (first frame builds renders / caches)
@@ -245,9 +232,8 @@ def _main() -> int:
     r.add_argument("--domain", type=int, required=True)
     r.add_argument("--count", type=int, required=True)
     r.add_argument("--timeout", type=float, default=60.0)
-    r.add_argument("--large-fragments", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(receiver(args.domain, args.count, args.timeout, args.large_fragments)), flush=True)
+    print(json.dumps(receiver(args.domain, args.count, args.timeout)), flush=True)
     return 0
 
 

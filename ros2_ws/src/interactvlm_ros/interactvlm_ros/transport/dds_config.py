@@ -20,7 +20,9 @@ def loopback_uri(max_participants: int = MAX_PARTICIPANTS) -> str:
     return (
         '<CycloneDDS xmlns="https://cdds.io/config"><Domain Id="any">'
         '<General><Interfaces><NetworkInterface name="lo" multicast="false"/></Interfaces>'
-        "<AllowMulticast>false</AllowMulticast></General>"
+        "<AllowMulticast>false</AllowMulticast>"
+        # Loopback carries 64 KB datagrams: 640x480 images in ~15 fragments instead of ~700 (2-3x throughput).
+        "<MaxMessageSize>65500B</MaxMessageSize><FragmentSize>63000B</FragmentSize></General>"
         "<Discovery><ParticipantIndex>auto</ParticipantIndex>"
         f"<MaxAutoParticipantIndex>{int(max_participants)}</MaxAutoParticipantIndex>"
         '<Peers><Peer address="127.0.0.1"/></Peers></Discovery>'
