@@ -27,6 +27,7 @@ OUTPUTS = {
     "object_cloud": ("sensor_msgs/msg/PointCloud2", qos.RELIABLE),
     "topology": ("interactvlm_msgs/msg/MeshTopology", qos.LATCHED),
     "diagnostics": ("diagnostic_msgs/msg/DiagnosticArray", qos.RELIABLE),
+    "tf": ("tf2_msgs/msg/TFMessage", qos.TF),
 }
 
 

@@ -19,3 +19,6 @@ RELIABLE = profile(10)
 
 LATCHED = profile(1, latched=True)
 """Mesh topology: reliable, keep last 1, transient local, so ``ros2 bag play`` re-latches it."""
+
+TF = profile(100)
+"""``/tf`` (``body_<id>`` frames when reconstructing): reliable, keep last 100, volatile (tf2's broadcaster)."""

@@ -61,6 +61,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("topics.topology", "str", "~/contacts/topology", "Output interactvlm_msgs/MeshTopology of the body "
           "model, latched (transient local, depth 1)."),
     Param("topics.diagnostics", "str", "/diagnostics", "Output diagnostic_msgs/DiagnosticArray."),
+    Param("topics.tf", "str", "/tf", "Output tf2_msgs/TFMessage of the body_<id> frames (children of the image "
+          "frame) when recon.enabled."),
     Param("qos.image_reliability", "str", "best_effort", "Reliability of the image subscription "
           "(best_effort = SensorDataQoS).", choices=("best_effort", "reliable", "system_default")),
     Param("qos.image_depth", "int", 5, "History depth of the image subscription.", min=1, max=1000),

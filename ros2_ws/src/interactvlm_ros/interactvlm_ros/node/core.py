@@ -9,6 +9,10 @@ Threads: the transport's receive thread validates, decodes and time-syncs inputs
 :class:`LatestSlot`; one worker thread runs the pipeline on the newest frame, publishes, and sends diagnostics
 every ``node.diagnostics_period_s``. Bad messages are dropped with a throttled warning and a diagnostic; the
 node keeps serving.
+
+With ``recon.enabled`` the worker also reconstructs each frame in the camera frame (:mod:`.recon_stage`) and
+the outputs carry the posed meshes, contact points, body id and ``body_<id>`` frames; a frame whose
+reconstruction fails is published with the fixed placement (:mod:`.placement`) and a throttled warning.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from interactvlm_ros.node.latest import LatestSlot
-from interactvlm_ros.node.outputs import DiagnosticsReport, FrameHeader, FrameOutputs, MeshTopology, PlacedMesh
+from interactvlm_ros.node.outputs import (
+    BodyFrame,
+    DiagnosticsReport,
+    FrameHeader,
+    FrameOutputs,
+    MeshTopology,
+    PlacedMesh,
+)
 from interactvlm_ros.node.placement import FixedPlacement
 from interactvlm_ros.node.queries import ObjectQueries, QueryError
 from interactvlm_ros.node.stats import NodeStats
@@ -50,6 +61,8 @@ class OutputSink(Protocol):
     def publish_diagnostics(self, report: DiagnosticsReport) -> None: ...
 
     def publish_topology(self, topology: MeshTopology) -> None: ...
+
+    # ``publish_frame`` also carries the frame's ``body_<id>`` transforms (``FrameOutputs.body_frames``, /tf).
 
 
 class Predictor(Protocol):
@@ -115,6 +128,12 @@ class ContactNode:
         self.queries = ObjectQueries(list(cfg["objects"]), cfg["node.max_objects"])
         self.placement = FixedPlacement(distance_m=cfg["node.placement_distance_m"])
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
+        self.recon = None
+        if cfg["recon.enabled"]:
+            from interactvlm_ros.node.recon_stage import ReconStage
+
+            self.recon = ReconStage(cfg, body_model=getattr(predictor, "body_model", None),
+                                    library=objects_library, num_body_vertices=body.num_vertices)
         self.slot: LatestSlot[Frame] = LatestSlot()
         streams = [s for s, key in (("camera_info", "topics.camera_info"), ("depth", "topics.depth")) if cfg[key]]
         self.sync = ApproximateSync(streams, cfg["node.sync_tolerance_s"])
@@ -148,6 +167,8 @@ class ContactNode:
             self._worker = None
         with self._sync_lock:
             self.sync.reset()
+        if self.recon is not None:
+            self.recon.close()  # the keypoint worker process; it restarts with the next frame after start()
 
     @property
     def running(self) -> bool:
@@ -247,7 +268,14 @@ class ContactNode:
             if self.cfg["node.object_contact"]:
                 self._add_object_contact(frame.rgb, result)
             t1 = time.monotonic()
-            outputs = self._outputs(frame, result)
+            attempt = None
+            if self.recon is not None:
+                attempt = self.recon.run(frame.rgb, result, frame.K, frame.depth)
+                if attempt.reconstruction is None:
+                    self.warnings.warn("recon", f"frame {frame.header.stamp_ns}: reconstruction skipped, contacts "
+                                                f"published with the fixed placement: {attempt.reason}")
+                    self._diag_due = True
+            outputs = self._outputs(frame, result, attempt)
             self.sink.publish_frame(outputs)
         except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
             message = f"frame {frame.header.stamp_ns} failed: {type(exc).__name__}: {exc}"
@@ -260,7 +288,7 @@ class ContactNode:
         self.stats.record_frame((t2 - frame.received) * 1000.0, (t1 - t0) * 1000.0,
                                 queue_ms=(t0 - frame.received) * 1000.0, publish_ms=(t2 - t1) * 1000.0)
 
-    def _outputs(self, frame: Frame, result) -> FrameOutputs:
+    def _outputs(self, frame: Frame, result, attempt=None) -> FrameOutputs:
         now = time.monotonic()
         rate = float(self.cfg["node.marker_rate_hz"])
         with_markers = bool(self.cfg["node.publish_markers"]) and (rate == 0 or now - self._last_marker >= 1 / rate)
@@ -273,15 +301,31 @@ class ContactNode:
         if result.num_body_vertices != self.body.num_vertices:
             raise InputError(f"model predicts on {result.num_body_vertices} body vertices but the body topology "
                              f"{self.body.mesh_id} has {self.body.num_vertices}")
+        rec = attempt.reconstruction if attempt is not None else None
+        posed = {o.query: o for o in rec.objects} if rec is not None else {}
+        body_points = np.asarray(attempt.primary.vertices, dtype=np.float32) if rec is not None else None
         if need_geometry:
             probs = np.zeros(self.body.num_vertices, dtype=np.float32)
             for c in result.contacts:
                 if c.found and c.human_probs is not None:
                     np.maximum(probs, np.asarray(c.human_probs, dtype=np.float32), out=probs)
-            human = PlacedMesh(self.body.name, self.body.mesh_id, self._placed_body, self.body.faces, probs)
-        lateral = float(human.points[:, 0].max()) + self.placement.gap_m if human is not None else 0.0
+            points = body_points if body_points is not None else self._placed_body
+            human = PlacedMesh(self.body.name, self.body.mesh_id, points, self.body.faces, probs)
+        lateral = float(self._placed_body[:, 0].max()) + self.placement.gap_m
+        object_points: dict[str, np.ndarray] = {}
         for c in result.contacts:
             mesh = self._object_mesh(c)
+            pose = posed.get(c.label)
+            if pose is not None and (mesh is None or pose.mesh_id == mesh.mesh_id):
+                # reconstructed: the object's library mesh posed in the camera frame
+                obj_probs = _object_probs(c.object_probs, len(pose.vertices))
+                if mesh is not None:
+                    counts[mesh.mesh_id] = mesh.num_vertices
+                    object_points[c.label] = np.asarray(pose.vertices, dtype=np.float32)
+                if need_geometry:
+                    placed_objects.append(PlacedMesh(c.label, pose.mesh_id, np.asarray(pose.vertices, np.float32),
+                                                     np.asarray(pose.faces, np.int64), obj_probs))
+                continue
             if mesh is None:
                 continue
             counts[mesh.mesh_id] = mesh.num_vertices
@@ -296,8 +340,19 @@ class ContactNode:
             points = self.placement.place(v, lateral_m=lateral + half)
             lateral += 2 * half + self.placement.gap_m
             placed_objects.append(PlacedMesh(c.label, mesh.mesh_id, points, mesh.faces, obj_probs))
-        return FrameOutputs(frame.header, result, float(self.cfg["contact.threshold"]), self.body.mesh_id, human,
-                            placed_objects, counts, with_markers, bool(self.cfg["node.publish_clouds"]))
+        out = FrameOutputs(frame.header, result, float(self.cfg["contact.threshold"]), self.body.mesh_id, human,
+                           placed_objects, counts, with_markers, bool(self.cfg["node.publish_clouds"]))
+        if rec is not None:
+            from interactvlm_ros.recon.scene import transform_to_tf
+
+            out.placement = "reconstructed"
+            out.body_id = str(attempt.primary.id)
+            out.body_points = body_points
+            out.object_points = object_points
+            for b in rec.bodies:
+                t, q = transform_to_tf(b.transform_camera_body)
+                out.body_frames.append(BodyFrame(str(b.id), t, q))
+        return out
 
     def _library_mesh(self, name: str) -> MeshTopology | None:
         """The library mesh for a free-text object name (``library.lookup``), cached; None when unknown."""
@@ -382,11 +437,24 @@ class ContactNode:
             "model": str(self.cfg["model.name"]),
             "body_model": self.body.name,
             "active": str(active).lower(),
-            "placement": "fixed",
+            "placement": self._placement_state(),
             "last_error": snap["last_error"],
         }
+        if self.recon is not None:
+            values.update({"recon_frames": str(self.recon.reconstructed), "recon_skipped": str(self.recon.skipped),
+                           "recon_ms_p50": fmt(self.recon.ms_p50), "recon_last_skip": self.recon.last_reason})
+            if level == 0 and self.recon.last_reason and self.recon.last_failure_time is not None and (
+                    time.monotonic() - self.recon.last_failure_time < max(5.0, 2 * self.cfg[
+                        "node.diagnostics_period_s"])):
+                level, message = 1, f"reconstruction skipped (fixed placement): {self.recon.last_reason}"
         return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg["node.name"]), values,
                                  time.time_ns())
+
+    def _placement_state(self) -> str:
+        """``fixed`` (recon off), ``reconstructed`` or ``fixed (reconstruction skipped)`` for the last frame."""
+        if self.recon is None:
+            return "fixed"
+        return "fixed (reconstruction skipped)" if self.recon.last_reason else "reconstructed"
 
     def _publish_diagnostics(self) -> None:
         self._last_diag = time.monotonic()
@@ -395,3 +463,10 @@ class ContactNode:
             self.sink.publish_diagnostics(self.diagnostics())
         except Exception as exc:  # noqa: BLE001 - diagnostics must never stop the worker
             self.warnings.warn("diagnostics", f"publishing diagnostics failed: {type(exc).__name__}: {exc}")
+
+
+def _object_probs(probs, num_vertices: int) -> np.ndarray:
+    """The object's per-vertex contact ``[No]`` when it is on this mesh, else zeros (drawn without contact)."""
+    if probs is not None and np.size(probs) == num_vertices:
+        return np.asarray(probs, dtype=np.float32).reshape(-1)
+    return np.zeros(num_vertices, np.float32)

@@ -54,9 +54,21 @@ class PlacedMesh:
 
 
 @dataclass
+class BodyFrame:
+    """A REP-155 ``body_<id>`` frame in the image's frame: ``translation [3]`` metres, ``rotation [4]`` x, y, z, w."""
+
+    body_id: str
+    translation: np.ndarray
+    rotation: np.ndarray
+
+
+@dataclass
 class FrameOutputs:
     """Everything published for one image. ``placement`` says how ``human``/``objects`` were posed:
-    ``"fixed"`` = the documented stand-in pose of :mod:`interactvlm_ros.node.placement`."""
+    ``"fixed"`` = the documented stand-in pose of :mod:`interactvlm_ros.node.placement`; ``"reconstructed"`` =
+    the camera-frame reconstruction (:mod:`interactvlm_ros.recon`), which also gives ``body_id`` (REP-155 id
+    of the person the contacts belong to), ``body_points [Nb,3]`` (the posed body, for the contact points),
+    ``object_points`` (query label -> posed object vertices ``[No,3]``) and ``body_frames`` (one per person)."""
 
     header: FrameHeader
     result: ContactResult
@@ -68,6 +80,10 @@ class FrameOutputs:
     with_markers: bool = False
     with_clouds: bool = True
     placement: str = "fixed"
+    body_id: str = ""
+    body_points: np.ndarray | None = None
+    object_points: dict[str, np.ndarray] = field(default_factory=dict)
+    body_frames: list[BodyFrame] = field(default_factory=list)
 
 
 @dataclass

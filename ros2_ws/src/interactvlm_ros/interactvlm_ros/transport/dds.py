@@ -7,7 +7,8 @@ and rclpy subscribers on rmw_cyclonedds_cpp / rmw_fastrtps_cpp see ordinary ROS 
 QoS as ROS does it (REP-2003): the image (and depth) subscription is SensorDataQoS by default (best effort,
 keep last ``qos.image_depth`` = 5), or reliable (``qos.image_reliability``); camera info and object queries
 are reliable keep-last 10; outputs are reliable keep-last 10; the mesh topology is latched (reliable,
-transient local, keep last 1, one writer per mesh, so late joiners get every mesh).
+transient local, keep last 1, one writer per mesh, so late joiners get every mesh); ``/tf`` (the ``body_<id>``
+frames of a reconstructed frame) is reliable keep-last 100, volatile, like tf2's TransformBroadcaster.
 
 Lazy mode: the node asks :meth:`DdsTransport.subscriber_count`, the sum of the publication-matched counts of
 the per-frame output writers (contacts, markers, clouds), so no inference runs while nobody listens.
@@ -38,6 +39,7 @@ from interactvlm_ros.transport.msgs.interactvlm import ContactArray
 from interactvlm_ros.transport.msgs.interactvlm import MeshTopology as MeshTopologyMsg
 from interactvlm_ros.transport.msgs.sensor import CameraInfo, Image, PointCloud2
 from interactvlm_ros.transport.msgs.std import String
+from interactvlm_ros.transport.msgs.tf import TFMessage
 from interactvlm_ros.transport.msgs.visualization import MarkerArray
 from interactvlm_ros.transport.typehash import typehash_policy
 
@@ -92,6 +94,10 @@ LATCHED_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(millise
                   Policy.History.KeepLast(1), Policy.Durability.TransientLocal)
 """Latched: a late subscriber still gets the last message (``TRANSIENT_LOCAL``, depth 1)."""
 
+TF_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+             Policy.History.KeepLast(100), Policy.Durability.Volatile)
+"""``/tf``: tf2_ros ``DynamicBroadcasterQoS`` (reliable, keep last 100, volatile)."""
+
 
 class DdsParticipant:
     """A domain participant that creates ROS-compatible readers and writers (``rt/`` names, type hash)."""
@@ -142,7 +148,7 @@ class DdsTransport:
         self._owns_participant = participant is None
         self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
                       for key in ("contacts", "markers", "human_cloud", "object_cloud", "topology", "diagnostics",
-                                  "objects", "image")}
+                                  "objects", "image", "tf")}
         for key in ("camera_info", "depth"):
             if cfg[f"topics.{key}"]:
                 self.names[key] = resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
@@ -163,6 +169,7 @@ class DdsTransport:
             "human_cloud": p.writer(PointCloud2, self.names["human_cloud"], RELIABLE_QOS),
             "object_cloud": p.writer(PointCloud2, self.names["object_cloud"], RELIABLE_QOS),
             "diagnostics": p.writer(DiagnosticArray, self.names["diagnostics"], RELIABLE_QOS),
+            "tf": p.writer(TFMessage, self.names["tf"], TF_QOS),
         }
         return self
 

@@ -34,6 +34,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from interactvlm_ros.config.loader import Config, ConfigError, validate_value
@@ -104,6 +105,9 @@ OUTPUT_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHi
                         durability=QoSDurabilityPolicy.VOLATILE)
 LATCHED_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=1,
                          durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+TF_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=100,
+                    durability=QoSDurabilityPolicy.VOLATILE)
+"""``/tf`` as tf2_ros's TransformBroadcaster publishes it (``DynamicBroadcasterQoS``)."""
 
 
 def cv_bridge_decoders(cfg) -> InputDecoders | None:
@@ -222,6 +226,7 @@ class InteractVLMNode(LifecycleNode):
             "human_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.human_cloud"], OUTPUT_QOS),
             "object_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.object_cloud"], OUTPUT_QOS),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, cfg["topics.diagnostics"], OUTPUT_QOS),
+            "tf": self.create_lifecycle_publisher(TFMessage, cfg["topics.tf"], TF_QOS),
         }
         decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
         topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
