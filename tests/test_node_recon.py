@@ -220,3 +220,28 @@ def test_without_mediapipe_contacts_still_published(components, astronaut):
     assert "keypoints unavailable" in report.message and "MediaPipe" in report.message
     assert report.values["placement"] == "fixed (reconstruction skipped)"
     assert node.recon.skipped == 1 and node.recon.reconstructed == 0
+
+
+def test_bag_records_body_tf(components, astronaut, tmp_path, recon_run):
+    """``interactvlm bag`` runs the same node: a reconstructed frame's ``body_<id>`` transform goes to /tf."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from interactvlm_ros.bag.process import process_bag
+    from interactvlm_ros.transport.headers import make_header
+    from interactvlm_ros.transport.image_codec import encode_image
+    from interactvlm_ros.transport.typestore import typestore
+
+    src = tmp_path / "in"
+    with Writer(src, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=typestore())
+        w.write(conn, STAMP, encode_image(astronaut, "rgb8", make_header(STAMP, FRAME)).serialize())
+    report = process_bag(load_config(None, NODE_SETTINGS), src, tmp_path / "out.mcap", components=components)
+    assert report.processed == 1
+    with AnyReader([report.out]) as reader:
+        tf_conns = [c for c in reader.connections if c.topic == "/tf"]
+        assert tf_conns and tf_conns[0].msgtype == "tf2_msgs/msg/TFMessage"
+        msgs = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=tf_conns)]
+    (tf,) = msgs
+    (t,) = tf.transforms
+    assert t.header.frame_id == FRAME and t.child_frame_id.startswith("body_") and t.transform.translation.z > 0.3
