@@ -20,9 +20,9 @@ pytest.importorskip("cyclonedds", reason="the message types need cyclonedds")
 
 FRAME = "test_camera_optical_frame"
 STAMP = 1_700_000_123 * 10**9 + 456
-NODE_SETTINGS = ["model.device=cpu", "objects=[bottle]", "node.always_run=true", "node.marker_rate_hz=0",
-                 "node.diagnostics_period_s=0.1", "node.warn_throttle_s=60", "recon.enabled=true",
-                 "recon.iterations=30", "recon.object_iterations=20", "contact.threshold=0.3"]
+NODE_SETTINGS = ["model.name=tiny", "model.device=cpu", "objects=[bottle]", "node.always_run=true",
+                 "node.marker_rate_hz=0", "node.diagnostics_period_s=0.1", "node.warn_throttle_s=60",
+                 "recon.enabled=true", "recon.iterations=30", "recon.object_iterations=20", "contact.threshold=0.3"]
 
 
 class CollectingSink:
@@ -66,7 +66,7 @@ class CollectingSink:
 def components():
     from interactvlm_ros.node.components import NodeComponents
 
-    return NodeComponents.from_config(load_config(None, ["model.device=cpu"]))
+    return NodeComponents.from_config(load_config(None, ["model.name=tiny", "model.device=cpu"]))
 
 
 @pytest.fixture(scope="module")
