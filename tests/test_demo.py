@@ -18,14 +18,17 @@ ALL_TOPICS = OUTPUT_TOPICS + ("/image", "/camera_info", "/interactvlm/objects", 
                               "/diagnostics")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "out"
-    cmd = [sys.executable, "-m", "interactvlm_ros", "demo", "--no-doctor", "--frames", "2", "--out", str(out),
-           "--set", "model.device=cpu"]
+def run_demo(out, *extra):
+    cmd = [sys.executable, "-m", "interactvlm_ros", "demo", "--no-doctor", "--out", str(out),
+           "--set", "model.device=cpu", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("demo") / "out", "--frames", "2")
 
 
 def _read(path):
@@ -92,3 +95,16 @@ def test_bundle_is_held_out_and_complete():
         assert len(f.gt_human_vertices) > 0 and f.K[0, 0] > 0
     total = sum(p.stat().st_size for p in bundle_dir().iterdir())
     assert total < 600_000
+
+
+def test_node_reconstruction_is_shown_and_recorded(tmp_path):
+    """recon.enabled: the node reconstructs; the demo draws the received posed meshes and records /tf."""
+    out, stdout = run_demo(tmp_path / "out", "--frames", "1", "--no-recon", "--set", "recon.enabled=true")
+    msgs = _read(out / "demo.mcap")
+    stamp = _stamp(msgs["/image"][0].header)
+    contact = msgs["/interactvlm/contacts"][0].contacts[0]
+    assert contact.body_id != ""
+    tf = [t for m in msgs["/tf"] for t in m.transforms]
+    assert [(t.child_frame_id, _stamp(t.header)) for t in tf] == [(f"body_{contact.body_id}", stamp)]
+    row = json.loads((out / "summary.json").read_text())["frames"][0]
+    assert row["reconstruction"].startswith("by the node") and "published by the node" in stdout

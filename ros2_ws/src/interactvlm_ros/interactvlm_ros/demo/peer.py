@@ -21,7 +21,7 @@ from cyclonedds.util import duration
 
 from interactvlm_ros.bag import qos as bag_qos
 from interactvlm_ros.bag.writer import AtomicBagWriter
-from interactvlm_ros.transport.dds import RELIABLE_QOS, DdsParticipant, image_qos, resolve_topic
+from interactvlm_ros.transport.dds import RELIABLE_QOS, TF_QOS, DdsParticipant, image_qos, resolve_topic
 from interactvlm_ros.transport.dds_config import loopback_domain
 from interactvlm_ros.transport.headers import make_header, stamp_ns
 from interactvlm_ros.transport.image_codec import encode_image
@@ -34,6 +34,7 @@ from interactvlm_ros.transport.msgs import (
     MeshTopology,
     PointCloud2,
     String,
+    TFMessage,
 )
 
 # output key -> (topics.* parameter, wire type, ROS type, QoS recorded in the bag)
@@ -44,11 +45,14 @@ OUTPUTS: dict[str, tuple[str, Any, str, Any]] = {
     "object_cloud": ("topics.object_cloud", PointCloud2, "sensor_msgs/msg/PointCloud2", bag_qos.RELIABLE),
     "topology": ("topics.topology", MeshTopology, "interactvlm_msgs/msg/MeshTopology", bag_qos.LATCHED),
     "diagnostics": ("topics.diagnostics", DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", bag_qos.RELIABLE),
+    "tf": ("topics.tf", TFMessage, "tf2_msgs/msg/TFMessage", bag_qos.TF),  # body_<id> frames (recon.enabled)
 }
 PER_FRAME = ("contacts", "markers", "human_cloud", "object_cloud")
 # a late joiner's view of the latched topology topic: one writer (and so one sample) per mesh
 TOPOLOGY_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
                    Policy.History.KeepLast(16), Policy.Durability.TransientLocal)
+
+READER_QOS = {"topology": TOPOLOGY_QOS, "tf": TF_QOS}
 
 
 class DemoTimeout(RuntimeError):
@@ -59,6 +63,8 @@ def header_of(msg: Any):
     """A per-frame output's header (a MarkerArray's is its last marker's; the first one is DELETEALL)."""
     if isinstance(msg, MarkerArray):
         return msg.markers[-1].header if msg.markers else None
+    if isinstance(msg, TFMessage):
+        return msg.transforms[0].header if msg.transforms else None
     return msg.header
 
 
@@ -113,7 +119,7 @@ class RobotPeer:
             "camera_info": self.p.writer(CameraInfo, self.topics["camera_info"], RELIABLE_QOS),
             "objects": self.p.writer(String, self.topics["objects"], RELIABLE_QOS),
         }
-        self.readers = {key: self.p.reader(wire, self.topics[key], TOPOLOGY_QOS if key == "topology" else RELIABLE_QOS)
+        self.readers = {key: self.p.reader(wire, self.topics[key], READER_QOS.get(key, RELIABLE_QOS))
                         for key, (_param, wire, *_r) in OUTPUTS.items()}
         self.topologies: dict[str, MeshTopology] = {}
         self.diagnostics: list[dict[str, str]] = []

@@ -63,6 +63,8 @@ class FrameReport:
     object_probs: np.ndarray | None = None
     object_mesh_id: str = ""
     recon: str = ""
+    markers: Any = None             # the received MarkerArray (posed meshes when the node reconstructs)
+    tf: Any = None                  # the received TFMessage (body_<id> frames), when the node reconstructs
     files: list[Path] = field(default_factory=list)
 
     def contact(self):
@@ -181,7 +183,8 @@ def run_live(cfg, frames: list[DemoFrame], options: DemoOptions, log=print) -> t
                                     f"{node.log_tail()}") from None
                 raise DemoError(f"frame {frame.id}: {exc}") from None
             msg = got.outputs["contacts"]
-            rep = FrameReport(frame, got.stamp_ns, got.latency_ms("contacts"), msg)
+            rep = FrameReport(frame, got.stamp_ns, got.latency_ms("contacts"), msg,
+                              markers=got.outputs.get("markers"), tf=got.outputs.get("tf"))
             c = rep.contact()
             if c is not None and c.found:
                 rep.human_probs = dense_probabilities(c, "human")
@@ -227,8 +230,14 @@ class DemoReconstruction:
     def run(self, rep: FrameReport, out: Path):
         """(overlay image or None, note)."""
         c = rep.contact()
-        if c is not None and len(c.human_contact_points):
-            return self._node_points(rep), "from the node (/contacts points)"
+        if c is not None and c.body_id and rep.markers is not None:
+            image = rep.frame.image
+            h, w = image.shape[:2]
+            K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, float(self.cfg["camera.default_fov_deg"]))
+            n_tf = len(rep.tf.transforms) if rep.tf is not None else 0
+            return marker_overlay(image, rep.markers, K), (
+                f"by the node: body_{c.body_id}, {len(c.human_contact_points)} body / {len(c.object_contact_points)} "
+                f"object contact points, {n_tf} body frame(s) on /tf")
         if self.skip_reason:
             return None, f"skipped: {self.skip_reason}"
         from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
@@ -267,21 +276,35 @@ class DemoReconstruction:
                 f"({sum(rec.timings_ms.values()) / 1000:.1f} s, this process)")
         return render_overlay(image, rec), note
 
-    @staticmethod
-    def _node_points(rep: FrameReport) -> np.ndarray:
-        """Contact points of the received ContactArray projected into the image (human red, object green)."""
-        img = rep.frame.image.copy()
-        h, w = img.shape[:2]
-        K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, 60.0)
-        for pts, colour in ((rep.contact().human_contact_points, (230, 30, 30)),
-                            (rep.contact().object_contact_points, (30, 200, 30))):
-            p = np.array([[q.x, q.y, q.z] for q in pts], np.float64).reshape(-1, 3)
-            p = p[p[:, 2] > 1e-6]
-            uv = (p @ K.T)[:, :2] / p[:, 2:3]
-            for u, v in np.round(uv).astype(int):
-                if 0 <= u < w and 0 <= v < h:
-                    img[max(v - 1, 0):v + 2, max(u - 1, 0):u + 2] = colour
-        return img
+
+def marker_overlay(image: np.ndarray, markers, K: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """The received MarkerArray's triangle meshes (camera frame, coloured by contact) ray-cast with ``K`` and
+    blended over ``image`` (what RViz shows over the camera image)."""
+    from interactvlm_ros.recon.camera import Intrinsics
+    from interactvlm_ros.recon.icp import MeshRaycaster
+    from interactvlm_ros.transport.msgs import Marker
+
+    h, w = image.shape[:2]
+    caster = MeshRaycaster()
+    colours = []
+    for m in markers.markers:
+        pts = np.asarray(m.points, np.float64).reshape(-1, 3)
+        if m.type != Marker.TRIANGLE_LIST or len(pts) < 3:
+            continue
+        n = len(pts) // 3 * 3
+        caster.add(pts[:n], np.arange(n).reshape(-1, 3))
+        col = np.asarray(m.colors, np.float32).reshape(-1, 4)[:n:3, :3] if len(m.colors) else np.ones((n // 3, 3))
+        colours.append(col * 255.0)
+    out = np.asarray(image, np.float32).copy()
+    if not colours:
+        return out.astype(np.uint8)
+    hit = caster.cast(Intrinsics.from_k(K, w, h))
+    for g, col in enumerate(colours):
+        sel = hit["geometry"] == g
+        if sel.any():
+            shade = 0.45 + 0.55 * np.abs(hit["normal"][sel][:, 2:3])
+            out[sel] = (1 - alpha) * out[sel] + alpha * col[hit["face"][sel]] * shade
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, recon: DemoReconstruction,
@@ -382,7 +405,7 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
         "ran_on": {"transport": f"dds (Cyclone DDS, ROS 2 wire protocol, loopback, domain {live['domain']})",
                    "backend": diag.get("backend", cfg["inference.backend"]),
                    "body_model": diag.get("body_model", cfg["body.model"]), "model": str(cfg["model.name"]),
-                   "device": device, "reconstruction": "node" if any("from the node" in r.recon for r in reports)
+                   "device": device, "reconstruction": "node" if any(r.recon.startswith("by the node") for r in reports)
                    else ("off" if not options.reconstruct else "skipped" if recon.skip_reason else "demo process")},
         "node_diagnostics": diag,
     }
