@@ -17,12 +17,12 @@ Every file is written to a temporary name and renamed.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from interactvlm_ros.files.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 LOW = np.array([0.82, 0.82, 0.86])   # no contact: light grey
 HIGH = np.array([0.85, 0.05, 0.05])  # contact: red
@@ -45,20 +45,6 @@ def add_parser(sub, common) -> None:
 
     add_recon_arguments(p)
     p.set_defaults(run=run)
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _slug(label: str) -> str:
@@ -235,7 +221,7 @@ def run(args) -> int:
                 verts, faces, probs = obj_mesh.vertices, obj_mesh.faces, c.object_probs
                 name = f"object_{_slug(c.label)}.ply"
             ply = _mesh_ply(verts, faces, probs)
-            _atomic_write(out / name, lambda tmp, data=ply: Path(tmp).write_bytes(data))
+            atomic_write_bytes(out / name, ply)
             row["tiles"] += _side_renders(verts, faces, probs, TILE)
         elif c.found:
             row["tiles"] = [_overlay(rgb, c.view_masks[0], rendered_only=False)]
@@ -247,14 +233,12 @@ def run(args) -> int:
     if masks and len({m.shape for m in masks}) == 1:
         arrays["view_masks"] = np.stack(masks)
 
-    def _npz(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    _atomic_write(out / "contacts.npz", _npz)
-    _atomic_write(out / "contacts.json", lambda tmp: Path(tmp).write_text(json.dumps(record) + "\n"))
+    with atomic_path(out / "contacts.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    atomic_write_text(out / "contacts.json", json.dumps(record) + "\n")
     figure = make_figure(rgb, rows, image_mask=args.mode == "2d")
-    _atomic_write(out / "contacts.png", lambda tmp: Image.fromarray(figure).save(tmp, format="PNG"))
+    with atomic_path(out / "contacts.png") as tmp:
+        Image.fromarray(figure).save(tmp, format="PNG")
     thr = float(cfg["contact.threshold"])
     for c in result.contacts:
         probs = c.human_probs if c.human_probs is not None else c.object_probs

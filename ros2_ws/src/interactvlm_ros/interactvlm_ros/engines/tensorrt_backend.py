@@ -18,11 +18,11 @@ calibration set and a quantization toolkit this project does not ship; FP16 is w
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from interactvlm_ros.files.atomic import atomic_write_bytes
 
 LOG = logging.getLogger("interactvlm.engines")
 PLAN_FILE = "model.plan"
@@ -68,18 +68,6 @@ def _read(path: Path) -> bytes:
     return path.read_bytes() if path.is_file() else b""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def build_plan(onnx_path: str | Path, out_path: str | Path, profile: dict[str, tuple[tuple, tuple, tuple]],
                precision: str = "fp16", timing_cache: str | Path | None = None,
                workspace_bytes: int = DEFAULT_WORKSPACE) -> Path:
@@ -123,9 +111,9 @@ def build_plan(onnx_path: str | Path, out_path: str | Path, profile: dict[str, t
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
     out_path = Path(out_path)
-    _write_atomic(out_path, bytes(serialized))
+    atomic_write_bytes(out_path, bytes(serialized))
     if cache_path is not None:
-        _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
     return out_path
 
 

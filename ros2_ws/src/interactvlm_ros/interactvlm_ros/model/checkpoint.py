@@ -14,14 +14,13 @@ Nothing here downloads anything.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from interactvlm_ros.files.atomic import atomic_path, atomic_write_text
 from interactvlm_ros.model.configuration import (
     PRESET_NAMES,
     PRESETS_DIR,
@@ -295,23 +294,12 @@ def save_pretrained(model: InteractVLMForCausalLM, tokenizer: PromptTokenizer, d
     data["tokenizer"] = Path(tokenizer.path).name
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.checkpoint_state_dict(True).items()
              if not _ignored(k)}
-    _atomic(directory / "model.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    _atomic(directory / data["tokenizer"], lambda tmp: shutil.copyfile(tokenizer.path, tmp))
-    _atomic(directory / "config.json",
-            lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    with atomic_path(directory / data["tokenizer"]) as tmp:
+        shutil.copyfile(tokenizer.path, tmp)
+    atomic_write_text(directory / "config.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
     return directory
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def checkpoint_report(directory: str | Path) -> KeyReport:

@@ -10,15 +10,15 @@ such as topology hash + views + resolution); changing the weights changes every 
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from interactvlm_ros.files.atomic import atomic_path
 
 from ..config.paths import cache_dir as default_cache_dir
 from .sam import Sam
@@ -113,16 +113,8 @@ class SamEmbeddingCache:
         return emb
 
     def _save(self, path: Path, emb: torch.Tensor, key: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"embeddings": emb.detach().to("cpu", torch.float32).contiguous(), "key": key}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp:
+            torch.save({"embeddings": emb.detach().to("cpu", torch.float32).contiguous(), "key": key}, tmp)
 
     def get(self, images: np.ndarray, content_key: str | None = None) -> torch.Tensor:
         """SAM embeddings ``[V, C, h, w]`` of ``images`` (uint8 ``[V, H, W, 3]``)."""

@@ -20,6 +20,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from interactvlm_ros.files.atomic import atomic_path
+
 # Added tokens of the method (the 7B LISA base also has <im_patch>).
 SEG, HSEG, OSEG = "[SEG]", "[HSEG]", "[OSEG]"
 IM_START, IM_END, IM_PATCH = "<im_start>", "<im_end>", "<im_patch>"
@@ -243,9 +245,8 @@ def build_tiny_tokenizer(path: str | Path, vocab_size: int = 1024) -> Path:
     tk.train_from_iterator(tiny_tokenizer_corpus(), trainer=trainer)
     tk.add_special_tokens([SEG, IM_START, IM_END, HSEG, OSEG])
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tk.save(str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tk.save(str(tmp))
     return path
 
 

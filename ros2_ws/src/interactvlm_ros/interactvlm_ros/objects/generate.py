@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from trimesh import creation, remesh
+
+from interactvlm_ros.files.atomic import atomic_write_bytes
 
 # z-up (trimesh's revolve/cylinder axis) -> y-up (body-model convention).
 _Z_TO_Y = trimesh.transformations.rotation_matrix(-math.pi / 2.0, [1.0, 0.0, 0.0])
@@ -178,17 +178,7 @@ def build(label: str) -> trimesh.Trimesh:
 
 def write_mesh(mesh: trimesh.Trimesh, path: Path) -> None:
     """Binary PLY written atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,11 @@ green, contact probability blended in red on both; Lambert-like shading from the
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from interactvlm_ros.files.atomic import atomic_write_bytes
 from interactvlm_ros.recon.icp import MeshRaycaster
 from interactvlm_ros.recon.scene import Reconstruction
 
@@ -72,19 +72,6 @@ def render_overlay(image_rgb: np.ndarray, rec: Reconstruction, alpha: float = 0.
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _colored_ply(vertices, faces, rgb, probs) -> bytes:
     import trimesh
 
@@ -106,18 +93,18 @@ def write_outputs(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, 
     paths: list[Path] = []
     for b in rec.bodies:
         p = out / f"{stem}_body_{b.id}.ply"
-        _atomic_write(p, _colored_ply(b.vertices, b.faces, BODY_RGB, b.contact_probs))
+        atomic_write_bytes(p, _colored_ply(b.vertices, b.faces, BODY_RGB, b.contact_probs))
         paths.append(p)
     for i, o in enumerate(rec.objects):
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in o.label)
         p = out / f"{stem}_object_{i}_{safe}.ply"
-        _atomic_write(p, _colored_ply(o.vertices, o.faces, OBJECT_RGB, o.contact_probs))
+        atomic_write_bytes(p, _colored_ply(o.vertices, o.faces, OBJECT_RGB, o.contact_probs))
         paths.append(p)
     import io
 
     buf = io.BytesIO()
     Image.fromarray(render_overlay(image_rgb, rec)).save(buf, format="PNG")
     p = out / f"{stem}_recon.png"
-    _atomic_write(p, buf.getvalue())
+    atomic_write_bytes(p, buf.getvalue())
     paths.append(p)
     return paths

@@ -11,8 +11,6 @@ as discs.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from interactvlm_ros.config.paths import cache_dir as default_cache_root
+from interactvlm_ros.files.atomic import atomic_path
 from interactvlm_ros.render.cameras import HUMAN_VIEWS, OBJECT_VIEWS, View, cam_params
 from interactvlm_ros.render.lift import Lifter
 from interactvlm_ros.render.mesh_input import check_vertices
@@ -58,17 +57,8 @@ def render_cache_key(topology_hash: str, views: tuple[View, ...], resolution: in
 
 
 def _save_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def _load(path: Path) -> dict[str, np.ndarray] | None:
