@@ -1,7 +1,11 @@
-"""Shared pytest setup: offline model hubs, the Anny cache outside the clone, and a guard that a run in which
-no test passed fails (CI must never go green on an empty or all-skipped run)."""
+"""Shared pytest setup: offline model hubs, the Anny cache outside the clone, a guard that a run in which
+no test passed fails (CI must never go green on an empty or all-skipped run), and the fixtures several test
+modules share: ``one_torch_thread`` (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``),
+``anny_body`` and ``tiny_model`` (module-scoped: each module gets its own instance)."""
 
 import os
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,3 +18,30 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if not reporter.stats.get("passed"):
         session.exitstatus = 5
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def anny_body():
+    """The real Anny body model (cached under ``ANNY_CACHE_DIR``)."""
+    from interactvlm_ros.body import load_body_model
+
+    return load_body_model("anny")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """The tiny preset loaded on the CPU in fp32 (``LoadedModel``: model + tokenizer)."""
+    from interactvlm_ros.model.checkpoint import load_model
+
+    return load_model("tiny", device="cpu", precision="fp32")

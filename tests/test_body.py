@@ -16,11 +16,6 @@ from interactvlm_ros.config import load_config
 
 
 @pytest.fixture(scope="module")
-def anny_body():
-    return load_body_model("anny")
-
-
-@pytest.fixture(scope="module")
 def smplx_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("bodymodels")
     write_synthetic_smplx(root)

@@ -22,25 +22,12 @@ from interactvlm_ros.engines.build import EngineBuilder, resolve_backend
 from interactvlm_ros.engines.cache import ArtifactKey, CorruptArtifact, EngineCache
 from interactvlm_ros.engines.export import ONNX_FILE
 from interactvlm_ros.engines.stages import STAGES, LanguageStage
-from interactvlm_ros.model.checkpoint import load_model
 from interactvlm_ros.model.generation import DecodeSettings, generate_cached, generate_recompute
 from interactvlm_ros.model.predictor import ContactPredictor
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 OBJECTS = ["chair", "cup", "skateboard"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", device="cpu", precision="fp32")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +36,13 @@ def engine_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def builder(loaded, engine_dir):
-    return EngineBuilder(loaded.model, engine_dir, "onnxruntime", threads=1)
+def builder(tiny_model, engine_dir):
+    return EngineBuilder(tiny_model.model, engine_dir, "onnxruntime", threads=1)
 
 
 @pytest.fixture(scope="module")
 def ort_stages(builder) -> InferenceStages:
     return builder.build()
-
-
-@pytest.fixture(scope="module")
-def body():
-    from interactvlm_ros.body import load_body_model
-
-    return load_body_model("anny")
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +70,8 @@ def test_every_stage_exports_a_checked_graph_with_only_the_needed_dynamic_axes(b
         assert dynamic == expected[stage], stage
 
 
-def test_llm_graph_equals_the_transformers_decoder_for_prefill_and_cached_decode(loaded, ort_stages):
-    m = loaded.model
+def test_llm_graph_equals_the_transformers_decoder_for_prefill_and_cached_decode(tiny_model, ort_stages):
+    m = tiny_model.model
     runner = ort_stages.runners["llm"]
     torch.manual_seed(0)
     for b, t in ((1, 9), (3, 5)):
@@ -115,12 +95,12 @@ def test_llm_graph_equals_the_transformers_decoder_for_prefill_and_cached_decode
         np.testing.assert_allclose(hidden2.numpy(), ref2.numpy(), atol=1e-5, rtol=0)
 
 
-def test_generation_through_onnxruntime_gives_the_same_tokens_and_contact_embeddings(loaded, ort_stages):
-    m = loaded.model
+def test_generation_through_onnxruntime_gives_the_same_tokens_and_contact_embeddings(tiny_model, ort_stages):
+    m = tiny_model.model
     torch.manual_seed(1)
     prefix = torch.randn(20, 128)
     suffixes = [torch.randn(n, 128) for n in (3, 5)]
-    settings = DecodeSettings(10, eos_id=2, contact_ids=[loaded.model.config.contact_token_ids[0]],
+    settings = DecodeSettings(10, eos_id=2, contact_ids=[tiny_model.model.config.contact_token_ids[0]],
                               force_contact_at=6)
     engine_lm = ort_stages.language_model
     assert isinstance(engine_lm, EngineLanguageModel)
@@ -137,8 +117,8 @@ def test_generation_through_onnxruntime_gives_the_same_tokens_and_contact_embedd
 
 
 @pytest.mark.parametrize("k", [1, 5])
-def test_mvloc_graph_has_a_dynamic_number_of_objects(loaded, ort_stages, k):
-    torch_stages = InferenceStages(loaded.model)
+def test_mvloc_graph_has_a_dynamic_number_of_objects(tiny_model, ort_stages, k):
+    torch_stages = InferenceStages(tiny_model.model)
     states = torch.randn(k, 128)
     renders = torch.randn(4, 256, 16, 16)
     cams = torch.rand(4, 5)
@@ -152,12 +132,12 @@ def test_mvloc_graph_has_a_dynamic_number_of_objects(loaded, ort_stages, k):
 
 
 # ---------------------------------------------------------------------------------------------- parity end to end
-def test_predictor_on_onnxruntime_matches_torch_per_vertex(loaded, body, ort_stages, image, tmp_path):
+def test_predictor_on_onnxruntime_matches_torch_per_vertex(tiny_model, anny_body, ort_stages, image, tmp_path):
     """Per-vertex probabilities within 1e-4 (fp32); SAM embeddings of a new mesh computed by each backend."""
     import trimesh
 
-    ref = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=str(tmp_path / "torch"))
-    ours = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=str(tmp_path / "ort"))
+    ref = ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=str(tmp_path / "torch"))
+    ours = ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=str(tmp_path / "ort"))
     ours.stages = ort_stages
     ours.embedding_cache.encoder = ort_stages.embed_images
     assert ours.backend_name == "onnxruntime" and ref.backend_name == "torch"
@@ -210,7 +190,7 @@ def test_keys_name_stage_hash_backend_precision_arch_and_runtime(builder):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garble", "manifest"])
-def test_a_corrupt_cached_file_is_reported_and_rebuilt(loaded, builder, damage, caplog):
+def test_a_corrupt_cached_file_is_reported_and_rebuilt(tiny_model, builder, damage, caplog):
     onnx_dir, ort_dir = _vision_artifacts(builder)
     for folder in (onnx_dir, ort_dir):
         path = folder / ONNX_FILE
@@ -221,14 +201,14 @@ def test_a_corrupt_cached_file_is_reported_and_rebuilt(loaded, builder, damage, 
             path.write_bytes(data[:100] + bytes(255 - c for c in data[100:400]) + data[400:])
         else:
             (folder / "manifest.json").write_text("{not json")
-    fresh = EngineBuilder(loaded.model, builder.cache.root, "onnxruntime", threads=1)
+    fresh = EngineBuilder(tiny_model.model, builder.cache.root, "onnxruntime", threads=1)
     with caplog.at_level("WARNING", logger="interactvlm.engines"):
         runner = fresh.runner("vision")
     assert "rebuilding" in caplog.text
     assert fresh.cache.check(onnx_dir) == "" and fresh.cache.check(ort_dir) == ""
     pixels = torch.randn(1, 3, 112, 112)
     with torch.no_grad():
-        ref = loaded.model.encode_image(pixels)
+        ref = tiny_model.model.encode_image(pixels)
     np.testing.assert_allclose(runner(pixels)[0].numpy(), ref.numpy(), atol=1e-5, rtol=0)
 
 
@@ -254,11 +234,11 @@ def test_a_plan_that_its_runtime_rejects_is_rebuilt(tmp_path):
     assert cache.get_or_build(key, build, load) == b"good" and len(builds) == 2  # cached now
 
 
-def test_force_rebuild_rebuilds_valid_artifacts_once(loaded, builder):
+def test_force_rebuild_rebuilds_valid_artifacts_once(tiny_model, builder):
     onnx_dir, ort_dir = _vision_artifacts(builder)
     builder.runner("vision")
     before = (onnx_dir / "manifest.json").stat().st_mtime_ns, (ort_dir / "manifest.json").stat().st_mtime_ns
-    forced = EngineBuilder(loaded.model, builder.cache.root, "onnxruntime", force_rebuild=True, threads=1)
+    forced = EngineBuilder(tiny_model.model, builder.cache.root, "onnxruntime", force_rebuild=True, threads=1)
     forced.runner("vision")
     after = (onnx_dir / "manifest.json").stat().st_mtime_ns, (ort_dir / "manifest.json").stat().st_mtime_ns
     assert after[0] != before[0] and after[1] != before[1]
@@ -266,7 +246,7 @@ def test_force_rebuild_rebuilds_valid_artifacts_once(loaded, builder):
     assert (ort_dir / "manifest.json").stat().st_mtime_ns == after[1]
 
 
-def test_an_artifact_of_another_runtime_or_gpu_is_not_used(loaded, builder):
+def test_an_artifact_of_another_runtime_or_gpu_is_not_used(tiny_model, builder):
     key = builder.backend_key("vision")
     other = replace(key, runtime="ort0.0.1")
     assert builder.cache.path(other) != builder.cache.path(key)
@@ -338,11 +318,11 @@ def test_engines_bench_is_registered():
     assert BENCHES["engines"] == "interactvlm_ros.engines.bench:run"
 
 
-def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(loaded):
+def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(tiny_model):
     """Checked without TensorRT: min <= opt <= max, one shape triple per dynamic input, KV/sequence axes agree."""
     from interactvlm_ros.engines.stages import optimization_profile, stage_spec
 
-    m = loaded.model
+    m = tiny_model.model
     for stage in STAGES:
         prof = optimization_profile(m, stage, max_objects=8, max_tokens=256)
         dynamic_inputs = {n for n in stage_spec(stage).inputs if n in stage_spec(stage).dynamic}

@@ -9,29 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from interactvlm_ros.model.checkpoint import load_model
 from interactvlm_ros.model.predictor import ContactPredictor
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model runs faster and steadier on one intra-op thread on a small shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def body():
-    from interactvlm_ros.body import load_body_model
-
-    return load_body_model("anny")
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", device="cpu", precision="fp32")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +20,8 @@ def cache():
 
 
 @pytest.fixture(scope="module")
-def predictor(loaded, body, cache):
-    return ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache)
+def predictor(tiny_model, anny_body, cache):
+    return ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache)
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +37,13 @@ def _generating(p: ContactPredictor, max_new_tokens: int, force_at: int | None) 
     return p
 
 
-def test_human_contact_result(predictor, body, image):
+def test_human_contact_result(predictor, anny_body, image):
     res = predictor.predict(image, ["chair", "cup"])
-    assert res.body_model == body.name and res.num_body_vertices == body.num_vertices
+    assert res.body_model == anny_body.name and res.num_body_vertices == anny_body.num_vertices
     assert [c.label for c in res.contacts] == ["chair", "cup"]
     for c in res.contacts:
         assert c.found and c.reason == "" and c.text.startswith("Sure,") and "[SEG]" in c.text
-        assert c.human_probs.shape == (body.num_vertices,) and c.human_probs.dtype == np.float32
+        assert c.human_probs.shape == (anny_body.num_vertices,) and c.human_probs.dtype == np.float32
         assert 0.0 <= c.human_probs.min() and c.human_probs.max() <= 1.0 and c.human_probs.max() > 0
         r = predictor.cfg.render_resolution
         assert c.view_masks.shape == (4, r, r) and c.object_probs is None
@@ -71,10 +51,10 @@ def test_human_contact_result(predictor, body, image):
     assert res.contacts[0].human_probs.tolist() != res.contacts[1].human_probs.tolist()
 
 
-def test_semantic_batch_equals_one_at_a_time(loaded, body, cache, predictor, image):
+def test_semantic_batch_equals_one_at_a_time(tiny_model, anny_body, cache, predictor, image):
     names = ["chair", "tennis racket", "hot dog"]
     batched = predictor.predict(image, names)
-    chunked = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache)
+    chunked = ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache)
     chunked.max_batch = 2  # the LLM stage in batches of 2 + 1
     for a, b in zip(chunked.predict(image, names).contacts, batched.contacts, strict=True):
         np.testing.assert_allclose(a.human_probs, b.human_probs, atol=2e-5)
@@ -85,10 +65,10 @@ def test_semantic_batch_equals_one_at_a_time(loaded, body, cache, predictor, ima
         np.testing.assert_allclose(single.view_masks, c.view_masks, atol=2e-5)
 
 
-def test_reference_path_gives_the_same_contacts(loaded, body, cache, image):
-    ours = _generating(ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache), 12, 7)
-    ref = _generating(ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache, use_kv_cache=False,
-                                                   use_embedding_cache=False), 12, 7)
+def test_reference_path_gives_the_same_contacts(tiny_model, anny_body, cache, image):
+    ours = _generating(ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache), 12, 7)
+    ref = _generating(ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache,
+                                                   use_kv_cache=False, use_embedding_cache=False), 12, 7)
     a = ours.predict(image, ["bench", "cup"])
     for i, name in enumerate(["bench", "cup"]):
         b = ref.predict(image, [name]).contacts[0]
@@ -96,8 +76,8 @@ def test_reference_path_gives_the_same_contacts(loaded, body, cache, image):
         np.testing.assert_allclose(a.contacts[i].human_probs, b.human_probs, atol=5e-5)
 
 
-def test_no_contact_token_gives_a_reason_not_an_exception(loaded, body, cache, image):
-    p = _generating(ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache), 3, None)
+def test_no_contact_token_gives_a_reason_not_an_exception(tiny_model, anny_body, cache, image):
+    p = _generating(ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache), 3, None)
     out, texts = p.contact_states(image, ["chair"], "human")
     assert p.cfg.tokens.seg not in out.tokens[0]  # random tiny weights do not say [SEG] within 3 tokens
     res = p.predict(image, ["chair"])
@@ -160,8 +140,8 @@ def test_embedding_cache_serves_the_renders(predictor, image):
     torch.testing.assert_close(emb, fresh)
 
 
-def test_answer_setting(loaded, body, cache, image):
-    p = ContactPredictor.from_loaded(loaded, body_model=body, cache_dir=cache)
+def test_answer_setting(tiny_model, anny_body, cache, image):
+    p = ContactPredictor.from_loaded(tiny_model, body_model=anny_body, cache_dir=cache)
     p.set_answer("It is [SEG].")
     assert p.predict(image, ["cup"]).contacts[0].text.startswith("It is [SEG]")
     p.set_answer("generate", max_new_tokens=3)

@@ -9,16 +9,9 @@ from torch import nn
 from interactvlm_ros.model.mvloc import ContactProjection, FeatLift, MVLoc
 from interactvlm_ros.model.sam import Sam
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 KEYS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "official_checkpoint_keys"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def manifest(name: str, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:

@@ -15,15 +15,7 @@ from interactvlm_ros.model.mvloc import FeatLift, MVLoc
 from interactvlm_ros.model.sam import Sam
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,6 @@ def _needs_open3d():
     pytest.importorskip("open3d", reason="open3d is needed for the ray-cast reference")
 
 
-@pytest.fixture(scope="module")
-def anny_body():
-    from interactvlm_ros.body import load_body_model
-
-    return load_body_model("anny")
-
-
 def test_cam_params_are_normalised_as_the_method():
     cp = cam_params(HUMAN_VIEWS)
     np.testing.assert_allclose(cp[0], [0.2, 45 / 360, 315 / 360, 0.5, 0.5], atol=1e-7)

@@ -8,17 +8,10 @@ import torch
 
 from interactvlm_ros.model.sam import PIXEL_MEAN, PIXEL_STD, Sam, SamConfig, postprocess_masks, preprocess_shape
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 KEYS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "official_checkpoint_keys"
 PREFIX = "model.visual_model."
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def official_keys(name: str, prefix: str) -> dict[str, tuple[int, ...]]:

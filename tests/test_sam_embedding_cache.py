@@ -7,14 +7,7 @@ import torch
 from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash, module_weights_hash
 from interactvlm_ros.model.sam import Sam
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

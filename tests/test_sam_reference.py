@@ -14,6 +14,7 @@ from interactvlm_ros.model.sam import Sam
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 hf_sam = pytest.importorskip("transformers.models.sam.modeling_sam", reason="transformers has no SAM model")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RENAMES = [  # (our key regex, transformers' key)
     (r"^image_encoder\.patch_embed\.proj\.", "vision_encoder.patch_embed.projection."),
@@ -41,15 +42,6 @@ RENAMES = [  # (our key regex, transformers' key)
     (r"^(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.1\.", r"\1.layers.0."),
     (r"^(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.2\.", r"\1.proj_out."),
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
