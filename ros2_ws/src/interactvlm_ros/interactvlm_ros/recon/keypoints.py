@@ -8,7 +8,6 @@ over stdin/stdout. The README's "Reconstruction" section explains the choice.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from interactvlm_ros.config.paths import repo_root
+from interactvlm_ros.recon.mediapipe_worker import read_message, write_message  # one protocol, both ends
 
 # MediaPipe Pose's 33 landmarks, in order.
 MEDIAPIPE_NAMES: tuple[str, ...] = (
@@ -160,7 +160,7 @@ class KeypointDetector:
             return
         try:
             if proc.poll() is None:
-                _write(proc.stdin, {"op": "quit"})
+                write_message(proc.stdin, {"op": "quit"})
                 proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired, ValueError):
             proc.kill()
@@ -197,8 +197,8 @@ class KeypointDetector:
             if proc is None or proc.poll() is not None:
                 raise KeypointError(self._died("not running"))
             try:
-                _write(proc.stdin, header, arrays)
-                reply = _read(proc.stdout)
+                write_message(proc.stdin, header, arrays)
+                reply = read_message(proc.stdout)
             except (OSError, ValueError, struct.error) as exc:
                 raise KeypointError(self._died(f"pipe error {exc}")) from None
             if reply is None:
@@ -210,31 +210,6 @@ class KeypointDetector:
     def _died(self, what: str) -> str:
         tail = "\n".join(getattr(self, "_stderr", [])[-10:])
         return f"MediaPipe worker ({self.python}) {what}; its last messages:\n{tail}"
-
-
-def _write(stream, header: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
-    arrays = arrays or {}
-    header = dict(header)
-    header["arrays"] = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape)} for k, v in arrays.items()]
-    blob = json.dumps(header).encode("utf-8")
-    stream.write(struct.pack("<I", len(blob)) + blob)
-    for v in arrays.values():
-        stream.write(np.ascontiguousarray(v).tobytes())
-    stream.flush()
-
-
-def _read(stream):
-    raw = stream.read(4)
-    if len(raw) < 4:
-        return None
-    (n,) = struct.unpack("<I", raw)
-    header = json.loads(stream.read(n).decode("utf-8"))
-    arrays = {}
-    for spec in header.get("arrays", []):
-        dtype = np.dtype(spec["dtype"])
-        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
-        arrays[spec["name"]] = np.frombuffer(stream.read(count * dtype.itemsize), dtype=dtype).reshape(spec["shape"])
-    return header, arrays
 
 
 def probe_mediapipe(configured: str = "", timeout_s: float = 60.0) -> tuple[bool, str]:
