@@ -51,6 +51,31 @@ def _to_array(value, code: str, what: str) -> np.ndarray:
     return np.asarray(value)
 
 
+def _write_block(buffer, arr: np.ndarray, bound: int | None, alignment: int, code: str) -> None:
+    """A CDR sequence: ``uint32`` element count (4-aligned), then ``arr`` (first axis = elements) as one block
+    aligned to ``alignment``, in the buffer's byte order."""
+    if bound is not None and arr.shape[0] > bound:
+        raise ValueError(f"sequence of {arr.shape[0]} elements exceeds its bound {bound}")
+    buffer.align(4)
+    buffer.write("I", 4, int(arr.shape[0]))
+    if arr.shape[0]:
+        buffer.align(alignment)
+        buffer.write_bytes(np.ascontiguousarray(arr, dtype=_dtype(code, buffer)).data.cast("B"))
+
+
+def _read_block(buffer, alignment: int, code: str, width: int | None = None) -> np.ndarray:
+    """The inverse of :func:`_write_block`: a native-order ``[N]`` (or ``[N, width]``) array."""
+    buffer.align(4)
+    length = buffer.read("I", 4)
+    dtype = _dtype(code, buffer)
+    shape = (length,) if width is None else (length, width)
+    if not length:
+        return np.zeros(shape, dtype=dtype.newbyteorder("="))
+    buffer.align(alignment)
+    arr = np.frombuffer(buffer.read_bytes(length * (width or 1) * dtype.itemsize), dtype=dtype).reshape(shape)
+    return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
+
+
 # struct-module codes used by cyclonedds' primitive machines -> numpy dtype characters.
 _STRUCT_TO_NUMPY = {"b": "i1", "B": "u1", "h": "i2", "H": "u2", "i": "i4", "I": "u4", "q": "i8", "Q": "u8",
                     "f": "f4", "d": "f8"}
@@ -68,23 +93,10 @@ class PackedPrimitiveSequenceMachine(PlainCdrV2SequenceOfPrimitiveMachine):
         arr = _to_array(value, self.np_code, "sequence")
         if arr.ndim != 1:
             arr = arr.reshape(-1)
-        if self.max_length is not None and arr.shape[0] > self.max_length:
-            raise ValueError(f"sequence of {arr.shape[0]} elements exceeds its bound {self.max_length}")
-        buffer.align(4)
-        buffer.write("I", 4, int(arr.shape[0]))
-        if arr.shape[0]:
-            buffer.align(self.alignment)
-            buffer.write_bytes(np.ascontiguousarray(arr, dtype=_dtype(self.np_code, buffer)).data.cast("B"))
+        _write_block(buffer, arr, self.max_length, self.alignment, self.np_code)
 
     def deserialize(self, buffer, deserialize_kind=None, key_enabled=None):
-        buffer.align(4)
-        length = buffer.read("I", 4)
-        dtype = _dtype(self.np_code, buffer)
-        if not length:
-            return np.zeros(0, dtype=dtype.newbyteorder("="))
-        buffer.align(self.alignment)
-        arr = np.frombuffer(buffer.read_bytes(length * self.size), dtype=dtype)
-        return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
+        return _read_block(buffer, self.alignment, self.np_code)
 
     def default_initialize(self):
         return np.zeros(0, dtype=np.dtype(self.np_code))
@@ -116,25 +128,10 @@ class PackedStructSequenceMachine(SequenceMachine):
         return arr
 
     def serialize(self, buffer, value, serialize_kind=None, key_enabled=None):
-        arr = self._as_matrix(value)
-        if self.maxlen is not None and arr.shape[0] > self.maxlen:
-            raise ValueError(f"sequence of {arr.shape[0]} elements exceeds its bound {self.maxlen}")
-        buffer.align(4)
-        buffer.write("I", 4, int(arr.shape[0]))
-        if arr.shape[0]:
-            buffer.align(self.member_size)
-            buffer.write_bytes(np.ascontiguousarray(arr, dtype=_dtype(self.np_code, buffer)).data.cast("B"))
+        _write_block(buffer, self._as_matrix(value), self.maxlen, self.member_size, self.np_code)
 
     def deserialize(self, buffer, deserialize_kind=None, key_enabled=None):
-        buffer.align(4)
-        length = buffer.read("I", 4)
-        dtype = _dtype(self.np_code, buffer)
-        if not length:
-            return np.zeros((0, self.width), dtype=dtype.newbyteorder("="))
-        buffer.align(self.member_size)
-        arr = np.frombuffer(buffer.read_bytes(length * self.width * self.member_size), dtype=dtype)
-        arr = arr.reshape(length, self.width)
-        return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
+        return _read_block(buffer, self.member_size, self.np_code, self.width)
 
     def default_initialize(self):
         return np.zeros((0, self.width), dtype=np.dtype(self.np_code))
