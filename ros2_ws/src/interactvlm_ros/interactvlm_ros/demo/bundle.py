@@ -113,7 +113,7 @@ def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENE
     from interactvlm_ros.config import load_config
     from interactvlm_ros.config.paths import cache_dir
     from interactvlm_ros.data import SynthConfig, SyntheticGenerator
-    from interactvlm_ros.data.synthesize import _atomic_bytes
+    from interactvlm_ros.files.atomic import atomic_write_bytes
     from interactvlm_ros.objects import ObjectLibrary
 
     cfg = load_config(None, ["body.model=anny"])
@@ -139,11 +139,11 @@ def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENE
         fid = f"{seed}_{index:04d}_{label}"
         buf = io.BytesIO()
         Image.fromarray(s["image"]).save(buf, format="PNG", optimize=True)
-        _atomic_bytes(out / f"{fid}.png", buf.getvalue())
+        atomic_write_bytes(out / f"{fid}.png", buf.getvalue())
         buf = io.BytesIO()
         np.savez_compressed(buf, human_vertices=np.flatnonzero(s["human_contact"]).astype(np.uint32),
                             object_vertices=np.flatnonzero(s["object_contact"]).astype(np.uint32))
-        _atomic_bytes(out / f"{fid}_contact.npz", buf.getvalue())
+        atomic_write_bytes(out / f"{fid}_contact.npz", buf.getvalue())
         inter = s["interaction"]
         rows.append({"id": fid, "index": index, "image": f"{fid}.png", "contact": f"{fid}_contact.npz",
                      "object": label, "interaction": inter.name, "description": inter.description,
@@ -157,7 +157,7 @@ def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENE
                 "objects": {r["object"]: gen.library.mesh_id(r["object"]) for r in rows},
                 "regenerate": "python -m interactvlm_ros.demo.bundle", "frames": rows}
     path = out / "manifest.json"
-    _atomic_bytes(path, (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(manifest, indent=1) + "\n").encode())
     return path
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from interactvlm_ros.demo.bundle import DemoFrame, astronaut_frame, load_bundle, pinhole_k
 from interactvlm_ros.demo.figure import BODY_VIEWS, OBJECT_VIEW, Tile, closeup_render, compose, mesh_renders
+from interactvlm_ros.files.atomic import atomic_write_bytes
 
 ASTRONAUT_OBJECT = "ball"  # she holds her (round) helmet; the closest mesh of the object library
 CAMERA_FRAME = "demo_camera_optical_frame"
@@ -86,20 +86,6 @@ def demo_config(cfg, domain: int):
                        node__diagnostics_period_s=0.25)
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _png(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -140,7 +126,7 @@ def run_live(cfg, frames: list[DemoFrame], options: DemoOptions, log=print) -> t
     out = options.out
     domain = options.domain_id if options.domain_id >= 0 else 200 + os.getpid() % 30
     ncfg = demo_config(cfg, domain)
-    params = _atomic_write(out / "node_params.yaml", ncfg.to_yaml().encode())
+    params = atomic_write_bytes(out / "node_params.yaml", ncfg.to_yaml().encode())
     node = NodeProcess(params, out / "node.log", domain)
     bag = AtomicBagWriter(out / "demo.mcap", overwrite=True)
     peer = None
@@ -325,7 +311,7 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
         top += [Tile(f"body front: {n} vertices >= {threshold:g}", front), Tile("body back", back),
                 Tile("body contact close-up", closeup_render(bv, bf, rep.human_probs, threshold),
                      note="" if n else "no vertex above the threshold")]
-        rep.files.append(_atomic_write(out / "meshes" / f"{f.id}_body_contact.ply", _ply(bv, bf, rep.human_probs)))
+        rep.files.append(atomic_write_bytes(out / "meshes" / f"{f.id}_body_contact.ply", _ply(bv, bf, rep.human_probs)))
         if f.gt_human_vertices is not None:
             gt = np.zeros(len(bv), np.float32)
             gt[f.gt_human_vertices] = 1.0
@@ -343,7 +329,7 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
         n = int((rep.object_probs >= threshold).sum())
         top.append(Tile(f"{obj_topo.name}: {n} vertices >= {threshold:g}", mesh_renders(ov, of, rep.object_probs,
                                                                                    OBJECT_VIEW)[0]))
-        rep.files.append(_atomic_write(out / "meshes" / f"{f.id}_object_{_slug(obj_topo.name)}_contact.ply",
+        rep.files.append(atomic_write_bytes(out / "meshes" / f"{f.id}_object_{_slug(obj_topo.name)}_contact.ply",
                                        _ply(ov, of, rep.object_probs)))
         if gt_row and f.gt_object_vertices is not None:
             gt = np.zeros(len(ov), np.float32)
@@ -357,7 +343,7 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
     title = (f"{f.id}: '{f.object}'  |  stamp {rep.stamp_ns}  |  contacts {rep.latency_ms:.0f} ms after publish  |  "
              "red = contact probability")
     rows = [top] + ([gt_row] if gt_row else [])
-    rep.files.insert(0, _atomic_write(out / "frames" / f"{f.id}.png", _png(compose(title, rows))))
+    rep.files.insert(0, atomic_write_bytes(out / "frames" / f"{f.id}.png", _png(compose(title, rows))))
 
 
 # --- the command ------------------------------------------------------------------------------------------------
@@ -409,7 +395,7 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
                    else ("off" if not options.reconstruct else "skipped" if recon.skip_reason else "demo process")},
         "node_diagnostics": diag,
     }
-    _atomic_write(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
     print_summary(summary, cfg, out, log)
     return summary
 
