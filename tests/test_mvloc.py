@@ -6,24 +6,17 @@ import pytest
 import torch
 from torch import nn
 
+from interactvlm_ros.model.checkpoint import read_manifest
 from interactvlm_ros.model.mvloc import ContactProjection, FeatLift, MVLoc
 from interactvlm_ros.model.sam import Sam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-KEYS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
 
 
 def manifest(name: str, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    path = KEYS_DIR / name
-    if not path.is_file():
-        pytest.skip(f"official key manifest {name} not present next to the repository ({KEYS_DIR})")
-    out = {}
-    for line in path.read_text().splitlines():
-        key, shape = line.split("\t")
-        if key.startswith(prefixes):
-            out[key] = tuple(int(s) for s in shape.split(",")) if shape else ()
-    return out
+    return {k: v for k, v in read_manifest(MANIFESTS / name).items() if k.startswith(prefixes)}
 
 
 @pytest.mark.parametrize(("name", "hidden"), [("official_13b_keys.tsv", 5120), ("official_7b_keys.tsv", 4096)])

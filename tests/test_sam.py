@@ -6,24 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from interactvlm_ros.model.checkpoint import read_manifest
 from interactvlm_ros.model.sam import PIXEL_MEAN, PIXEL_STD, Sam, SamConfig, postprocess_masks, preprocess_shape
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-KEYS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
 PREFIX = "model.visual_model."
 
 
 def official_keys(name: str, prefix: str) -> dict[str, tuple[int, ...]]:
-    path = KEYS_DIR / name
-    if not path.is_file():
-        pytest.skip(f"official key manifest {name} not present next to the repository ({KEYS_DIR})")
-    out = {}
-    for line in path.read_text().splitlines():
-        key, shape = line.split("\t")
-        if key.startswith(prefix):
-            out[key[len(prefix):]] = tuple(int(s) for s in shape.split(",")) if shape else ()
-    return out
+    """The manifest's tensors under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in read_manifest(MANIFESTS / name).items() if k.startswith(prefix)}
 
 
 @pytest.fixture(scope="module")
