@@ -69,8 +69,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("objects", "str_list", ["object"], "Object names queried for every frame (semantic contact); "
           "replaced at run time by messages on ~/objects (comma-separated)."),
     # --- model and inference --------------------------------------------------------------------
-    Param("model.name", "str", "tiny", "A preset (tiny, official-7b, official-13b) or a model directory "
-          "(an official InteractVLM checkpoint or one trained by `interactvlm train`)."),
+    Param("model.name", "str", "default", "default (the shipped tiny model trained on synthetic data by "
+          "`make train-default`; not for real photos), a preset (tiny = random weights, official-7b, official-13b) "
+          "or a model directory (an official InteractVLM checkpoint or one trained by `interactvlm train`)."),
     Param("model.clip_dir", "str", "", "Local CLIP ViT-L/14 directory for official checkpoints "
           "(never downloaded)."),
     Param("model.device", "str", "auto", "Where the model runs; auto = cuda when available.",
