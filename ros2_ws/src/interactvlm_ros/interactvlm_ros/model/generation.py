@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
 
 
 @dataclass
@@ -158,7 +157,3 @@ def generate_recompute(model, prompt: torch.Tensor, settings: DecodeSettings) ->
         seq = torch.cat([seq, model.embed_ids(nxt[:, None])], 1)
         steps += 1
     return GenerationOutput(tracker.tokens, tracker.states, tracker.found, steps)
-
-
-def new_dynamic_cache(config) -> DynamicCache:
-    return DynamicCache(config=config)

@@ -13,7 +13,6 @@ constrain, and shape. The first quarter of the iterations moves only the rotatio
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -438,9 +437,3 @@ def transform_camera_body(fit_rotation: np.ndarray, fit_translation: np.ndarray,
     t[:3, :3] = fit_rotation @ axes
     t[:3, 3] = fit_rotation @ hips_body + fit_translation
     return t
-
-
-def angle_between(r1: np.ndarray, r2: np.ndarray) -> float:
-    """Geodesic angle (degrees) between two rotation matrices."""
-    c = (np.trace(r1.T @ r2) - 1.0) / 2.0
-    return math.degrees(math.acos(float(np.clip(c, -1.0, 1.0))))

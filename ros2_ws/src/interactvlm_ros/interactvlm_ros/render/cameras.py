@@ -54,15 +54,6 @@ OBJECT_VIEWS: tuple[View, ...] = (
 )
 
 
-def views_by_name(names: list[str] | tuple[str, ...]) -> tuple[View, ...]:
-    """Look up views of HUMAN_VIEWS / OBJECT_VIEWS by name (unknown names are an error)."""
-    table = {v.name: v for v in HUMAN_VIEWS + OBJECT_VIEWS}
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        raise ValueError(f"unknown view name(s) {unknown}; known: {sorted(table)}")
-    return tuple(table[n] for n in names)
-
-
 def cam_params(views: tuple[View, ...] | list[View], dist_override: float | None = None) -> np.ndarray:
     """Camera conditioning of the model, ``[V,5]`` float32: ``[d/10, elev/360, azim/360, (x+1)/2, (y+1)/2]``.
 

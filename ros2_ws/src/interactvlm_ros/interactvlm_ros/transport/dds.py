@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -276,13 +275,3 @@ def _take_all(reader: DataReader, batch: int = 16):
                 yield s
         if len(samples) < batch:
             return
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass (test and bench helper)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
