@@ -3,13 +3,21 @@ no test passed fails (CI must never go green on an empty or all-skipped run), an
 modules share: ``one_torch_thread`` (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``),
 ``anny_body`` and ``tiny_model`` (module-scoped: each module gets its own instance)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANNY_CACHE_DIR", os.path.expanduser("~/.cache/interactvlm/anny"))
+# Engines built by tests (random weights: a new model hash per test model) go to a throw-away folder, not to the
+# repository's engines/ cache; subprocesses inherit it.
+if "INTERACTVLM_ENGINES_DIR" not in os.environ:
+    os.environ["INTERACTVLM_ENGINES_DIR"] = tempfile.mkdtemp(prefix="interactvlm-test-engines-")
+    atexit.register(shutil.rmtree, os.environ["INTERACTVLM_ENGINES_DIR"], True)
 
 
 def pytest_sessionfinish(session, exitstatus):

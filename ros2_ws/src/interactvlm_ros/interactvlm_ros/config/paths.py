@@ -44,9 +44,13 @@ def cache_dir(configured: str = "") -> Path:
 
 
 def engines_dir(configured: str = "") -> Path:
-    """The engine cache: ``engines.cache_dir``, else ``<repo>/engines``, else ``<cache>/engines``."""
+    """The engine cache: ``engines.cache_dir``, ``$INTERACTVLM_ENGINES_DIR``, ``<repo>/engines``, or
+    ``<cache>/engines``."""
     if configured:
         return Path(configured).expanduser()
+    env = os.environ.get("INTERACTVLM_ENGINES_DIR")
+    if env:
+        return Path(env).expanduser()
     root = repo_root()
     if root is not None:
         return root / "engines"
