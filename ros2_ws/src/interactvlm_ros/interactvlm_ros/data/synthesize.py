@@ -17,8 +17,6 @@ Dataset folder::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from interactvlm_ros.data.interactions import (
     penetration_depth,
 )
 from interactvlm_ros.data.posing import PoseBuilder
+from interactvlm_ros.files.atomic import atomic_write_bytes
 from interactvlm_ros.render.cameras import HUMAN_VIEWS, View
 from interactvlm_ros.render.canonical import canonical_body_views, object_views
 from interactvlm_ros.render.render import render_views
@@ -65,24 +64,12 @@ class SynthConfig:
     max_attempts: int = 8
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_npz(path: Path, arrays: dict) -> None:
     import io
 
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _atomic_png(path: Path, image: np.ndarray) -> None:
@@ -90,7 +77,7 @@ def _atomic_png(path: Path, image: np.ndarray) -> None:
 
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
-    _atomic_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def face_masks(vertex_contact: np.ndarray, faces: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
@@ -286,5 +273,5 @@ class SyntheticGenerator:
             "samples": rows,
         }
         path = out / "manifest.json"
-        _atomic_bytes(path, json.dumps(manifest, indent=1).encode())
+        atomic_write_bytes(path, json.dumps(manifest, indent=1).encode())
         return path

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from interactvlm_ros.files.atomic import atomic_path, atomic_write_bytes
 from interactvlm_ros.training.lora import apply_lora, merge_lora
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -95,15 +94,7 @@ def configure_trainable(model, mode: str, r: int = 8, alpha: float = 16.0, dropo
 def _atomic_save(obj, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class Trainer:
@@ -239,12 +230,6 @@ class Trainer:
                     and "index.json" not in f.name:
                 shutil.copyfile(f, directory / f.name)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.checkpoint_state_dict(False).items()}
-        fd, tmp = tempfile.mkstemp(prefix="model.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"format": "pt"})
-            os.replace(tmp, directory / "model.safetensors")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
         return directory
