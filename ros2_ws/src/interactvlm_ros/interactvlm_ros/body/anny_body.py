@@ -85,8 +85,21 @@ class _Ticker:
         self._bar.close()
 
 
+def quiet_warp() -> None:
+    """Anny's skinning backend (NVIDIA Warp) prints a start-up banner on stdout; keep stdout for our output
+    (``--json`` commands print one JSON object). Must run before Warp initialises."""
+    try:
+        import warp
+    except ImportError:
+        return
+    if hasattr(warp, "LOG_WARNING") and hasattr(warp.config, "log_level"):
+        warp.config.log_level = warp.LOG_WARNING
+    warp.config.quiet = True
+
+
 def build_anny(cache: Path | None = None, progress: bool = True):
     """Construct ``anny.Anny()`` (float32) with its cache under ``cache``; shows progress on a first build."""
+    quiet_warp()
     cache = Path(cache) if cache is not None else anny_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["ANNY_CACHE_DIR"] = str(cache)

@@ -47,21 +47,8 @@ def _print(result: dict, as_json: bool) -> None:
             print(f"{key:32s} {value}")
 
 
-def _quiet_warp() -> None:
-    """Anny's skinning backend (warp) prints a banner on stdout at start-up; keep ``--json`` output pure."""
-    try:
-        import warp
-    except ImportError:
-        return
-    if hasattr(warp, "LOG_WARNING") and hasattr(warp.config, "log_level"):
-        warp.config.log_level = warp.LOG_WARNING
-    warp.config.quiet = True
-
-
 def run(args) -> int:
     import torch
-
-    _quiet_warp()
 
     from interactvlm_ros.evaluation.geodesic import MeshGeodesic
     from interactvlm_ros.evaluation.readers import read_damon_npz

@@ -359,10 +359,6 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
     reports, live = run_live(cfg, frames, options, log)
     t_live = time.monotonic() - t0
     threshold = float(cfg["contact.threshold"])
-    if options.reconstruct:
-        from interactvlm_ros.recon.bench import _quiet_warp
-
-        _quiet_warp()  # Anny's skinning (NVIDIA Warp) prints a start-up banner
     recon = DemoReconstruction(cfg, options.reconstruct, log)
     try:
         for rep in tqdm(reports, desc="figures, meshes, reconstruction", unit="frame"):

@@ -47,7 +47,6 @@ def run(cfg, args) -> dict:
     from interactvlm_ros.body import load_body_model
     from interactvlm_ros.objects import ObjectLibrary
 
-    _quiet_warp()
     quick = bool(getattr(args, "quick", False))
     n_scenes = 2 if quick else 5
     body = load_body_model(cfg)
@@ -126,18 +125,6 @@ def run(cfg, args) -> dict:
         "body_iterations": fitter.iterations,
         "object_iterations": obj_iters,
     }
-
-
-def _quiet_warp() -> None:
-    """Anny's skinning uses NVIDIA Warp, which prints to stdout on start-up; keep stdout one JSON object."""
-    try:
-        import warp
-    except ImportError:
-        return
-    if hasattr(warp, "LOG_WARNING") and hasattr(warp.config, "log_level"):
-        warp.config.log_level = warp.LOG_WARNING
-    else:  # older Warp
-        warp.config.quiet = True
 
 
 def astronaut_iou(cfg, body, detector) -> float | None:
