@@ -49,6 +49,9 @@ def test_eval_cli_on_synthetic_split(small_dataset):
     preds = np.stack([means[ds.rows[i]["object"]] for i in range(len(ds))])
     gts = np.stack([ds[i]["human_contact"] for i in range(len(ds))])
     assert result["prior_baseline_human_f1"] == pytest.approx(contact_scores(preds, gts).f1.mean())
+    by_interaction = ds.class_mean_contact(by="interaction")
+    oracle = np.stack([by_interaction[f"{r['object']}/{r['interaction']}"] for r in ds.rows])
+    assert result["interaction_oracle_human_f1"] == pytest.approx(contact_scores(oracle, gts).f1.mean())
     assert 0.0 <= result["human_f1"] <= 1.0 and result["human_geodesic_fp_cm"] >= 0.0
 
 
@@ -75,3 +78,69 @@ def test_score_damon_predictions(tmp_path):
     assert out["human_geodesic_fp_cm"] == pytest.approx((0.0 + np.mean([0] * 5 + [1, 2, 3, 4, 5])) / 2)
     with pytest.raises(ValueError, match="do not match"):
         score_damon_predictions(split, pred[:1])
+
+
+def _write_piad(root, n_points=96):
+    """A tiny PIAD layout: 2 mug clouds, 1 bag cloud, 3 images (64 px)."""
+    from PIL import Image
+
+    from interactvlm_ros.evaluation.readers import PIAD_AFFORDANCES
+
+    rng = np.random.default_rng(0)
+    (root / "points").mkdir()
+    (root / "images").mkdir()
+    for name, cls in (("Point_Test_Mug_1.txt", "Mug"), ("Point_Test_Mug_2.txt", "Mug"),
+                      ("Point_Test_Bag_1.txt", "Bag")):
+        pts = rng.normal(size=(n_points, 3))
+        aff = (rng.random((n_points, len(PIAD_AFFORDANCES))) > 0.7).astype(float) * rng.random((n_points, 17))
+        with open(root / "points" / name, "w") as f:
+            for p, a in zip(pts, aff, strict=True):
+                f.write(f"7 {cls} " + " ".join(f"{v:.5f}" for v in (*p, *a)) + "\n")
+    for name in ("Img_Test_Mug_grasp_1.jpg", "Img_Test_Mug_contain_2.jpg", "Img_Test_Bag_lift_1.jpg"):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(root / "images" / name)
+
+
+def test_piad_pairs_and_scores(tmp_path):
+    from interactvlm_ros.evaluation.readers import read_piad_pairs
+    from interactvlm_ros.evaluation.runner import score_piad_predictions
+
+    _write_piad(tmp_path)
+    pairs = read_piad_pairs(tmp_path / "images", tmp_path / "points")
+    assert [(p.image.name, p.points.path.name) for p in pairs] == [
+        ("Img_Test_Bag_lift_1.jpg", "Point_Test_Bag_1.txt"),
+        ("Img_Test_Mug_contain_2.jpg", "Point_Test_Mug_1.txt"),
+        ("Img_Test_Mug_grasp_1.jpg", "Point_Test_Mug_2.txt")]
+    assert pairs[2].affordance == "grasp" and pairs[2].target.shape == (96,)
+    perfect = score_piad_predictions(pairs, [p.target for p in pairs])
+    assert perfect["piad_sim"] == pytest.approx(1.0) and perfect["piad_mae"] == pytest.approx(0.0)
+    assert perfect["piad_auc"] == pytest.approx(1.0)
+    assert set(perfect["per_object"]) == {"Bag", "Mug"} and set(perfect["per_affordance"]) == {"lift", "contain",
+                                                                                                "grasp"}
+    inverted = score_piad_predictions(pairs, [1.0 - p.target for p in pairs])
+    assert inverted["piad_auc"] < 0.5 and inverted["piad_sim"] < perfect["piad_sim"]
+    (tmp_path / "pairs.txt").write_text("Img_Test_Mug_grasp_1.jpg Point_Test_Mug_1.txt\n")
+    one = read_piad_pairs(tmp_path / "images", tmp_path / "points", tmp_path / "pairs.txt")
+    assert len(one) == 1 and one[0].points.path.name == "Point_Test_Mug_1.txt"
+    (tmp_path / "bad.txt").write_text("Img_Test_Mug_grasp_1.jpg Point_Test_Bag_1.txt\n")
+    with pytest.raises(ValueError, match="shows a Mug"):
+        read_piad_pairs(tmp_path / "images", tmp_path / "points", tmp_path / "bad.txt")
+    with pytest.raises(ValueError, match="predictions are"):
+        score_piad_predictions(pairs, [np.zeros(5)] * 3)
+
+
+def test_eval_cli_piad_with_the_model_and_with_predictions(tmp_path):
+    _write_piad(tmp_path)
+    base = [sys.executable, "-m", "interactvlm_ros", "eval", "--piad-images", str(tmp_path / "images"),
+            "--piad-points", str(tmp_path / "points"), "--json", "--no-progress", "--threads", "1",
+            "--set", f"cache.dir={tmp_path / 'cache'}"]
+    proc = subprocess.run(base + ["--model", "tiny"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["num_samples"] == 3 and 0.0 <= result["piad_sim"] <= 1.0 and result["piad_mae"] >= 0.0
+    np.save(tmp_path / "p.npy", np.zeros((3, 96), np.float32))
+    proc = subprocess.run(base + ["--predictions", str(tmp_path / "p.npy")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["piad_mae"] > 0.0
+    proc = subprocess.run(base[:6] + ["--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "needs both --piad-images DIR and --piad-points DIR" in proc.stderr

@@ -189,3 +189,46 @@ def test_bench_baselines_compute_the_same_lift(small):
     got = index_add_lift(torch.from_numpy(r.face_ids), torch.from_numpy(r.bary), torch.from_numpy(mesh.faces),
                          len(mesh.vertices), logits)
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+
+
+def test_fill_unseen_copies_the_nearest_seen_vertex(small):
+    mesh, r = small
+    plain = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices))
+    filled = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices), fill_unseen=True, vertices=mesh.vertices)
+    seen = plain.covered.numpy()
+    assert 0 < seen.sum() < len(seen)  # the fixture has vertices no view sees
+    logits = torch.from_numpy(np.random.default_rng(1).normal(0, 3, size=r.face_ids.shape).astype(np.float32))
+    a, b = plain(logits).numpy(), filled(logits).numpy()
+    np.testing.assert_allclose(b[seen], a[seen], atol=1e-6)
+    src = filled.source.numpy()
+    assert seen[src].all() and (src[seen] == np.nonzero(seen)[0]).all()
+    np.testing.assert_allclose(b[~seen], a[src[~seen]], atol=1e-6)
+    # nearest along edges: no seen vertex is closer (Dijkstra over edge lengths) than the chosen one
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+    e = mesh.edges_unique
+    w = np.linalg.norm(mesh.vertices[e[:, 0]] - mesh.vertices[e[:, 1]], axis=1)
+    d = dijkstra(sp.coo_matrix((w, (e[:, 0], e[:, 1])), shape=(len(seen),) * 2), directed=False,
+                 indices=np.nonzero(~seen)[0])
+    chosen = d[np.arange(len(d)), src[~seen]]
+    np.testing.assert_allclose(chosen, d[:, seen].min(1), rtol=1e-6)
+    # the backward is the transpose of the filled operator
+    x = logits.clone().requires_grad_()
+    filled(x).sum().backward()
+    p = torch.sigmoid(logits.reshape(-1)[filled.pixel_index])
+    dense = filled.a.to_dense()
+    want = torch.zeros(logits.numel())
+    want[filled.pixel_index] = dense.sum(0) * p * (1 - p)
+    torch.testing.assert_close(x.grad.reshape(-1), want, rtol=1e-4, atol=1e-6)
+
+
+def test_fill_unseen_in_threshold_mode(small):
+    mesh, r = small
+    plain = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices), mode="threshold")
+    filled = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices), mode="threshold", fill_unseen=True)
+    logits = torch.from_numpy(np.random.default_rng(2).normal(0, 3, size=r.face_ids.shape).astype(np.float32))
+    a, b = plain(logits).numpy(), filled(logits).numpy()
+    seen, src = plain.covered.numpy(), filled.source.numpy()
+    np.testing.assert_array_equal(b[seen], a[seen])
+    np.testing.assert_array_equal(b[~seen], a[src[~seen]])
+    assert b[~seen].any()  # unseen vertices are no longer all 0

@@ -205,3 +205,40 @@ def test_clip_preprocessing_equals_transformers_processor():
         img = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
         ref = torch.from_numpy(np.asarray(hf(images=img, return_tensors="np")["pixel_values"]))
         torch.testing.assert_close(ours(img), ref, atol=1e-6, rtol=0)
+
+
+def test_tiny_synth_preset_has_a_conv_stem_that_exports_to_onnx(tmp_path):
+    import onnxruntime as ort
+
+    from interactvlm_ros.engines.export import export_stage
+    from interactvlm_ros.model.vision import ConvPatchStem
+
+    cfg = load_preset("tiny-synth")
+    assert cfg.lift_fill_unseen and cfg.render_resolution == 128 and cfg.vision.patch_stem == "conv"
+    model = InteractVLMForCausalLM.build(cfg, seed=0).eval()
+    stem = model.model.vision_tower.vision_tower.embeddings.patch_embedding
+    assert isinstance(stem, ConvPatchStem) and len(stem.layers) == 4 * 3 - 2  # 4 stride-2 convs for 16 px
+    pixels = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        feats = model.model.vision_tower(pixels)
+    assert feats.shape == (2, 64, 64)
+    # a saved state dict round-trips (the stem's keys live under the patch embedding)
+    keys = model.state_dict().keys()
+    assert any(k.endswith("embeddings.patch_embedding.layers.0.weight") for k in keys)
+    path = export_stage(model, "vision", tmp_path / "vision")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    got = sess.run(None, {name: pixels[:1].numpy()})[0]  # the vision stage is [1,3,S,S] -> [P,D]
+    with torch.no_grad():
+        want = model.model.mm_projector(feats[0]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_conv_stem_needs_a_power_of_two_patch():
+    data = load_preset("tiny").to_dict()
+    data["vision"]["patch_stem"] = "conv"  # tiny's 14 px patches
+    with pytest.raises(ModelConfigError, match="power-of-two"):
+        InteractVLMConfig.from_dict(data)
+    data["vision"]["patch_stem"] = "resnet"
+    with pytest.raises(ModelConfigError, match="patch_stem"):
+        InteractVLMConfig.from_dict(data)

@@ -80,12 +80,12 @@ def tiny_run(tmp_path_factory):
     return root
 
 
-def _build(root, lora="off"):
+def _build(root, lora="off", **kw):
     from interactvlm_ros.cli.train import build_training
     from interactvlm_ros.config import load_config
 
     cfg = load_config(None, [f"cache.dir={root / 'cache'}"])
-    return build_training(cfg, "tiny", 64, str(root / "ds"), "simple", lora, seed=0)
+    return build_training(cfg, "tiny", 64, str(root / "ds"), "simple", lora, seed=0, **kw)
 
 
 def _params(model):
@@ -150,3 +150,60 @@ def test_lora_mode_trains_only_adapters_and_heads(tiny_run):
     after = _params(model)
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert changed and changed <= trainable
+
+
+def test_vision_pretraining_and_interaction_head_train_resume_and_stay_out_of_the_export(tiny_run):
+    from safetensors import safe_open
+
+    from interactvlm_ros.training.losses import LossWeights
+    from interactvlm_ros.training.vision_pretrain import pretrain_vision
+
+    kw = {"weights": LossWeights(interaction=1.0), "lift_fill_unseen": "on", "augment": True}
+    model, tok, fwd, ds, _, _ = _build(tiny_run, **kw)
+    assert fwd.interaction_classes == ds.interaction_classes() and len(fwd.interaction_classes) == 17
+    assert fwd.human.lifter.fill_unseen and model.config.lift_fill_unseen
+    tower = {n: p.detach().clone() for n, p in model.model.vision_tower.named_parameters()}
+    lm = {n: p.detach().clone() for n, p in model.model.layers.named_parameters()}
+    res = pretrain_vision(fwd, ds, epochs=2, batch_size=4, log_path=tiny_run / "v.jsonl", progress=False)
+    assert np.isfinite(res["loss"]) and 0.0 <= res["accuracy"] <= 1.0
+    assert len((tiny_run / "v.jsonl").read_text().splitlines()) == 2
+    assert any(not torch.equal(p, tower[n]) for n, p in model.model.vision_tower.named_parameters())
+    assert all(torch.equal(p, lm[n]) for n, p in model.model.layers.named_parameters())  # vision only
+
+    cfg = TrainConfig(steps=2, batch_size=2, warmup=1, checkpoint_every=1)
+    trainer = Trainer(fwd, ds, cfg, tiny_run / "aux")
+    row = trainer.train_step()
+    assert np.isfinite(row["interaction"]) and 0.0 <= row["interaction_acc"] <= 1.0
+    trainer.save_checkpoint()
+    head = {n: p.detach().clone() for n, p in fwd.interaction_head.named_parameters()}
+    _, _, fwd2, ds2, _, _ = _build(tiny_run, **kw)
+    again = Trainer(fwd2, ds2, cfg, tiny_run / "aux")
+    assert again.load_checkpoint() == 1
+    for n, p in fwd2.interaction_head.named_parameters():
+        torch.testing.assert_close(p, head[n], rtol=0, atol=0)
+    out = trainer.export(tiny_run / "aux" / "model", tok)
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert not any("interaction" in k for k in f.keys())
+    assert '"lift_fill_unseen": true' in (out / "config.json").read_text()
+
+
+def test_vision_pretraining_needs_the_head(tiny_run):
+    from interactvlm_ros.training.vision_pretrain import pretrain_vision
+
+    _, _, fwd, ds, _, _ = _build(tiny_run)
+    with pytest.raises(ValueError, match="interaction head"):
+        pretrain_vision(fwd, ds, epochs=1)
+
+
+def test_augment_pixels_keeps_shape_and_changes_the_image():
+    from interactvlm_ros.training.forward import augment_pixels
+
+    x = torch.randn(3, 3, 32, 32)
+    torch.manual_seed(0)
+    a = augment_pixels(x)
+    torch.manual_seed(0)
+    b = augment_pixels(x)
+    assert a.shape == x.shape and torch.equal(a, b)  # drawn from torch's seeded RNG
+    assert not torch.allclose(a, x)
+    same = augment_pixels(x, min_scale=1.0, colour=0.0)
+    torch.testing.assert_close(same, x, rtol=1e-4, atol=1e-4)  # no zoom, no colour: the identity

@@ -7,6 +7,9 @@
 * ``--damon hot_dca_test.npz --images DIR``: the model on DAMON images (needs the SMPL body, ``body.model``).
 * ``--damon hot_dca_test.npz --predictions preds.npy``: DECO binary metrics of precomputed ``[S,6890]``
   predictions. ``--geodesic-matrix`` (a dense matrix in cm, e.g. RICH's SMPL one) adds geodesic errors there.
+* ``--piad-images DIR --piad-points DIR [--piad-pairs FILE]``: PIAD SIM / MAE / AUC / aIoU (overall, per object
+  class, per affordance) of the model's object affordance on each image's paired point cloud, or of
+  ``--predictions preds.npy`` (``[S,N]`` in pair order).
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ def add_parser(sub, common) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--damon", metavar="NPZ", help="DAMON hot_dca_*.npz labels")
     p.add_argument("--images", metavar="DIR", help="DAMON image folder (with --damon)")
-    p.add_argument("--predictions", metavar="NPY", help="precomputed [S,6890] predictions (with --damon)")
+    p.add_argument("--piad-images", metavar="DIR", help="PIAD image folder (Img_<Split>_<Class>_<aff>_<n>.jpg)")
+    p.add_argument("--piad-points", metavar="DIR", help="PIAD point cloud folder (Point_*.txt), with --piad-images")
+    p.add_argument("--piad-pairs", metavar="FILE",
+                   help="'<image> <point file>' per line (default: k-th image of a class with its k-th cloud)")
+    p.add_argument("--predictions", metavar="NPY",
+                   help="precomputed predictions: [S,6890] with --damon, [S,N] per PIAD pair with --piad-*")
     p.add_argument("--geodesic-matrix", metavar="NPY", help="dense geodesic matrix in cm for DAMON geodesic errors")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -75,6 +83,23 @@ def run(args) -> int:
             else:
                 print("interactvlm eval: --damon needs --images DIR or --predictions NPY", file=sys.stderr)
                 return 2
+        elif args.piad_images or args.piad_points:
+            from interactvlm_ros.evaluation.readers import read_piad_pairs
+
+            if not (args.piad_images and args.piad_points):
+                print("interactvlm eval: PIAD needs both --piad-images DIR and --piad-points DIR", file=sys.stderr)
+                return 2
+            pairs = read_piad_pairs(args.piad_images, args.piad_points, args.piad_pairs)
+            if args.predictions:
+                from interactvlm_ros.evaluation.runner import score_piad_predictions
+
+                result = score_piad_predictions(pairs, np.load(args.predictions))
+            else:
+                from interactvlm_ros.evaluation.runner import evaluate_piad
+                from interactvlm_ros.model import ContactPredictor
+
+                result = evaluate_piad(ContactPredictor.from_config(cfg), pairs, progress, args.limit)
+                result["model"] = cfg["model.name"]
         elif args.data:
             from interactvlm_ros.data import SyntheticDataset
             from interactvlm_ros.evaluation.runner import evaluate_synthetic
@@ -88,7 +113,8 @@ def run(args) -> int:
                                         progress, args.limit)
             result.update({"model": cfg["model.name"], "split": args.split})
         else:
-            print("interactvlm eval: give --data DIR (synthetic) or --damon NPZ", file=sys.stderr)
+            print("interactvlm eval: give --data DIR (synthetic), --damon NPZ or --piad-images/--piad-points DIR",
+                  file=sys.stderr)
             return 2
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"interactvlm eval: {exc}", file=sys.stderr)

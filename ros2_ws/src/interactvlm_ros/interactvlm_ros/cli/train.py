@@ -38,6 +38,16 @@ def add_parser(sub, common) -> None:
                    help="teacher-forced answer: 'Sure, [SEG].' or the body-parts template")
     p.add_argument("--focal-alpha-2d", type=float, default=0.5, help="α of the 2D focal loss (method: 0.5)")
     p.add_argument("--focal-alpha-3d", type=float, default=0.25, help="α of the 3D focal loss (method: 0.25)")
+    p.add_argument("--lift-fill-unseen", choices=("keep", "on", "off"), default="keep",
+                   help="lift unseen vertices from their nearest seen one (saved in the model; keep: the init's)")
+    p.add_argument("--augment", action="store_true",
+                   help="random zoom/shift/colour of the input image (small models trained from scratch)")
+    p.add_argument("--interaction-weight", type=float, default=0.0,
+                   help="weight of an auxiliary interaction-class loss on the vision features (0 = off, method)")
+    p.add_argument("--vision-epochs", type=int, default=0,
+                   help="first pre-train the vision tower on the interaction labels for this many epochs "
+                        "(needs --interaction-weight > 0; from-scratch models)")
+    p.add_argument("--vision-lr", type=float, default=2e-3, help="peak learning rate of the vision pre-training")
     p.add_argument("--lora", choices=("auto", "on", "off"), default="auto",
                    help="LoRA on q_proj/v_proj (auto: on for official checkpoints)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for reproducibility)")
@@ -49,7 +59,7 @@ def add_parser(sub, common) -> None:
 
 
 def build_training(cfg: Config, init: str, render_resolution: int, data: str, answer: str, lora: str,
-                   seed: int, weights=None):
+                   seed: int, weights=None, lift_fill_unseen: str = "keep", augment: bool = False):
     """Model, tokenizer, training forward, dataset and the LoRA decision for a run."""
     import numpy as np
     import torch
@@ -87,6 +97,8 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
         source_dir = init if official else None
         if render_resolution and render_resolution != model.config.render_resolution:
             raise ValueError("--render-resolution applies to presets trained from scratch only")
+    if lift_fill_unseen != "keep":
+        model.config.lift_fill_unseen = lift_fill_unseen == "on"
     use_lora = official if lora == "auto" else lora == "on"
     dataset = SyntheticDataset(data, "train")
     body = load_body_model(cfg)
@@ -96,18 +108,21 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
     library = ObjectLibrary.from_config(cfg)
     res = model.config.render_resolution
     renders = cache_dir(cfg["cache.dir"]) / "renders"
-    bv = canonical_body_views(body, res, cache_dir=renders)
+    fill = model.config.lift_fill_unseen
+    bv = canonical_body_views(body, res, cache_dir=renders, fill_unseen=fill)
     ov = {}
     for label in dataset.object_labels():
         mesh = library.mesh(label)
-        ov[label] = object_views(mesh.vertices, mesh.faces, res)
+        ov[label] = object_views(mesh.vertices, mesh.faces, res, fill_unseen=fill)
     from interactvlm_ros.training.trainer import configure_trainable
 
     configure_trainable(model, "lora" if use_lora else "full")
     from interactvlm_ros.training.losses import LossWeights
 
-    forward = TrainingForward(model, tokenizer, bv, ov, OBJECT_COND_DIST, answer=answer,
-                              weights=weights if weights is not None else LossWeights())
+    weights = weights if weights is not None else LossWeights()
+    classes = dataset.interaction_classes() if weights.interaction > 0 else ()
+    forward = TrainingForward(model, tokenizer, bv, ov, OBJECT_COND_DIST, answer=answer, weights=weights,
+                              augment=augment, interaction_classes=classes)
     return model, tokenizer, forward, dataset, use_lora, source_dir
 
 
@@ -122,10 +137,12 @@ def run(args) -> int:
     t0 = time.time()
     from interactvlm_ros.training.losses import LossWeights
 
-    weights = LossWeights(focal_2d_alpha=args.focal_alpha_2d, focal_3d_alpha=args.focal_alpha_3d)
+    weights = LossWeights(focal_2d_alpha=args.focal_alpha_2d, focal_3d_alpha=args.focal_alpha_3d,
+                          interaction=args.interaction_weight)
     try:
         model, tokenizer, forward, dataset, use_lora, source_dir = build_training(
-            cfg, args.init, args.render_resolution, args.data, args.answer, args.lora, args.seed, weights)
+            cfg, args.init, args.render_resolution, args.data, args.answer, args.lora, args.seed, weights,
+            args.lift_fill_unseen, args.augment)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"interactvlm train: {exc}", file=sys.stderr)
         return 2
@@ -143,6 +160,18 @@ def run(args) -> int:
     n_train = sum(p.numel() for p in trainer.params)
     print(f"interactvlm train: {len(dataset)} training samples, {n_train} trainable parameters, "
           f"mode {tcfg.mode}, device {model.device}", file=sys.stderr)
+    if args.vision_epochs > 0 and trainer.step == 0:
+        from interactvlm_ros.training.vision_pretrain import pretrain_vision
+
+        try:
+            res = pretrain_vision(forward, dataset, args.vision_epochs, lr=args.vision_lr, seed=args.seed,
+                                  log_path=out / "metrics.jsonl", progress=not args.no_progress)
+        except ValueError as exc:
+            print(f"interactvlm train: --vision-epochs: {exc}", file=sys.stderr)
+            return 2
+        trainer.save_checkpoint()  # step 0 after pre-training: --resume never repeats it
+        print(f"interactvlm train: vision pre-training done (train accuracy {res['accuracy']:.3f})",
+              file=sys.stderr)
     last = trainer.train(progress=not args.no_progress)
     model_dir = trainer.export(out / "model", tokenizer, source_dir=source_dir)
     summary = {"steps": trainer.step, "last": last, "model_dir": str(model_dir),

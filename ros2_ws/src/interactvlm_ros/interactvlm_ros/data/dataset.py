@@ -60,6 +60,10 @@ class SyntheticDataset:
     def object_labels(self) -> list[str]:
         return sorted(self.manifest["objects"])
 
+    def interaction_classes(self) -> tuple[str, ...]:
+        """``object/interaction`` names of every interaction the generator can make, sorted."""
+        return tuple(sorted(f"{i['object']}/{i['name']}" for i in self.manifest["interactions"]))
+
     def labels(self, index: int) -> dict[str, np.ndarray]:
         row = self.rows[index]
         path = self.root / row["labels"]
@@ -88,13 +92,16 @@ class SyntheticDataset:
                 "object_contact": lab["object_contact"].astype(np.float32),
                 "human_masks": lab["human_masks"].astype(bool), "object_masks": lab["object_masks"].astype(bool)}
 
-    def class_mean_contact(self, key: str = "human_contact") -> dict[str, np.ndarray]:
-        """Per object class, the mean per-vertex contact over this split (the prior baseline's map)."""
+    def class_mean_contact(self, key: str = "human_contact", by: str = "object") -> dict[str, np.ndarray]:
+        """Mean per-vertex contact over this split per object class (``by="object"``: the prior baseline's map)
+        or per ``object/interaction`` (``by="interaction"``: what an oracle told the interaction would predict)."""
+        if by not in ("object", "interaction"):
+            raise ValueError(f"by must be 'object' or 'interaction', got {by!r}")
         sums: dict[str, np.ndarray] = {}
         counts: dict[str, int] = {}
         for i, row in enumerate(self.rows):
             c = self.labels(i)[key].astype(np.float64)
-            label = row["object"]
+            label = row["object"] if by == "object" else f"{row['object']}/{row['interaction']}"
             sums[label] = sums.get(label, 0.0) + c
             counts[label] = counts.get(label, 0) + 1
         return {k: (sums[k] / counts[k]).astype(np.float32) for k in sums}

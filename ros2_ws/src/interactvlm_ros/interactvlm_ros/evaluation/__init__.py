@@ -13,12 +13,20 @@ from interactvlm_ros.evaluation.metrics import (
     semantic_contact_metrics,
     sim,
 )
-from interactvlm_ros.evaluation.readers import DamonSplit, PiadPointCloud, read_damon_npz, read_piad_points
+from interactvlm_ros.evaluation.readers import (
+    DamonSplit,
+    PiadPair,
+    PiadPointCloud,
+    read_damon_npz,
+    read_piad_pairs,
+    read_piad_points,
+)
 
 __all__ = [
     "ContactScores",
     "DamonSplit",
     "MeshGeodesic",
+    "PiadPair",
     "PiadPointCloud",
     "affordance_metrics",
     "aiou",
@@ -27,6 +35,7 @@ __all__ = [
     "geodesic_errors",
     "mae",
     "read_damon_npz",
+    "read_piad_pairs",
     "read_piad_points",
     "roc_auc",
     "semantic_contact_metrics",

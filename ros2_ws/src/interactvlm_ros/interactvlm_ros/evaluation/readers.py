@@ -8,7 +8,8 @@ read only files you trust (they come from the dataset's own site).
 
 PIAD point file: one line per point (2048), ``<shape_id> <ObjectClass> x y z a_1 … a_17`` with the affordances
 in the fixed order :data:`PIAD_AFFORDANCES`; file names ``Point_<Split>_<Class>_<n>.txt``, images
-``Img_<Split>_<Class>_<affordance>_<n>.jpg``.
+``Img_<Split>_<Class>_<affordance>_<n>.jpg``. Images and point clouds are not 1:1 in PIAD (any point cloud of the
+image's class may pair with it); :func:`read_piad_pairs` makes the pairing explicit and reproducible.
 """
 
 from __future__ import annotations
@@ -170,3 +171,78 @@ def piad_image_info(name: str) -> tuple[str, str]:
     if affordance not in PIAD_AFFORDANCES:
         raise ValueError(f"{name!r}: unknown affordance {affordance!r}")
     return object_class, affordance
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class PiadPair:
+    """One PIAD evaluation sample: an image, the affordance its name states, and the paired point cloud."""
+
+    image: Path
+    object_class: str
+    affordance: str
+    points: PiadPointCloud
+
+    @property
+    def target(self) -> np.ndarray:
+        """The GT map ``[N]`` of this image's affordance on the paired point cloud."""
+        return self.points.affordance(self.affordance)
+
+
+def read_piad_pairs(image_dir: str | Path, point_dir: str | Path, pairs_file: str | Path | None = None
+                    ) -> list[PiadPair]:
+    """PIAD samples from an image folder and a ``Point_*.txt`` folder.
+
+    With ``pairs_file`` (one ``<image name> <point file name>`` per line) those pairs, in that order. Without it,
+    images sorted by name, the k-th image of a class paired with the (k mod n)-th of that class's n point files
+    sorted by name.
+    """
+    image_dir, point_dir = Path(image_dir), Path(point_dir)
+    for folder, what in ((image_dir, "image"), (point_dir, "point")):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"PIAD {what} folder not found: {folder}")
+    clouds: dict[str, PiadPointCloud] = {}
+
+    def cloud(name: str) -> PiadPointCloud:
+        if name not in clouds:
+            clouds[name] = read_piad_points(point_dir / name)
+        return clouds[name]
+
+    if pairs_file is not None:
+        rows = []
+        for lineno, line in enumerate(Path(pairs_file).read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ValueError(f"{pairs_file}:{lineno}: expected '<image> <point file>', got {line!r}")
+            rows.append((parts[0], parts[1]))
+    else:
+        images = sorted(f.name for f in image_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        by_class: dict[str, list[str]] = {}
+        for f in sorted(point_dir.glob("Point_*.txt")):
+            by_class.setdefault(cloud(f.name).object_class, []).append(f.name)
+        seen: dict[str, int] = {}
+        rows = []
+        for name in images:
+            object_class, _ = piad_image_info(name)
+            if object_class not in by_class:
+                raise ValueError(f"{image_dir / name}: no point cloud of class {object_class!r} in {point_dir} "
+                                 f"(classes there: {sorted(by_class)})")
+            k = seen.get(object_class, 0)
+            seen[object_class] = k + 1
+            rows.append((name, by_class[object_class][k % len(by_class[object_class])]))
+    if not rows:
+        raise ValueError(f"no PIAD images ({', '.join(IMAGE_SUFFIXES)}) in {image_dir}")
+    pairs = []
+    for image_name, point_name in rows:
+        object_class, affordance = piad_image_info(image_name)
+        pc = cloud(point_name)
+        if pc.object_class != object_class:
+            raise ValueError(f"{image_name} shows a {object_class}, {point_name} is a {pc.object_class}")
+        if not (image_dir / image_name).is_file():
+            raise FileNotFoundError(f"PIAD image not found: {image_dir / image_name}")
+        pairs.append(PiadPair(image_dir / image_name, object_class, affordance, pc))
+    return pairs

@@ -1,10 +1,11 @@
 """Evaluation runs behind ``interactvlm eval``: a model on a synthetic split (with the per-class prior baseline),
-or on DAMON (images + ``hot_dca_test.npz``), or a DAMON predictions file.
+or on DAMON (images + ``hot_dca_test.npz``) or PIAD (images + ``Point_*.txt``), or a predictions file of either.
 
 Synthetic split (one object per image): human contact P/R/F1 per sample (DECO), geodesic errors on the canonical
 body mesh (cm, edge-graph Dijkstra), semantic F1 weighted per object class, object contact P/R/F1 per sample on
 each sample's object mesh and the PIAD map metrics (SIM, MAE, AUC, aIoU) of the object predictions. The prior
-baseline predicts, for every test sample, the mean training contact map of its object class.
+baseline predicts, for every test sample, the mean training contact map of its object class; the interaction oracle
+(a reference point, not a baseline: it is told the answer) the mean map of its object *and interaction*.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from interactvlm_ros.evaluation.geodesic import MeshGeodesic
 from interactvlm_ros.evaluation.metrics import (
+    affordance_metrics,
     aiou,
     binary_contact_metrics,
     contact_scores,
@@ -24,7 +26,7 @@ from interactvlm_ros.evaluation.metrics import (
     semantic_contact_metrics,
     sim,
 )
-from interactvlm_ros.evaluation.readers import DamonSplit
+from interactvlm_ros.evaluation.readers import DamonSplit, PiadPair
 
 
 def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str) -> dict[str, float]:
@@ -65,8 +67,9 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
         raise ValueError("the evaluation split is empty")
     prior_h = train_dataset.class_mean_contact("human_contact")
     prior_o = train_dataset.class_mean_contact("object_contact")
+    oracle_h = train_dataset.class_mean_contact("human_contact", by="interaction")
     meshes = {label: library.mesh(label) for label in dataset.object_labels()}
-    h_pred, h_gt, h_prior, labels = [], [], [], []
+    h_pred, h_gt, h_prior, h_oracle, labels = [], [], [], [], []
     o_pred, o_gt, o_prior = [], [], []
     missing = 0
     for i in tqdm(range(n), desc="eval", unit="sample", disable=not progress):
@@ -87,6 +90,7 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
         o_gt.append(item["object_contact"])
         zero = np.zeros_like(item["human_contact"])
         h_prior.append(prior_h.get(label, zero))
+        h_oracle.append(oracle_h.get(f"{label}/{item['interaction']}", zero))
         o_prior.append(prior_o.get(label, np.zeros_like(item["object_contact"])))
     h_pred, h_gt, h_prior = np.stack(h_pred), np.stack(h_gt), np.stack(h_prior)
     geo = MeshGeodesic.cached(body_model.canonical_vertices(), body_model.faces)
@@ -94,6 +98,7 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     semantic = semantic_contact_metrics(h_pred, h_gt, labels)
     prior = binary_contact_metrics(h_prior, h_gt)
     prior_sem = semantic_contact_metrics(h_prior, h_gt, labels)
+    oracle = binary_contact_metrics(np.stack(h_oracle), h_gt)
     out = {
         "human_f1": human["f1"], "human_precision": human["precision"], "human_recall": human["recall"],
         "human_geodesic_fp_cm": human["geodesic_fp_cm"], "human_geodesic_fn_cm": human["geodesic_fn_cm"],
@@ -102,6 +107,7 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
         "prior_baseline_human_f1": prior["f1"],
         "prior_baseline_semantic_f1": prior_sem["f1"],
         "prior_baseline_object_f1": _object_metrics(o_prior, o_gt, "prior")["prior_f1"],
+        "interaction_oracle_human_f1": oracle["f1"],
         "num_samples": int(n),
         "no_contact_token": int(missing),
         "semantic_per_class": {k: round(v["f1"], 4) for k, v in semantic["per_class"].items()},
@@ -173,3 +179,34 @@ def score_damon_predictions(split: DamonSplit, predictions: np.ndarray, geodesic
         out["human_geodesic_fp_cm"] = b["geodesic_fp_cm"]
         out["human_geodesic_fn_cm"] = b["geodesic_fn_cm"]
     return out
+
+
+def score_piad_predictions(pairs: list[PiadPair], preds) -> dict:
+    """PIAD SIM / MAE / AUC / aIoU of per-point predictions ``[S,N]`` (in ``pairs`` order), overall and per
+    object class and per affordance."""
+    if len(preds) != len(pairs):
+        raise ValueError(f"{len(preds)} predictions for {len(pairs)} PIAD samples")
+    gt = np.stack([p.target for p in pairs]).astype(np.float32)
+    pred = np.asarray(np.stack([np.asarray(x, np.float32) for x in preds]))
+    if pred.shape != gt.shape:
+        raise ValueError(f"predictions are {pred.shape}, the paired point clouds need {gt.shape}")
+    by_object = affordance_metrics(pred, gt, [p.object_class for p in pairs])
+    by_affordance = affordance_metrics(pred, gt, [p.affordance for p in pairs])["per_class"]
+    return {"piad_sim": by_object["sim"], "piad_mae": by_object["mae"], "piad_auc": by_object["auc"],
+            "piad_aiou": by_object["aiou"], "num_samples": len(pairs),
+            "per_object": by_object["per_class"], "per_affordance": by_affordance}
+
+
+def evaluate_piad(predictor, pairs: list[PiadPair], progress: bool = True, limit: int | None = None) -> dict:
+    """Run ``predictor`` (object mode, the affordance question) on each PIAD image against its point cloud."""
+    from PIL import Image
+
+    pairs = pairs[:limit] if limit is not None else pairs
+    preds = []
+    for pair in tqdm(pairs, desc="eval piad", unit="sample", disable=not progress):
+        with Image.open(pair.image) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        c = predictor.predict_points(rgb, pair.points.points, pair.object_class).contacts[0]
+        n = len(pair.points.points)
+        preds.append(c.object_probs if c.found and c.object_probs is not None else np.zeros(n, np.float32))
+    return score_piad_predictions(pairs, preds)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-PRESET_NAMES = ("tiny", "official-7b", "official-13b")
+PRESET_NAMES = ("tiny", "tiny-synth", "official-7b", "official-13b")
 # ``model.name: default`` = the model shipped in the package, trained by ``make train-default`` (synthetic data).
 DEFAULT_MODEL_NAME = "default"
 
@@ -49,6 +49,7 @@ class VisionConfig:
     hidden_act: str = "quick_gelu"
     select_layer: int = -2          # mm_vision_select_layer: hidden state of the penultimate layer
     select_feature: str = "patch"   # CLS token dropped
+    patch_stem: str = "linear"      # "linear": CLIP's p×p patch conv; "conv": ConvPatchStem (small towers)
     image_mean: tuple[float, ...] = CLIP_MEAN
     image_std: tuple[float, ...] = CLIP_STD
 
@@ -125,6 +126,8 @@ class InteractVLMConfig:
         tokenizer: "sentencepiece" (official: tokenizer.model + added tokens in the checkpoint directory) or the
             file name of a ``tokenizers`` JSON next to the config (our own models).
         render_resolution: resolution of the canonical renders and of the Lifter maps (masks are resized to it).
+        lift_fill_unseen: vertices no canonical view sees take the lifted value of the nearest seen vertex
+            (``render.lift.Lifter``); off in the method, on for our default model (128 px renders).
         seed: initialisation seed for random weights (presets without a checkpoint).
     """
 
@@ -140,6 +143,7 @@ class InteractVLMConfig:
     token_type: str = "Gen"
     tokenizer: str = "sentencepiece"
     render_resolution: int = 1024
+    lift_fill_unseen: bool = False
     seed: int = 0
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -182,6 +186,12 @@ class InteractVLMConfig:
                                    f"{self.text.vocab_size})")
         if self.text.hidden_size % self.text.num_attention_heads:
             raise ModelConfigError(f"{source}: text.hidden_size must be divisible by text.num_attention_heads")
+        if self.vision.patch_stem not in ("linear", "conv"):
+            raise ModelConfigError(f"{source}: vision.patch_stem must be 'linear' or 'conv', got "
+                                   f"{self.vision.patch_stem!r}")
+        if self.vision.patch_stem == "conv" and self.vision.patch_size & (self.vision.patch_size - 1):
+            raise ModelConfigError(f"{source}: vision.patch_stem 'conv' needs a power-of-two patch_size, got "
+                                   f"{self.vision.patch_size}")
         if self.vision.image_size % self.vision.patch_size:
             raise ModelConfigError(f"{source}: vision.image_size must be a multiple of vision.patch_size")
         if "preset" not in self.sam:
@@ -213,7 +223,7 @@ def _build(klass, values: dict[str, Any], source: str):
 
 
 def load_preset(name: str) -> InteractVLMConfig:
-    """The preset ``name`` (``tiny``, ``official-7b``, ``official-13b``) from ``model/presets/<name>.yaml``."""
+    """The preset ``name`` (``tiny``, ``tiny-synth``, ``official-7b``, ``official-13b``) from ``model/presets/<name>.yaml``."""
     path = PRESETS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ModelConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESET_NAMES)} "

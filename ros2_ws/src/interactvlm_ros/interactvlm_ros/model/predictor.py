@@ -192,7 +192,8 @@ class ContactPredictor:
             from interactvlm_ros.render.canonical import canonical_body_views
 
             renders = default_cache(self.cache_dir or "") / "renders"
-            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders)
+            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders,
+                                      fill_unseen=self.cfg.lift_fill_unseen)
             # the key names the render content itself: a renderer change re-embeds, a stale entry never matches
             key = f"body:{self.body_model.topology_hash}:{images_hash(cv.render.images)}"
             self._body_views = RenderSet(cv.render.images, torch.as_tensor(np.asarray(cv.cam_params)).float(),
@@ -208,13 +209,29 @@ class ContactPredictor:
             from interactvlm_ros.render.cameras import cam_params
             from interactvlm_ros.render.canonical import object_views
 
-            ov = object_views(v, f, self.cfg.render_resolution)
+            ov = object_views(v, f, self.cfg.render_resolution, fill_unseen=self.cfg.lift_fill_unseen)
             cams = torch.from_numpy(cam_params(ov.render.views, dist_override=OBJECT_COND_DIST))
             key = f"mesh:{h}:{images_hash(ov.render.images)}"
-            if len(self._object_views) >= 8:
-                self._object_views.pop(next(iter(self._object_views)))
-            self._object_views[h] = RenderSet(ov.render.images, cams, ov.lifter, key, len(v))
+            self._remember(h, RenderSet(ov.render.images, cams, ov.lifter, key, len(v)))
         return self._object_views[h]
+
+    def point_render_set(self, points: np.ndarray) -> RenderSet:
+        """4 splat renders of a point cloud (PIAD convention: unit sphere, distance 2), memoised per content."""
+        p = np.ascontiguousarray(np.asarray(points, np.float32))
+        h = "points-" + hashlib.blake2b(p.tobytes(), digest_size=12).hexdigest()
+        if h not in self._object_views:
+            from interactvlm_ros.render.canonical import point_cloud_views
+
+            pv = point_cloud_views(p, self.cfg.render_resolution)
+            cams = torch.as_tensor(np.asarray(pv.cam_params)).float()
+            key = f"points:{h}:{images_hash(pv.render.images)}"
+            self._remember(h, RenderSet(pv.render.images, cams, pv.lifter, key, len(p)))
+        return self._object_views[h]
+
+    def _remember(self, key: str, views: RenderSet) -> None:
+        if len(self._object_views) >= 8:
+            self._object_views.pop(next(iter(self._object_views)))
+        self._object_views[key] = views
 
     def render_embeddings(self, views: RenderSet) -> torch.Tensor:
         """SAM image embeddings ``[V,C,h,w]`` of the renders (cached unless ``use_embedding_cache`` is False)."""
@@ -309,11 +326,19 @@ class ContactPredictor:
     def predict_object(self, image_rgb: np.ndarray, vertices: np.ndarray, faces: np.ndarray, label: str,
                        mesh_id: str = "") -> ContactResult:
         """Object contact/affordance on a given mesh (``vertices [No,3]``, ``faces [F,3]``)."""
+        return self._predict_on_object(image_rgb, label, lambda: self.object_render_set(vertices, faces), mesh_id)
+
+    @torch.no_grad()
+    def predict_points(self, image_rgb: np.ndarray, points: np.ndarray, label: str) -> ContactResult:
+        """Object affordance on a point cloud ``points [Np,3]`` (PIAD): ``object_probs [Np]`` per point."""
+        return self._predict_on_object(image_rgb, label, lambda: self.point_render_set(points), "")
+
+    def _predict_on_object(self, image_rgb, label: str, render_set, mesh_id: str) -> ContactResult:
         timer = _Timer()
         labels = self._labels([label])
         rgb = to_rgb_uint8(image_rgb)
         with timer("render"):
-            views = self.object_render_set(vertices, faces)
+            views = render_set()
         out, texts = self.contact_states(rgb, labels, "object", timer)
         contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
         for c in contacts:

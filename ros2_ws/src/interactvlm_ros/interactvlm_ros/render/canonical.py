@@ -71,10 +71,10 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
 
 def canonical_body_views(body_model, resolution: int = 1024, cache_dir: str | Path | None = None,
                          views: tuple[View, ...] = HUMAN_VIEWS, lift_mode: str = "soft",
-                         use_cache: bool = True) -> CanonicalViews:
+                         use_cache: bool = True, fill_unseen: bool = False) -> CanonicalViews:
     """The body's star pose rendered from ``views`` (method order), with its lifter; cached on disk.
 
-    ``cache_dir``: the render cache folder (default ``<cache.dir>/renders``).
+    ``cache_dir``: the render cache folder (default ``<cache.dir>/renders``); ``fill_unseen``: see ``Lifter``.
     """
     vertices = body_model.canonical_vertices()
     faces = np.asarray(body_model.faces, dtype=np.int64)
@@ -91,7 +91,8 @@ def canonical_body_views(body_model, resolution: int = 1024, cache_dir: str | Pa
         if use_cache:
             _save_atomic(path, {"images": render.images, "face_ids": render.face_ids, "bary": render.bary,
                                 "depth": render.depth, "dropped_faces": np.array(render.dropped_faces)})
-    lifter = Lifter(render.face_ids, render.bary, faces, len(vertices), mode=lift_mode)
+    lifter = Lifter(render.face_ids, render.bary, faces, len(vertices), mode=lift_mode, fill_unseen=fill_unseen,
+                    vertices=vertices)
     return CanonicalViews(render, cam_params(views), lifter, vertices, faces, np.zeros(3, np.float32), 1.0)
 
 
@@ -110,12 +111,14 @@ def normalize_mesh(vertices) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def object_views(vertices, faces, resolution: int = 1024, views: tuple[View, ...] = OBJECT_VIEWS,
-                 lift_mode: str = "soft", device: str | torch.device = "cpu") -> CanonicalViews:
-    """An object mesh normalised and rendered with xyz colouring from the 4 object views, with its lifter."""
+                 lift_mode: str = "soft", device: str | torch.device = "cpu", fill_unseen: bool = False
+                 ) -> CanonicalViews:
+    """An object mesh normalised and rendered with xyz colouring from the 4 object views, with its lifter
+    (``fill_unseen``: see ``Lifter``)."""
     v, center, scale = normalize_mesh(vertices)
     f = np.asarray(faces)
     render = render_views(v, f, views, resolution, colors="xyz", device=device)
-    lifter = Lifter(render.face_ids, render.bary, f, len(v), mode=lift_mode)
+    lifter = Lifter(render.face_ids, render.bary, f, len(v), mode=lift_mode, fill_unseen=fill_unseen, vertices=v)
     return CanonicalViews(render, cam_params(views), lifter, v, f.astype(np.int64), center, scale)
 
 

@@ -12,6 +12,11 @@ Then::
     embeddings → mask logits [Q,V,R,R] → Lifter → per-vertex probabilities
     losses: 2D focal + Dice on valid pixels, 3D focal + sparsity (see ``losses.py``)
 
+Two training aids for small models trained from scratch, both off by default and absent from the exported model:
+``augment`` (a random zoom/shift and per-channel gain/offset of the CLIP input, drawn from torch's seeded RNG) and
+``interaction_classes`` (a linear head on the mean vision feature predicting the sample's interaction, a CE term of
+weight ``weights.interaction``) — the supervision a from-scratch tower gets instead of CLIP's pre-training.
+
 The SAM image encoder is frozen (as in the method), so the canonical renders are embedded once.
 """
 
@@ -59,10 +64,14 @@ class TrainingForward(nn.Module):
         object_cam_dist: conditioning distance of object views (the predictor's, reference quirk: 2.0).
         answer: ``"simple"`` (``Sure, [SEG].``) or ``"parts"`` (body-part template, human queries only).
         weights: loss weights.
+        augment: random zoom/shift/colour of the CLIP input while the model is in training mode.
+        interaction_classes: names of the interaction classes (``object/interaction``) for the auxiliary head
+            (empty: no head).
     """
 
     def __init__(self, model, tokenizer, body_views, object_views: dict, object_cam_dist: float,
-                 answer: str = "simple", weights: LossWeights = LossWeights()):
+                 answer: str = "simple", weights: LossWeights = LossWeights(), augment: bool = False,
+                 interaction_classes: tuple[str, ...] = ()):
         super().__init__()
         if answer not in ("simple", "parts"):
             raise ValueError(f"answer must be 'simple' or 'parts', got {answer!r}")
@@ -78,6 +87,10 @@ class TrainingForward(nn.Module):
         self.objects = {label: self._target(v, torch.from_numpy(cam_params(v.render.views, dist_override=
                                                                            object_cam_dist)).float())
                         for label, v in object_views.items()}
+        self.augment = augment
+        self.interaction_classes = tuple(interaction_classes)
+        self.interaction_head = (nn.Linear(self.cfg.vision.hidden_size, len(self.interaction_classes))
+                                 .to(model.device) if self.interaction_classes else None)
 
     def _target(self, views, cams: torch.Tensor) -> RenderTarget:
         if views.render.face_ids.shape[-1] != self.resolution:
@@ -112,12 +125,14 @@ class TrainingForward(nn.Module):
         return ids + [self.seg_id] + tail + [self.tokenizer.eos_id], start, seg_at
 
     # ------------------------------------------------------------------------------------------ forward
-    def encode_images(self, images: list[np.ndarray]) -> torch.Tensor:
-        """uint8 images → projected patch embeddings ``[B,P,D]``."""
+    def encode_images(self, images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images → (projected patch embeddings ``[B,P,D]``, vision features ``[B,P,C]``)."""
         m = self.model
         pixels = torch.cat([self.clip(img) for img in images]).to(m.device, m.dtype)
+        if self.augment and m.training:
+            pixels = augment_pixels(pixels)
         feats = m.model.vision_tower(pixels)
-        return m.model.mm_projector(feats.to(m.model.mm_projector.weight.dtype))
+        return m.model.mm_projector(feats.to(m.model.mm_projector.weight.dtype)), feats
 
     def language(self, queries: list[tuple[list[int], int, int]], image_embeds: list[torch.Tensor]
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,7 +180,7 @@ class TrainingForward(nn.Module):
         m, w = self.model, self.weights
         dev = m.device
         b = len(batch)
-        img = self.encode_images([s["image"] for s in batch])
+        img, feats = self.encode_images([s["image"] for s in batch])
         queries = [self.query_ids("human", s["object"], s["parts"]) for s in batch]
         queries += [self.query_ids("object", s["object"], s["parts"]) for s in batch]
         ce, states = self.language(queries, [img[i] for i in range(b)] * 2)
@@ -198,5 +213,32 @@ class TrainingForward(nn.Module):
         dice = (dice_h + dice_o) / 2
         total = (w.ce * ce + w.focal_2d * focal + w.dice_2d * dice + w.human_3d * loss3d_h
                  + w.object_3d * loss3d_o)
-        return {"loss": total, "ce": ce, "focal_2d": focal, "dice_2d": dice, "human_3d": loss3d_h,
-                "object_3d": loss3d_o, "human_probs": probs_h, "object_probs": probs_o}
+        out = {"ce": ce, "focal_2d": focal, "dice_2d": dice, "human_3d": loss3d_h, "object_3d": loss3d_o,
+               "human_probs": probs_h, "object_probs": probs_o}
+        if self.interaction_head is not None:
+            index = {name: i for i, name in enumerate(self.interaction_classes)}
+            target = torch.tensor([index[f"{s['object']}/{s['interaction']}"] for s in batch], device=dev)
+            logits = self.interaction_head(feats.float().mean(1))
+            out["interaction"] = F.cross_entropy(logits, target)
+            out["interaction_acc"] = (logits.argmax(1) == target).float().mean()
+            total = total + w.interaction * out["interaction"]
+        out["loss"] = total
+        return out
+
+
+def augment_pixels(pixels: torch.Tensor, min_scale: float = 0.75, colour: float = 0.2) -> torch.Tensor:
+    """Random zoom in [min_scale, 1] with a shift that keeps the crop inside the image (reflection at the
+    border), and a per-channel gain in [1-colour, 1+colour] and offset in [-colour, colour] (normalised units):
+    ``[B,3,S,S] -> [B,3,S,S]``. Horizontal flips are not used: they would swap left and right interactions."""
+    b = pixels.shape[0]
+    scale = torch.empty(b).uniform_(min_scale, 1.0)
+    shift = (torch.rand(b, 2) * 2 - 1) * (1 - scale)[:, None]
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(pixels), list(pixels.shape), align_corners=False)
+    out = F.grid_sample(pixels, grid, padding_mode="reflection", align_corners=False)
+    gain = torch.empty(b, 3, 1, 1).uniform_(1 - colour, 1 + colour).to(pixels)
+    offset = torch.empty(b, 3, 1, 1).uniform_(-colour, colour).to(pixels)
+    return out * gain + offset

@@ -27,6 +27,7 @@ class LossWeights:
     human_3d: float = 3.0
     object_3d: float = 3.0
     sparsity: float = 0.01
+    interaction: float = 0.0      # auxiliary interaction-class CE on the vision features (ours; 0 = method)
     focal_2d_alpha: float = 0.5
     focal_3d_alpha: float = 0.25
     gamma: float = 2.0

@@ -117,7 +117,8 @@ class Trainer:
         self.config = config
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.named_params = self._named_trainables()
+        self.params = list(self.named_params.values())
         if not self.params:
             raise ValueError("no trainable parameters (call configure_trainable first)")
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=tuple(config.betas),
@@ -127,6 +128,16 @@ class Trainer:
         self.step = 0
         self._perm_epoch = -1
         self._perm = np.arange(0)
+
+    def _named_trainables(self) -> dict[str, torch.nn.Parameter]:
+        """Trainable parameters by name: the model's own names, ``aux.<name>`` for training-only heads of the
+        forward (never exported)."""
+        named = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        ids = {id(p) for p in self.model.parameters()}
+        if isinstance(self.forward, torch.nn.Module):
+            named.update({f"aux.{n}": p for n, p in self.forward.named_parameters()
+                          if id(p) not in ids and p.requires_grad})
+        return named
 
     # ------------------------------------------------------------------------------------------ data order
     def batch_indices(self, step: int) -> list[int]:
@@ -178,8 +189,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        return {names[id(p)]: p.detach().cpu().clone() for p in self.params}
+        return {n: p.detach().cpu().clone() for n, p in self.named_params.items()}
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         path = Path(path) if path is not None else self.out / CHECKPOINT_NAME
@@ -194,8 +204,8 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
         state = torch.load(path, map_location="cpu", weights_only=False)
-        names = dict(self.model.named_parameters())
-        missing = sorted(set(state["model"]) ^ {n for n, p in names.items() if p.requires_grad})
+        names = self.named_params
+        missing = sorted(set(state["model"]) ^ set(names))
         if missing:
             raise ValueError(f"{path}: trainable parameters differ from this run's, e.g. {missing[:5]}")
         with torch.no_grad():
