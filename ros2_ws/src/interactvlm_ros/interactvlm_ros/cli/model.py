@@ -15,7 +15,8 @@ def add_parser(sub, common) -> None:
     c = msub.add_parser("check", parents=[common], help="compare an architecture's tensor names/shapes with a "
                         "manifest (--preset + --manifest) or with a checkpoint directory's weight files "
                         "(--checkpoint); exit 1 unless everything matches")
-    c.add_argument("--preset", choices=("official-13b", "official-7b", "tiny", "tiny-synth"), help="architecture to build")
+    c.add_argument("--preset", choices=("official-13b", "official-7b", "tiny", "tiny-synth"),
+                   help="architecture to build")
     c.add_argument("--manifest", metavar="FILE", help="key<TAB>shape file (e.g. official_13b_keys.tsv)")
     c.add_argument("--checkpoint", metavar="DIR", help="a model directory: its config.json gives the architecture, "
                    "its weight files the tensors (shapes only are read)")

@@ -223,7 +223,7 @@ def _build(klass, values: dict[str, Any], source: str):
 
 
 def load_preset(name: str) -> InteractVLMConfig:
-    """The preset ``name`` (``tiny``, ``tiny-synth``, ``official-7b``, ``official-13b``) from ``model/presets/<name>.yaml``."""
+    """The preset ``name`` (one of ``PRESET_NAMES``) from ``model/presets/<name>.yaml``."""
     path = PRESETS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ModelConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESET_NAMES)} "
