@@ -91,8 +91,7 @@ def nearest_seen(faces: np.ndarray, seen: np.ndarray, vertices=None) -> torch.Te
 
 def _copy_rows(a: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """CSR ``a [R,C]`` → CSR whose row r is row ``source[r]`` of ``a``."""
-    crow, col, val = (t.to(torch.int64) if t.dtype != torch.float32 else t
-                      for t in (a.crow_indices(), a.col_indices(), a.values()))
+    crow, col, val = a.crow_indices().to(torch.int64), a.col_indices().to(torch.int64), a.values()
     counts = crow[source + 1] - crow[source]
     starts = torch.repeat_interleave(crow[source], counts)
     offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
@@ -168,8 +167,9 @@ class Lifter:
         if self.fill_unseen:
             self.source = nearest_seen(f.numpy(), self.covered.numpy(), vertices)
             self.a = _copy_rows(self.a, self.source)
-            self.a_t = _csr_transpose(self.a) if self.mode == "soft" else None
-            if self.mode == "threshold":
+            if self.mode == "soft":
+                self.a_t = _csr_transpose(self.a)
+            else:
                 self.count = _copy_rows(self.count, self.source)
 
     @classmethod
