@@ -60,14 +60,16 @@ test: setup lint
 # model trained from scratch on the CPU with fixed seeds and threads, then its held-out metrics (eval.json).
 TRAIN_DEFAULT_DIR ?= $(HOME)/.cache/interactvlm/train-default
 # One torch thread: the run is bit-for-bit reproducible only at a fixed thread count.
-TRAIN_DEFAULT_FLAGS := --init tiny-synth --threads 1 --seed 0 --batch-size 8 --steps 3000 --lr 8e-4 --warmup 60 \
-  --focal-alpha-2d 0.75 --focal-alpha-3d 0.75 --augment --interaction-weight 0.5 --vision-epochs 20 \
-  --checkpoint-every 250
+TRAIN_COMMON := --threads 1 --batch-size 8 --steps 3000 --warmup 60 --focal-alpha-2d 0.75 --focal-alpha-3d 0.75 \
+  --augment --checkpoint-every 250
 train-default: setup
-	rm -rf $(TRAIN_DEFAULT_DIR)/data $(TRAIN_DEFAULT_DIR)/run
+	rm -rf $(TRAIN_DEFAULT_DIR)/data $(TRAIN_DEFAULT_DIR)/run $(TRAIN_DEFAULT_DIR)/run2
 	$(BIN)/interactvlm synth --out $(TRAIN_DEFAULT_DIR)/data --num 16000 --seed 0 --mask-size 128 --threads 1
-	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run $(TRAIN_DEFAULT_FLAGS)
-	$(BIN)/interactvlm eval --data $(TRAIN_DEFAULT_DIR)/data --model $(TRAIN_DEFAULT_DIR)/run/model --json \
+	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run $(TRAIN_COMMON) \
+	  --init tiny-synth --seed 0 --lr 8e-4 --interaction-weight 0.5 --vision-epochs 20
+	$(BIN)/interactvlm train --data $(TRAIN_DEFAULT_DIR)/data --out $(TRAIN_DEFAULT_DIR)/run2 $(TRAIN_COMMON) \
+	  --init $(TRAIN_DEFAULT_DIR)/run/model --seed 1 --lr 4e-4
+	$(BIN)/interactvlm eval --data $(TRAIN_DEFAULT_DIR)/data --model $(TRAIN_DEFAULT_DIR)/run2/model --json \
 	  --threads 1 --no-progress > $(TRAIN_DEFAULT_DIR)/eval.json
 	cat $(TRAIN_DEFAULT_DIR)/eval.json
 
