@@ -1,7 +1,8 @@
 """Shared pytest setup: offline model hubs, the Anny cache outside the clone, a guard that a run in which
 no test passed fails (CI must never go green on an empty or all-skipped run), and the fixtures several test
 modules share: ``one_torch_thread`` (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``),
-``anny_body`` and ``tiny_model`` (module-scoped: each module gets its own instance)."""
+``anny_body``, ``tiny_model`` (module-scoped: each module gets its own instance) and ``write_synthetic_dataset``
+(a function that writes a small generator dataset)."""
 
 import atexit
 import os
@@ -53,3 +54,24 @@ def tiny_model():
     from interactvlm_ros.model.checkpoint import load_model
 
     return load_model("tiny", device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def write_synthetic_dataset():
+    """``write(root, num, seed)``: a ``num``-sample synthetic dataset (64 px images and masks) in ``root/ds``,
+    renders cached in ``root/renders``; returns ``root``."""
+    import torch
+
+    from interactvlm_ros.body import load_body_model
+    from interactvlm_ros.data import SynthConfig, SyntheticGenerator
+    from interactvlm_ros.objects import ObjectLibrary
+
+    def write(root, num: int, seed: int):
+        torch.set_num_threads(1)
+        gen = SyntheticGenerator(load_body_model("anny"), ObjectLibrary.shipped(),
+                                 SynthConfig(num=num, seed=seed, image_size=64, mask_size=64),
+                                 cache_dir=root / "renders")
+        gen.write(root / "ds", progress=False)
+        return root
+
+    return write

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from interactvlm_ros.evaluation import MeshGeodesic, contact_scores
 from interactvlm_ros.evaluation.readers import read_damon_npz
@@ -18,17 +17,8 @@ KEYS = ("human_f1", "human_precision", "human_recall", "human_geodesic_fp_cm", "
 
 
 @pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    from interactvlm_ros.body import load_body_model
-    from interactvlm_ros.data import SynthConfig, SyntheticGenerator
-    from interactvlm_ros.objects import ObjectLibrary
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("evalds")
-    gen = SyntheticGenerator(load_body_model("anny"), ObjectLibrary.shipped(),
-                             SynthConfig(num=10, seed=2, image_size=64, mask_size=64), cache_dir=root / "renders")
-    gen.write(root / "ds", progress=False)
-    return root
+def small_dataset(tmp_path_factory, write_synthetic_dataset):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("evalds"), num=10, seed=2)
 
 
 def test_eval_cli_on_synthetic_split(small_dataset):

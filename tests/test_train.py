@@ -67,17 +67,8 @@ def test_lora_is_identity_at_init_and_merges_exactly():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from interactvlm_ros.body import load_body_model
-    from interactvlm_ros.data import SynthConfig, SyntheticGenerator
-    from interactvlm_ros.objects import ObjectLibrary
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("train")
-    gen = SyntheticGenerator(load_body_model("anny"), ObjectLibrary.shipped(),
-                             SynthConfig(num=8, seed=1, image_size=64, mask_size=64), cache_dir=root / "renders")
-    gen.write(root / "ds", progress=False)
-    return root
+def tiny_run(tmp_path_factory, write_synthetic_dataset):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("train"), num=8, seed=1)
 
 
 def _build(root, lora="off", **kw):

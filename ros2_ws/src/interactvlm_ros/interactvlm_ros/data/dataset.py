@@ -95,13 +95,19 @@ class SyntheticDataset:
     def class_mean_contact(self, key: str = "human_contact", by: str = "object") -> dict[str, np.ndarray]:
         """Mean per-vertex contact over this split per object class (``by="object"``: the prior baseline's map)
         or per ``object/interaction`` (``by="interaction"``: what an oracle told the interaction would predict)."""
-        if by not in ("object", "interaction"):
-            raise ValueError(f"by must be 'object' or 'interaction', got {by!r}")
-        sums: dict[str, np.ndarray] = {}
-        counts: dict[str, int] = {}
+        return self.class_means([(key, by)])[0]
+
+    def class_means(self, groupings: list[tuple[str, str]]) -> list[dict[str, np.ndarray]]:
+        """``class_mean_contact`` for several ``(key, by)`` pairs in one pass over the label files."""
+        for _, by in groupings:
+            if by not in ("object", "interaction"):
+                raise ValueError(f"by must be 'object' or 'interaction', got {by!r}")
+        sums: list[dict[str, np.ndarray]] = [{} for _ in groupings]
+        counts: list[dict[str, int]] = [{} for _ in groupings]
         for i, row in enumerate(self.rows):
-            c = self.labels(i)[key].astype(np.float64)
-            label = row["object"] if by == "object" else f"{row['object']}/{row['interaction']}"
-            sums[label] = sums.get(label, 0.0) + c
-            counts[label] = counts.get(label, 0) + 1
-        return {k: (sums[k] / counts[k]).astype(np.float32) for k in sums}
+            labels = self.labels(i)
+            for g, (key, by) in enumerate(groupings):
+                label = row["object"] if by == "object" else f"{row['object']}/{row['interaction']}"
+                sums[g][label] = sums[g].get(label, 0.0) + labels[key].astype(np.float64)
+                counts[g][label] = counts[g].get(label, 0) + 1
+        return [{k: (s[k] / c[k]).astype(np.float32) for k in s} for s, c in zip(sums, counts, strict=True)]

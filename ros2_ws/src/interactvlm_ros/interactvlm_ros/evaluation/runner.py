@@ -65,9 +65,8 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     n = len(dataset) if limit is None else min(limit, len(dataset))
     if n == 0:
         raise ValueError("the evaluation split is empty")
-    prior_h = train_dataset.class_mean_contact("human_contact")
-    prior_o = train_dataset.class_mean_contact("object_contact")
-    oracle_h = train_dataset.class_mean_contact("human_contact", by="interaction")
+    prior_h, prior_o, oracle_h = train_dataset.class_means(
+        [("human_contact", "object"), ("object_contact", "object"), ("human_contact", "interaction")])
     meshes = {label: library.mesh(label) for label in dataset.object_labels()}
     h_pred, h_gt, h_prior, h_oracle, labels = [], [], [], [], []
     o_pred, o_gt, o_prior = [], [], []

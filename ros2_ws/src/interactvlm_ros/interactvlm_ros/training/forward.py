@@ -89,6 +89,7 @@ class TrainingForward(nn.Module):
                         for label, v in object_views.items()}
         self.augment = augment
         self.interaction_classes = tuple(interaction_classes)
+        self.interaction_index = {name: i for i, name in enumerate(self.interaction_classes)}
         self.interaction_head = (nn.Linear(self.cfg.vision.hidden_size, len(self.interaction_classes))
                                  .to(model.device) if self.interaction_classes else None)
 
@@ -216,14 +217,21 @@ class TrainingForward(nn.Module):
         out = {"ce": ce, "focal_2d": focal, "dice_2d": dice, "human_3d": loss3d_h, "object_3d": loss3d_o,
                "human_probs": probs_h, "object_probs": probs_o}
         if self.interaction_head is not None:
-            index = {name: i for i, name in enumerate(self.interaction_classes)}
-            target = torch.tensor([index[f"{s['object']}/{s['interaction']}"] for s in batch], device=dev)
-            logits = self.interaction_head(feats.float().mean(1))
+            target = self.interaction_targets(batch).to(dev)
+            logits = self.interaction_logits(feats)
             out["interaction"] = F.cross_entropy(logits, target)
             out["interaction_acc"] = (logits.argmax(1) == target).float().mean()
             total = total + w.interaction * out["interaction"]
         out["loss"] = total
         return out
+
+    def interaction_targets(self, rows) -> torch.Tensor:
+        """Class ids ``[B]`` of samples or manifest rows (their ``object`` and ``interaction``)."""
+        return torch.tensor([self.interaction_index[f"{r['object']}/{r['interaction']}"] for r in rows])
+
+    def interaction_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Vision features ``[B,P,C]`` → interaction logits ``[B,K]`` (the head on the mean over patches)."""
+        return self.interaction_head(feats.float().mean(1))
 
 
 def augment_pixels(pixels: torch.Tensor, min_scale: float = 0.75, colour: float = 0.2) -> torch.Tensor:

@@ -41,8 +41,7 @@ def pretrain_vision(forward, dataset, epochs: int, batch_size: int = 64, lr: flo
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     model = forward.model
     tower, head = model.model.vision_tower, forward.interaction_head
-    index = {name: i for i, name in enumerate(forward.interaction_classes)}
-    labels = torch.tensor([index[f"{r['object']}/{r['interaction']}"] for r in dataset.rows])
+    labels = forward.interaction_targets(dataset.rows)
     params = [p for p in [*tower.parameters(), *head.parameters()] if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     n = len(dataset)
@@ -63,7 +62,7 @@ def pretrain_vision(forward, dataset, epochs: int, batch_size: int = 64, lr: flo
             for k in range(0, n, batch_size):
                 idx = order[k:k + batch_size]
                 x = augment_pixels(pixels[idx]).to(model.device, model.dtype)
-                logits = head(tower(x).float().mean(1))
+                logits = forward.interaction_logits(tower(x))
                 y = labels[idx].to(logits.device)
                 loss = F.cross_entropy(logits, y)
                 opt.zero_grad(set_to_none=True)
