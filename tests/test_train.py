@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from interactvlm_ros.training.lora import LoRALinear, apply_lora, lora_parameters, merge_lora
-from interactvlm_ros.training.losses import dice_loss_per_view, focal_bce_with_logits, focal_on_probs
+from interactvlm_ros.training.losses import (
+    LossWeights,
+    dice_3d_loss,
+    dice_loss_per_view,
+    focal_bce_with_logits,
+    focal_on_probs,
+)
 from interactvlm_ros.training.trainer import TrainConfig, Trainer, warmup_decay
 
 
@@ -37,6 +43,18 @@ def test_dice_ignores_views_without_positive_pixels():
     valid = torch.ones(1, 2, 2, 2)
     assert float(dice_loss_per_view(logits, target, valid)) == pytest.approx(0.0, abs=1e-3)
     assert float(dice_loss_per_view(logits, torch.zeros_like(target), valid)) == 0.0
+
+
+def test_dice_3d_is_per_sample_soft_dice_and_favours_the_f1_optimum():
+    probs = torch.tensor([[0.8, 0.6, 0.1, 0.0], [0.2, 0.0, 0.0, 0.0]])
+    gt = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    first = 1 - (2 * 0.9 + 1) / (1.5 + 2 + 1)
+    second = 1 - 1 / (0.2 + 1)  # no contact: only predicting none scores 0
+    assert float(dice_3d_loss(probs, gt)) == pytest.approx((first + second) / 2, rel=1e-6)
+    assert float(dice_3d_loss(gt[0], gt[0])) == 0.0 and float(dice_3d_loss(gt[1], gt[1])) == 0.0
+    p = probs.clone().requires_grad_(True)
+    dice_3d_loss(p, gt).backward()
+    assert (p.grad[gt == 1] < 0).all() and (p.grad[gt == 0] > 0).all()  # raise contacts, lower the rest
 
 
 def test_warmup_then_linear_decay():
@@ -71,12 +89,12 @@ def tiny_run(tmp_path_factory, write_synthetic_dataset):
     return write_synthetic_dataset(tmp_path_factory.mktemp("train"), num=8, seed=1)
 
 
-def _build(root, lora="off", **kw):
+def _build(root, lora="off", init="tiny", resolution=64, **kw):
     from interactvlm_ros.cli.train import build_training
     from interactvlm_ros.config import load_config
 
     cfg = load_config(None, [f"cache.dir={root / 'cache'}"])
-    return build_training(cfg, "tiny", 64, str(root / "ds"), "simple", lora, seed=0, **kw)
+    return build_training(cfg, init, resolution, str(root / "ds"), "simple", lora, seed=0, **kw)
 
 
 def _params(model):
@@ -128,6 +146,32 @@ def test_export_reload_and_inference_matches_training_forward(tiny_run):
     np.testing.assert_allclose(res.contacts[0].human_probs, train_probs, atol=1e-4)
 
 
+def test_a_trained_model_fine_tunes_at_a_higher_render_resolution(tiny_run):
+    model, tok, fwd, ds, _, _ = _build(tiny_run)
+    out_dir = Trainer(fwd, ds, TrainConfig(steps=1, batch_size=2, warmup=1), tiny_run / "r").export(
+        tiny_run / "r" / "model", tok)
+    big = model.with_render_resolution(128)
+    assert big.config.render_resolution == 128 and big.sam.image_size == 128
+    assert model.config.render_resolution == 64  # the original is untouched
+    assert tuple(big.sam.prompt_encoder.image_embedding_size) == (8, 8)
+    small, large = model.state_dict(), big.state_dict()
+    resampled = {n for n in small if small[n].shape != large[n].shape}
+    assert resampled == {"model.visual_model.image_encoder.pos_embed",
+                         "model.visual_model.image_encoder.blocks.1.attn.rel_pos_h",
+                         "model.visual_model.image_encoder.blocks.1.attn.rel_pos_w"}  # the global block only
+    assert all(torch.equal(small[n], large[n]) for n in small.keys() - resampled)
+    pos = large["model.visual_model.image_encoder.pos_embed"]
+    assert pos.shape == (1, 8, 8, small["model.visual_model.image_encoder.pos_embed"].shape[-1])
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        model.with_render_resolution(100)
+
+    model2, _, fwd2, ds2, _, _ = _build(tiny_run, init=str(out_dir), resolution=128)
+    assert model2.config.render_resolution == 128 and fwd2.resolution == 128
+    assert fwd2.human.lifter(torch.zeros(1, 4, 128, 128)).shape == (1, ds2.num_body_vertices)
+    row = Trainer(fwd2, ds2, TrainConfig(steps=1, batch_size=2, warmup=1), tiny_run / "r128").train_step()
+    assert np.isfinite(row["loss"])
+
+
 def test_lora_mode_trains_only_adapters_and_heads(tiny_run):
     model, tok, fwd, ds, use_lora, _ = _build(tiny_run, lora="on")
     assert use_lora
@@ -144,12 +188,12 @@ def test_lora_mode_trains_only_adapters_and_heads(tiny_run):
 
 
 def test_vision_pretraining_and_interaction_head_train_resume_and_stay_out_of_the_export(tiny_run):
+    """Also trains with the 3D Dice term on (logged as ``dice_3d``)."""
     from safetensors import safe_open
 
-    from interactvlm_ros.training.losses import LossWeights
     from interactvlm_ros.training.vision_pretrain import pretrain_vision
 
-    kw = {"weights": LossWeights(interaction=1.0), "lift_fill_unseen": "on", "augment": True}
+    kw = {"weights": LossWeights(interaction=1.0, dice_3d=1.0), "lift_fill_unseen": "on", "augment": True}
     model, tok, fwd, ds, _, _ = _build(tiny_run, **kw)
     assert fwd.interaction_classes == ds.interaction_classes() and len(fwd.interaction_classes) == 17
     assert fwd.human.lifter.fill_unseen and model.config.lift_fill_unseen
@@ -165,6 +209,7 @@ def test_vision_pretraining_and_interaction_head_train_resume_and_stay_out_of_th
     trainer = Trainer(fwd, ds, cfg, tiny_run / "aux")
     row = trainer.train_step()
     assert np.isfinite(row["interaction"]) and 0.0 <= row["interaction_acc"] <= 1.0
+    assert 0.0 < row["dice_3d"] <= 1.0
     trainer.save_checkpoint()
     head = {n: p.detach().clone() for n, p in fwd.interaction_head.named_parameters()}
     _, _, fwd2, ds2, _, _ = _build(tiny_run, **kw)

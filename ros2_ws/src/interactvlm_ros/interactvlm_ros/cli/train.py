@@ -28,7 +28,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--init", default="tiny", metavar="PRESET|DIR",
                    help="'tiny' (from scratch) or a model directory (ours or an official checkpoint)")
     p.add_argument("--render-resolution", type=int, default=0,
-                   help="from-scratch presets: canonical render / mask side and SAM input size (0 = preset's)")
+                   help="canonical render / mask side and SAM input size (0 = the model's); a trained model of "
+                        "ours is resampled to it (SAM position embeddings)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -44,6 +45,8 @@ def add_parser(sub, common) -> None:
                    help="random zoom/shift/colour of the input image (small models trained from scratch)")
     p.add_argument("--interaction-weight", type=float, default=0.0,
                    help="weight of an auxiliary interaction-class loss on the vision features (0 = off, method)")
+    p.add_argument("--dice-3d-weight", type=float, default=0.0,
+                   help="weight of a per-sample soft Dice on the lifted contact, body and object (0 = off, method)")
     p.add_argument("--vision-epochs", type=int, default=0,
                    help="first pre-train the vision tower on the interaction labels for this many epochs "
                         "(needs --interaction-weight > 0; from-scratch models)")
@@ -96,7 +99,9 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
         model, tokenizer, official = loaded.model, loaded.tokenizer, loaded.official
         source_dir = init if official else None
         if render_resolution and render_resolution != model.config.render_resolution:
-            raise ValueError("--render-resolution applies to presets trained from scratch only")
+            if official:
+                raise ValueError("--render-resolution: an official checkpoint keeps its SAM input size")
+            model = model.with_render_resolution(render_resolution)
     if lift_fill_unseen != "keep":
         model.config.lift_fill_unseen = lift_fill_unseen == "on"
     use_lora = official if lora == "auto" else lora == "on"
@@ -138,7 +143,7 @@ def run(args) -> int:
     from interactvlm_ros.training.losses import LossWeights
 
     weights = LossWeights(focal_2d_alpha=args.focal_alpha_2d, focal_3d_alpha=args.focal_alpha_3d,
-                          interaction=args.interaction_weight)
+                          interaction=args.interaction_weight, dice_3d=args.dice_3d_weight)
     try:
         model, tokenizer, forward, dataset, use_lora, source_dir = build_training(
             cfg, args.init, args.render_resolution, args.data, args.answer, args.lora, args.seed, weights,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, LlamaModel
 
@@ -106,6 +107,32 @@ class InteractVLMForCausalLM(nn.Module):
 
     def set_vision_tower(self, tower: VisionTower) -> None:
         self.model.vision_tower = tower.to(self.device)
+
+    def with_render_resolution(self, size: int) -> InteractVLMForCausalLM:
+        """A copy whose canonical renders and SAM input are ``size`` px (embeddings ``size/16``, masks
+        ``size/4``): every weight is kept, and the SAM image encoder's position embeddings (absolute
+        ``[1, g, g, C]``, global-attention relative ``[2g-1, C']``) are resampled to the new grid. For fine-tuning
+        a model trained at a low resolution at a higher one."""
+        cfg = replace(self.config, render_resolution=int(size), sam={**self.config.sam, "image_size": int(size)})
+        new_grid = sam_config(cfg).embedding_size  # validates the size against the patch
+        model = type(self).build(cfg, vision_tower=self.has_vision_tower())
+        want = model.state_dict()
+        state = {}
+        for name, value in self.state_dict().items():
+            shape = want[name].shape
+            if value.shape != shape:
+                if name.endswith("pos_embed"):  # [1, g, g, C]
+                    value = F.interpolate(value.permute(0, 3, 1, 2).float(), size=(new_grid, new_grid),
+                                          mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+                elif name.endswith(("rel_pos_h", "rel_pos_w")):  # [2g-1, C']
+                    value = F.interpolate(value.t()[None].float(), size=shape[0], mode="linear",
+                                          align_corners=False)[0].t()
+                else:
+                    raise ValueError(f"{name}: {list(value.shape)} cannot be resampled from "
+                                     f"{self.config.render_resolution} px to {size} px")
+            state[name] = value.to(want[name].dtype)
+        model.load_state_dict(state)
+        return model.to(self.device).train(self.training)
 
     def checkpoint_state_dict(self, include_vision_tower: bool = False) -> dict[str, torch.Tensor]:
         """``state_dict()``; without the vision tower (the official layout) unless asked."""

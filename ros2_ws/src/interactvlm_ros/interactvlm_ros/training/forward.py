@@ -33,7 +33,7 @@ from interactvlm_ros.data.synthesize import face_masks
 from interactvlm_ros.model.prompts import conversation, encode_with_image, question, teacher_forced_prefix
 from interactvlm_ros.model.vision import ClipImageProcessor
 from interactvlm_ros.render.cameras import cam_params
-from interactvlm_ros.training.losses import LossWeights, contact_3d_loss, mask_2d_loss
+from interactvlm_ros.training.losses import LossWeights, contact_3d_loss, dice_3d_loss, mask_2d_loss
 
 SIMPLE_ANSWER = "Sure, [SEG]."
 PARTS_ANSWER = "The contacting body parts are {body_parts}, and the contact region is [SEG]."
@@ -205,17 +205,24 @@ class TrainingForward(nn.Module):
         valid_o = torch.stack([t.valid for t in targets])
         focal_o, dice_o = mask_2d_loss(logits_o, masks_o, valid_o, w)
         loss3d_o = logits_o.new_zeros(())
+        dice3d_o = logits_o.new_zeros(())
         probs_o = []
         for i, (t, s) in enumerate(zip(targets, batch, strict=True)):
             p = t.lifter(logits_o[i])
             probs_o.append(p)
-            loss3d_o = loss3d_o + contact_3d_loss(p, torch.from_numpy(s["object_contact"]).to(dev), w) / b
+            gt_o = torch.from_numpy(s["object_contact"]).to(dev)
+            loss3d_o = loss3d_o + contact_3d_loss(p, gt_o, w) / b
+            if w.dice_3d > 0:
+                dice3d_o = dice3d_o + dice_3d_loss(p, gt_o) / b
         focal = (focal_h + focal_o) / 2
         dice = (dice_h + dice_o) / 2
         total = (w.ce * ce + w.focal_2d * focal + w.dice_2d * dice + w.human_3d * loss3d_h
                  + w.object_3d * loss3d_o)
         out = {"ce": ce, "focal_2d": focal, "dice_2d": dice, "human_3d": loss3d_h, "object_3d": loss3d_o,
                "human_probs": probs_h, "object_probs": probs_o}
+        if w.dice_3d > 0:
+            out["dice_3d"] = (dice_3d_loss(probs_h, gt_h) + dice3d_o) / 2
+            total = total + w.dice_3d * out["dice_3d"]
         if self.interaction_head is not None:
             target = self.interaction_targets(batch).to(dev)
             logits = self.interaction_logits(feats)
