@@ -109,8 +109,8 @@ class InteractVLMForCausalLM(nn.Module):
         self.model.vision_tower = tower.to(self.device)
 
     def with_render_resolution(self, size: int) -> InteractVLMForCausalLM:
-        """A copy whose canonical renders and SAM input are ``size`` px (embeddings ``size/16``, masks
-        ``size/4``): every weight is kept, and the SAM image encoder's position embeddings (absolute
+        """A copy whose canonical renders and SAM input are ``size`` px (a ``size/patch`` embedding grid, masks
+        4× that): every weight is kept, and the SAM image encoder's position embeddings (absolute
         ``[1, g, g, C]``, global-attention relative ``[2g-1, C']``) are resampled to the new grid. For fine-tuning
         a model trained at a low resolution at a higher one."""
         cfg = replace(self.config, render_resolution=int(size), sam={**self.config.sam, "image_size": int(size)})
