@@ -71,8 +71,8 @@ PARAMETERS: tuple[Param, ...] = (
     # --- model and inference --------------------------------------------------------------------
     Param("model.name", "str", "default", "default (the shipped tiny model trained on synthetic data by "
           "`make train-default`; not for real photos), a preset (tiny, tiny-synth = random weights; official-7b, "
-          "official-13b) "
-          "or a model directory (an official InteractVLM checkpoint or one trained by `interactvlm train`)."),
+          "official-13b) or a model directory (an official InteractVLM checkpoint or one trained by "
+          "`interactvlm train`)."),
     Param("model.clip_dir", "str", "", "Local CLIP ViT-L/14 directory for official checkpoints "
           "(never downloaded)."),
     Param("model.device", "str", "auto", "Where the model runs; auto = cuda when available.",
