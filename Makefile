@@ -66,7 +66,7 @@ TRAIN_COMMON := --threads 1 --batch-size 8 --steps 3000 --warmup 60 --focal-alph
 TD := $(TRAIN_DEFAULT_DIR)
 train-default: setup
 	rm -rf $(TD)/data $(TD)/run $(TD)/run2 $(TD)/run3 $(TD)/run4
-	$(BIN)/interactvlm synth --out $(TD)/data --num 16000 --seed 0 --mask-size 128 --threads 1
+	$(BIN)/interactvlm synth --out $(TD)/data --num 16000 --seed 0 --mask-size 128 --threads 1 --workers 2
 	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run $(TRAIN_COMMON) \
 	  --init tiny-synth --seed 0 --lr 8e-4 --interaction-weight 0.5 --vision-epochs 20
 	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run2 $(TRAIN_COMMON) \

@@ -85,3 +85,21 @@ def test_dataset_folder_and_reader(generator, tmp_path):
         SyntheticDataset(tmp_path / "ds", split="nope")
     with pytest.raises(DatasetError, match="not found"):
         SyntheticDataset(tmp_path / "missing")
+
+
+def test_parallel_writer_matches_one_process_byte_for_byte(generator, tmp_path):
+    from functools import partial
+
+    from interactvlm_ros.cli.synth import build_generator
+    from interactvlm_ros.config import load_config
+
+    serial = generator.write(tmp_path / "one", progress=False).parent
+    build = partial(build_generator, load_config(None, ["body.model=anny"]), generator.config, tmp_path / "renders")
+    parallel = generator.write(tmp_path / "two", progress=False, workers=2, build=build).parent
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*") if p.is_file())
+    assert len(files) == 2 * 6 + 1 + 1 + len(generator.object_views)
+    assert files == sorted(p.relative_to(parallel) for p in parallel.rglob("*") if p.is_file())
+    for f in files:
+        assert (serial / f).read_bytes() == (parallel / f).read_bytes(), f
+    with pytest.raises(ValueError, match="needs build"):
+        generator.write(tmp_path / "three", progress=False, workers=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 
 from interactvlm_ros.config import Config
 
@@ -19,17 +20,26 @@ def add_parser(sub, common) -> None:
     p.add_argument("--mask-size", type=int, default=256,
                    help="canonical-view mask side; match the model's render_resolution (default 256 = tiny)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on shared CPUs)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="generator processes (default 1); the dataset is byte-identical for any N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
+
+
+def build_generator(cfg: Config, synth, renders_dir):
+    """The generator of ``cfg``'s body model and object library (module level: worker processes call it)."""
+    from interactvlm_ros.body import load_body_model
+    from interactvlm_ros.data import SyntheticGenerator
+    from interactvlm_ros.objects import ObjectLibrary
+
+    return SyntheticGenerator(load_body_model(cfg), ObjectLibrary.from_config(cfg), synth, cache_dir=renders_dir)
 
 
 def run(args) -> int:
     import torch
 
-    from interactvlm_ros.body import load_body_model
     from interactvlm_ros.config.paths import cache_dir
-    from interactvlm_ros.data import SynthConfig, SyntheticGenerator
-    from interactvlm_ros.objects import ObjectLibrary
+    from interactvlm_ros.data import SynthConfig
 
     cfg: Config = args.cfg
     if args.num < 1:
@@ -39,13 +49,13 @@ def run(args) -> int:
         print(f"interactvlm synth: the generator poses Anny bodies; set body.model=anny (got {cfg['body.model']})",
               file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("interactvlm synth: --workers must be at least 1", file=sys.stderr)
+        return 2
     torch.set_num_threads(max(1, args.threads))
     t0 = time.time()
-    body = load_body_model(cfg)
-    library = ObjectLibrary.from_config(cfg)
-    gen = SyntheticGenerator(body, library, SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size,
-                                                        mask_size=args.mask_size),
-                             cache_dir=cache_dir(cfg["cache.dir"]) / "renders")
-    path = gen.write(args.out, progress=not args.no_progress)
+    synth = SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size, mask_size=args.mask_size)
+    build = partial(build_generator, cfg, synth, cache_dir(cfg["cache.dir"]) / "renders")
+    path = build().write(args.out, progress=not args.no_progress, workers=args.workers, build=build)
     print(f"interactvlm synth: {args.num} samples in {time.time() - t0:.0f} s -> {path}")
     return 0
