@@ -5,10 +5,19 @@ import json
 import numpy as np
 import pytest
 import torch
+import trimesh
+from scipy.spatial import cKDTree
 
 from interactvlm_ros.body import load_body_model
 from interactvlm_ros.data import DatasetError, SynthConfig, SyntheticDataset, SyntheticGenerator
-from interactvlm_ros.data.interactions import build_catalogue, penetration_depth
+from interactvlm_ros.data.interactions import (
+    Placement,
+    build_catalogue,
+    contacts,
+    penetration_depth,
+    yaw_symmetry_order,
+)
+from interactvlm_ros.data.posing import axis_rotation
 from interactvlm_ros.data.synthesize import face_masks
 from interactvlm_ros.objects import ObjectLibrary
 
@@ -66,6 +75,53 @@ def test_penetration_depth_of_a_point_inside_a_cube():
     cube = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
     assert penetration_depth(np.array([[0.5, 0.5, 0.9]]), cube) == pytest.approx(0.1)
     assert penetration_depth(np.array([[2.0, 0.5, 0.5]]), cube) == 0.0
+
+
+def test_yaw_symmetry_orders_of_the_shipped_meshes():
+    lib = ObjectLibrary.shipped()
+    orders = {label: yaw_symmetry_order(lib.mesh(label).vertices) for label in ("table", "box", "bottle", "mug")}
+    assert orders["table"] == 2 and orders["box"] == 2
+    assert orders["bottle"] >= 8  # a revolved profile: one symmetry per segment
+    assert orders["mug"] == 1  # the handle breaks it
+    assert yaw_symmetry_order(np.random.default_rng(0).normal(size=(50, 3))) == 1
+
+
+def test_an_invisible_turn_does_not_move_the_object_labels():
+    """A table turned by 180° is the same geometry: after ``without_symmetric_yaw`` its contact labels are the
+    unturned table's; without it they land on the opposite edge's vertex ids."""
+    table = ObjectLibrary.shipped().mesh("table")
+    tv, tf = np.asarray(table.vertices, float), np.asarray(table.faces)
+    order = yaw_symmetry_order(tv)
+    top_edge = tv[np.argmax(tv[:, 1] + tv[:, 2])]  # a corner of the top's +z edge
+    hand = trimesh_box(0.1, top_edge + [0.0, 0.05, 0.0])
+    t = np.zeros(3)
+    upright = Placement(np.eye(3), t)
+    turned = Placement(axis_rotation([0, 1, 0], 180.0), t)
+    reduced = turned.without_symmetric_yaw(order)
+    np.testing.assert_allclose(reduced.rotation, np.eye(3), atol=1e-9)
+    _, ref = contacts(hand.vertices, hand.faces, upright.apply(tv), tf)
+    _, raw = contacts(hand.vertices, hand.faces, turned.apply(tv), tf)
+    _, fixed = contacts(hand.vertices, hand.faces, reduced.apply(tv), tf)
+    assert ref.sum() >= 3 and not np.array_equal(raw, ref)
+    np.testing.assert_array_equal(fixed, ref)
+    # a box carried across the hands is turned about a quarter turn, and stays so on either side of it
+    for deg in (84.0, 97.0):
+        carried = Placement(axis_rotation([0, 1, 0], deg), t, nominal=axis_rotation([0, 1, 0], 90.0))
+        np.testing.assert_array_equal(carried.without_symmetric_yaw(2).rotation, carried.rotation)
+    # a bottle keeps its turn modulo one segment, and the placed vertex set is unchanged
+    bottle = np.asarray(ObjectLibrary.shipped().mesh("bottle").vertices, float)
+    k = yaw_symmetry_order(bottle)
+    for deg in (-170.0, -40.0, 95.0, 179.0):
+        p = Placement(axis_rotation([0, 1, 0], deg), t).without_symmetric_yaw(k)
+        angle = np.degrees(np.arctan2(p.rotation[0, 2], p.rotation[0, 0]))
+        assert abs(angle) <= 180.0 / k + 1e-6
+        d, _ = cKDTree(p.apply(bottle)).query(Placement(axis_rotation([0, 1, 0], deg), t).apply(bottle))
+        assert d.max() < 1e-4
+
+
+def trimesh_box(size: float, centre) -> trimesh.Trimesh:
+    return trimesh.creation.box(extents=(size, size, size), transform=trimesh.transformations.translation_matrix(
+        centre))
 
 
 def test_dataset_folder_and_reader(generator, tmp_path):

@@ -7,11 +7,14 @@ score well: the image has to be read.
 
 Placement: the body is posed first (two-bone IK to hand targets, leg directions); the object is then moved along
 an approach direction ``u`` until its extreme point along ``-u`` meets the extreme point of the contacting body
-region along ``u`` (support-function contact): the two touch without interpenetration along ``u``. Then
-every connected part of the object (a chair's seat, legs, backrest; a mug's body and handle) is then checked
-against the posed body with its convex hull, and a placement whose penetration exceeds :data:`MAX_PENETRATION` is
-rejected. Two-hand carries scale the object along
-the hand-to-hand axis (within ±30 %) so both palms touch it; labels stay on the library mesh's vertex ids.
+region along ``u`` (support-function contact): the two touch without interpenetration along ``u``. Every
+connected part of the object (a chair's seat, legs, backrest; a mug's body and handle) is then checked against
+the posed body with its convex hull, and a placement whose penetration exceeds :data:`MAX_PENETRATION` is
+rejected. Two-hand carries scale the object along the hand-to-hand axis (within ±30 %) so both palms touch it;
+labels stay on the library mesh's vertex ids.
+A turn about the object's vertical axis that maps its mesh onto itself (a table by 180°, a revolved bottle by
+one segment) is invisible in the image, so placements drop it (:meth:`Placement.without_symmetric_yaw`): the
+object labels of two identical-looking scenes are the same vertices.
 
 Ground truth: a body vertex is in contact when it lies within :data:`CONTACT_DISTANCE` of the object's surface;
 an object vertex when it lies within that distance of the body's surface or belongs to a face that has a surface
@@ -51,14 +54,28 @@ class Interaction:
 
 @dataclass
 class Placement:
-    """Object pose in the body frame: ``world = scale ⊙ (R @ v) + t`` (scale per axis, applied after R)."""
+    """Object pose in the body frame: ``world = scale ⊙ (R @ v) + t`` (scale per axis, applied after R);
+    ``nominal`` is the rotation the placement's random turn is drawn around."""
 
     rotation: np.ndarray
     translation: np.ndarray
     scale: np.ndarray = field(default_factory=lambda: np.ones(3))
+    nominal: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def apply(self, vertices: np.ndarray) -> np.ndarray:
         return (vertices @ self.rotation.T) * self.scale + self.translation
+
+    def without_symmetric_yaw(self, order: int) -> Placement:
+        """The same placed geometry with the rotation closest to ``nominal`` among ``R·S_k``, where
+        ``S_k = yaw(360°·k/order)`` are the mesh's own symmetries about its Y axis (``order`` from
+        :func:`yaw_symmetry_order`). A table turned by 180° or a bottle turned about its axis looks the same
+        in the image, so their contact labels must not depend on the turn: this keeps them on one side of the
+        library mesh."""
+        if order <= 1:
+            return self
+        turns = [self.rotation @ axis_rotation(Y, 360.0 * k / order) for k in range(order)]
+        best = max(range(order), key=lambda k: float(np.trace(self.nominal.T @ turns[k])))
+        return Placement(turns[best], self.translation, self.scale, self.nominal)
 
 
 @dataclass
@@ -208,8 +225,8 @@ def place_in_hand(side: str) -> Callable:
 
 def place_between_hands(axis_rot: np.ndarray | None = None, uniform: bool = False) -> Callable:
     def place(ctx: SceneContext, rng) -> Placement:
-        rot = axis_rot if axis_rot is not None else np.eye(3)
-        rot = _yaw(rng, 8.0) @ rot
+        nominal = axis_rot if axis_rot is not None else np.eye(3)
+        rot = _yaw(rng, 8.0) @ nominal
         v = ctx.mesh.vertices @ rot.T
         left, right = ctx.region("left hand"), ctx.region("right hand")
         gap = float(np.min(left[:, 0]) - np.max(right[:, 0]))
@@ -220,7 +237,7 @@ def place_between_hands(axis_rot: np.ndarray | None = None, uniform: bool = Fals
         centre = (left.mean(axis=0) + right.mean(axis=0)) / 2.0
         centre[0] = (np.min(left[:, 0]) + np.max(right[:, 0])) / 2.0
         t = centre - (v.min(axis=0) + v.max(axis=0)) / 2.0
-        return Placement(rot, t, scale)
+        return Placement(rot, t, scale, nominal)
     return place
 
 
@@ -361,6 +378,20 @@ def contacts(body_vertices: np.ndarray, body_faces: np.ndarray, object_vertices:
     touched = np.unique(obj_face[np.isfinite(d_s)])
     object_contact[np.asarray(object_faces)[touched].ravel()] = True
     return np.isfinite(d_h), object_contact
+
+
+def yaw_symmetry_order(vertices: np.ndarray, max_order: int = 128, tolerance: float = 1e-4) -> int:
+    """The largest ``k <= max_order`` such that turning ``vertices [N,3]`` by 360°/k about the Y axis maps the
+    vertex set onto itself (within ``tolerance`` × the largest extent): 2 for a box or table, the number of
+    segments for a revolved bottle, 1 for a mug (its handle)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    tree = cKDTree(v)
+    tol = tolerance * float(np.ptp(v, axis=0).max())
+    for k in range(max_order, 1, -1):
+        d, _ = tree.query(v @ axis_rotation(Y, 360.0 / k).T, distance_upper_bound=2 * tol)
+        if np.all(d <= tol):
+            return k
+    return 1
 
 
 def mesh_components(mesh: trimesh.Trimesh) -> list[np.ndarray]:

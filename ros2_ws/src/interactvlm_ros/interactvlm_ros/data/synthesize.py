@@ -34,6 +34,7 @@ from interactvlm_ros.data.interactions import (
     contacts,
     mesh_components,
     penetration_depth,
+    yaw_symmetry_order,
 )
 from interactvlm_ros.data.posing import PoseBuilder
 from interactvlm_ros.files.atomic import atomic_write_bytes
@@ -174,6 +175,7 @@ class SyntheticGenerator:
                              f"({', '.join(library.labels())})")
         self.meshes = {i.label: library.mesh(i.label) for i in self.catalogue}
         self.components = {label: mesh_components(m) for label, m in self.meshes.items()}
+        self.yaw_orders = {label: yaw_symmetry_order(m.vertices) for label, m in self.meshes.items()}
         self.parts = body_model.part_vertex_ids()
         self.faces = np.asarray(body_model.faces, dtype=np.int64)
         with torch.no_grad():
@@ -206,7 +208,7 @@ class SyntheticGenerator:
             verts = out.vertices[0].cpu().numpy().astype(np.float64)
             joints = {n: j for n, j in zip(self.body.joint_names, out.joints[0].cpu().numpy(), strict=True)}
             ctx = SceneContext(verts, self.parts, mesh, joints)
-            placement = interaction.place(ctx, rng)
+            placement = interaction.place(ctx, rng).without_symmetric_yaw(self.yaw_orders[interaction.label])
             obj_v = placement.apply(np.asarray(mesh.vertices, dtype=np.float64))
             if penetration_depth(verts, obj_v, self.components[interaction.label]) > MAX_PENETRATION:
                 continue
