@@ -278,8 +278,7 @@ class SyntheticGenerator:
                 rows.append(self.write_sample(i, out))
                 bar.update()
         bar.close()
-        rows = [{**{k: v for k, v in row.items() if k != "camera"}, "split": split_of[int(row["id"])],
-                 "camera": row["camera"]} for row in rows]
+        rows = [{**row, "split": split_of[int(row["id"])]} for row in rows]
         manifest = {
             "format": FORMAT, "version": FORMAT_VERSION, "seed": self.config.seed, "num_samples": n,
             "image_size": self.config.image_size, "mask_size": self.config.mask_size,
@@ -324,7 +323,7 @@ def _write_parallel(build, out: Path, n: int, workers: int, bar) -> list[dict]:
                              initargs=(build,)) as pool:
         futures = [pool.submit(_write_chunk, c, out) for c in chunks]
         for fut in as_completed(futures):
-            for row in fut.result():
-                rows[int(row["id"])] = row
-            bar.update(len(fut.result()))
+            done = fut.result()
+            rows.update((int(row["id"]), row) for row in done)
+            bar.update(len(done))
     return [rows[i] for i in range(n)]
