@@ -58,25 +58,30 @@ test: setup lint
 
 # Reproduce the shipped default model (interactvlm_ros/assets/default_model): synthetic data (seed 0), the tiny
 # model trained from scratch on the CPU with fixed seeds and threads in four stages, then its held-out metrics
-# (eval.json).
+# (eval.json). `make train-default RESUME=1` continues an interrupted run: finished steps (a dataset with its
+# manifest, a stage with its summary.json) are kept and a stage with a checkpoint resumes from it, bit for bit.
 TRAIN_DEFAULT_DIR ?= $(HOME)/.cache/interactvlm/train-default
 # One torch thread: the run is bit-for-bit reproducible only at a fixed thread count.
 TRAIN_COMMON := --threads 1 --batch-size 8 --steps 3000 --warmup 60 --focal-alpha-2d 0.75 --focal-alpha-3d 0.75 \
   --augment --checkpoint-every 250
 TD := $(TRAIN_DEFAULT_DIR)
+# $(call train_stage,RUN_DIR,ARGS): one `interactvlm train` stage into RUN_DIR, kept or resumed under RESUME=1.
+define train_stage
+	@if [ -n "$(RESUME)" ] && [ -f $(1)/summary.json ]; then echo "train-default: $(1) finished, kept"; \
+	elif [ -n "$(RESUME)" ] && [ -f $(1)/checkpoint.pt ]; then \
+	  $(BIN)/interactvlm train --data $(TD)/data --out $(1) $(TRAIN_COMMON) $(2) --resume; \
+	else rm -rf $(1) && $(BIN)/interactvlm train --data $(TD)/data --out $(1) $(TRAIN_COMMON) $(2); fi
+endef
 train-default: setup
-	rm -rf $(TD)/data $(TD)/run $(TD)/run2 $(TD)/run3 $(TD)/run4
-	$(BIN)/interactvlm synth --out $(TD)/data --num 16000 --seed 0 --mask-size 128 --threads 1 --workers 2
-	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run $(TRAIN_COMMON) \
-	  --init tiny-synth --seed 0 --lr 8e-4 --interaction-weight 0.5 --vision-epochs 20
-	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run2 $(TRAIN_COMMON) \
-	  --init $(TD)/run/model --seed 1 --lr 4e-4
-	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run3 $(TRAIN_COMMON) \
-	  --init $(TD)/run2/model --seed 2 --lr 2e-4 --dice-3d-weight 1
-	$(BIN)/interactvlm train --data $(TD)/data --out $(TD)/run4 $(TRAIN_COMMON) \
-	  --init $(TD)/run3/model --seed 3 --lr 1e-4 --dice-3d-weight 1
+	@if [ -n "$(RESUME)" ] && [ -f $(TD)/data/manifest.json ]; then echo "train-default: $(TD)/data kept"; \
+	else rm -rf $(TD)/data && $(BIN)/interactvlm synth --out $(TD)/data --num 16000 --seed 0 --mask-size 128 \
+	  --threads 1 --workers 2; fi
+	$(call train_stage,$(TD)/run,--init tiny-synth --seed 0 --lr 8e-4 --interaction-weight 0.5 --vision-epochs 20)
+	$(call train_stage,$(TD)/run2,--init $(TD)/run/model --seed 1 --lr 4e-4)
+	$(call train_stage,$(TD)/run3,--init $(TD)/run2/model --seed 2 --lr 2e-4 --dice-3d-weight 1)
+	$(call train_stage,$(TD)/run4,--init $(TD)/run3/model --seed 3 --lr 1e-4 --dice-3d-weight 1)
 	$(BIN)/interactvlm eval --data $(TD)/data --model $(TD)/run4/model --json --threads 1 --no-progress \
-	  > $(TD)/eval.json
+	  > $(TD)/eval.json.tmp && mv $(TD)/eval.json.tmp $(TD)/eval.json
 	cat $(TD)/eval.json
 
 clean-venv:
