@@ -17,7 +17,7 @@ from interactvlm_ros.data.interactions import (
     penetration_depth,
     yaw_symmetry_order,
 )
-from interactvlm_ros.data.posing import axis_rotation
+from interactvlm_ros.data.posing import FINGERS, PoseBuilder, axis_rotation, palm_frame
 from interactvlm_ros.data.synthesize import face_masks
 from interactvlm_ros.objects import ObjectLibrary
 
@@ -60,6 +60,57 @@ def test_sample_is_deterministic_and_touches_the_right_parts(generator):
     again = generator.sample(3)
     np.testing.assert_array_equal(again["image"], generator.sample(3)["image"])
     np.testing.assert_array_equal(again["human_contact"], generator.sample(3)["human_contact"])
+
+
+def _first_index(generator, key: str) -> int:
+    """The first sample index whose drawn interaction is ``key`` (the generator's own first draw)."""
+    for i in range(500):
+        rng = np.random.default_rng([generator.config.seed, i])
+        if generator.catalogue[int(rng.integers(len(generator.catalogue)))].key == key:
+            return i
+    raise AssertionError(key)
+
+
+def test_grip_turns_the_palm_and_flexes_the_fingers(generator):
+    pb = PoseBuilder(generator.body.joint_names, generator.parents, generator.rest_joints)
+    palm, finger = np.array([1.0, 0.0, 0.0]), np.array([0.0, -0.2, 1.0])  # right hand: palm inwards (+x)
+    pb.grip("R", palm=palm, finger=finger, radius=0.035)
+    with torch.no_grad():
+        joints = generator.body.forward(pose=torch.from_numpy(pb.pose_vector())[None]).joints[0].numpy()
+    index = {n: i for i, n in enumerate(generator.body.joint_names)}
+    centre, normal, _, across = palm_frame(lambda n: joints[index[n]], "R")
+    assert normal @ palm > 0.95  # the palm faces where asked
+    # every finger curls towards the palm side: its tip joint ends up on the palm's side of the hand
+    for f in FINGERS[1:]:
+        tip = joints[index[f"finger{f}-3.R"]] - centre
+        assert tip @ normal > 0.02, f
+    _, rest_normal, _, _ = palm_frame(lambda n: generator.rest_joints[index[n]], "R")
+    assert rest_normal @ palm < 0.9  # the rest hand did not already face that way
+
+
+@pytest.mark.parametrize("key", ["bottle/hold_left", "mug/hold_right"])
+def test_held_objects_sit_in_a_power_grasp(generator, key):
+    """Palm and the inner faces of the fingers touch the object; the fingers wrap it without going through."""
+    s = generator.sample(_first_index(generator, key))
+    side = "left" if key.endswith("left") else "right"
+    with torch.no_grad():
+        out = generator.body.forward(pose=torch.from_numpy(s["pose"])[None],
+                                     shape=torch.from_numpy(s["shape"])[None])
+    verts, joints = out.vertices[0].numpy(), out.joints[0].numpy()
+    index = {n: i for i, n in enumerate(generator.body.joint_names)}
+    mesh = generator.meshes[key.split("/")[0]]
+    obj = (np.asarray(mesh.vertices) @ s["object_rotation"].T) * s["object_scale"] + s["object_translation"]
+    surface = cKDTree(trimesh.Trimesh(obj, mesh.faces, process=False).sample(4000, seed=0))
+    centre, normal, finger, across = palm_frame(lambda n: joints[index[n]], side[0].upper())
+    hand = generator.parts[f"{side} hand"]
+    rel = verts[hand] - centre
+    palm = verts[hand][(np.abs(rel @ across) < 0.03) & (np.abs(rel @ finger) < 0.03) & (rel @ normal > 0)]
+    assert surface.query(palm)[0].min() < 0.02  # the palm rests on the object
+    tips = [joints[index[f"finger{f}-3.{side[0].upper()}"]] for f in FINGERS[1:]]
+    assert max(surface.query(tips)[0]) < 0.025  # all four fingers closed on it (last joints at its surface)
+    h = s["human_contact"]
+    assert h[hand].sum() >= 0.9 * h.sum() and h[hand].sum() > 150
+    assert penetration_depth(verts, obj, generator.components[key.split("/")[0]]) <= 0.02
 
 
 def test_face_mask_rule_needs_two_contact_vertices():

@@ -5,9 +5,11 @@ right hand; box carried, sat on or stood on; ball kicked with either foot or hel
 table leaned on with both hands or one; board stood on or carried), so a per-class mean contact map cannot
 score well: the image has to be read.
 
-Placement: the body is posed first (two-bone IK to hand targets, leg directions); the object is then moved along
-an approach direction ``u`` until its extreme point along ``-u`` meets the extreme point of the contacting body
-region along ``u`` (support-function contact): the two touch without interpenetration along ``u``. Every
+Placement: the body is posed first (two-bone IK to hand targets, leg directions, a power grasp for held bottles and
+mugs: palm turned inwards, fingers flexed around the object's body); the object is then moved along an approach
+direction ``u`` (for a held object: the palm normal) until its extreme point along ``-u`` meets the extreme point of
+the contacting body region along ``u`` (support-function contact): the two touch without interpenetration along
+``u``. Every
 connected part of the object (a chair's seat, legs, backrest; a mug's body and handle) is then checked against
 the posed body with its convex hull, and a placement whose penetration exceeds :data:`MAX_PENETRATION` is
 rejected. Two-hand carries scale the object along the hand-to-hand axis (within ±30 %) so both palms touch it;
@@ -30,10 +32,12 @@ import numpy as np
 import trimesh
 from scipy.spatial import ConvexHull, cKDTree
 
-from interactvlm_ros.data.posing import PoseBuilder, axis_rotation
+from interactvlm_ros.body.rotations import rotation_between
+from interactvlm_ros.data.posing import GRIP_ALONG, PoseBuilder, axis_rotation, palm_frame
 
 CONTACT_DISTANCE = 0.03  # m
 MAX_PENETRATION = 0.02  # m
+BOTTLE_RADIUS, MUG_RADIUS = 0.035, 0.042  # m, the shipped meshes' bodies (objects/generate.py), what hands grip
 X, Y, Z = np.eye(3)
 
 
@@ -153,11 +157,18 @@ def _hands_down_forward(pb: PoseBuilder, rng, sides: tuple[str, ...], height: fl
             _relaxed_arm(pb, side, sign, rng)
 
 
-def pose_hold(side: str) -> Callable:
+def pose_hold(side: str, radius: float) -> Callable:
+    """Standing, one forearm forward, that hand gripping an upright cylinder of ``radius`` (the object's body)
+    with the palm turned inwards and the fingers pointing forward (tilted down by up to ~20°)."""
+    sign = 1.0 if side == "L" else -1.0
+
     def pose(pb: PoseBuilder, rng) -> None:
         _standing_legs(pb, rng)
-        for s, sign in _sides():
-            (_hold_arm if s == side else _relaxed_arm)(pb, s, sign, rng)
+        for s, sgn in _sides():
+            (_hold_arm if s == side else _relaxed_arm)(pb, s, sgn, rng)
+        turn = _yaw(rng, 20.0)
+        pb.grip(side, palm=turn @ (-sign * X), finger=turn @ np.array([0.0, -rng.uniform(0.0, 0.35), 1.0]),
+                radius=radius)
     return pose
 
 
@@ -212,14 +223,30 @@ def _yaw(rng, degrees: float) -> np.ndarray:
 
 
 def place_in_hand(side: str) -> Callable:
-    sign = 1.0 if side == "L" else -1.0
+    """The object upright in the gripping hand (see :func:`pose_hold`): its up axis along the grip's axis, its
+    body (largest connected part) against the palm where the grip expects it, turned at random about that axis —
+    within ±60° of pointing a side part (a mug's handle) away from the palm, so the fingers close on the body."""
 
     def place(ctx: SceneContext, rng) -> Placement:
+        centre, normal, finger, across = palm_frame(ctx.joints.__getitem__, side)
         hand = ctx.region(f"{'left' if side == 'L' else 'right'} hand")
-        rot = _yaw(rng, 180.0)
+        rel = hand - centre
+        palm = hand[(np.abs(rel @ across) < 0.035) & (rel @ finger > -0.035) & (rel @ finger < 0.03)]
+        nominal = rotation_between(Y, across)
+        body_ids = max(mesh_components(ctx.mesh), key=len)
+        offset = ctx.mesh.vertices.mean(axis=0) - ctx.mesh.vertices[body_ids].mean(axis=0)  # towards a side part
+        if np.hypot(offset[0], offset[2]) > 1e-3:
+            away = nominal.T @ normal  # the palm normal in the object's frame (perpendicular to its Y axis)
+            turn = np.degrees(np.arctan2(-away[2], away[0]) - np.arctan2(-offset[2], offset[0]))
+            rot = nominal @ axis_rotation(Y, turn + rng.uniform(-60.0, 60.0))
+        else:
+            rot = nominal @ _yaw(rng, 180.0)
         v = ctx.mesh.vertices @ rot.T
-        anchor = hand.mean(axis=0) + np.array([0.0, rng.uniform(-0.03, 0.02), 0.0])
-        return Placement(rot, touch(v, hand, -sign * X, anchor))
+        body = v[body_ids]
+        anchor = centre + GRIP_ALONG * finger + rng.uniform(-0.01, 0.01) * across
+        t = touch(body, palm, normal, anchor)
+        t += normal * (float(np.max(palm @ normal)) - float(np.min((v + t) @ normal)))  # the whole object touches
+        return Placement(rot, t, nominal=nominal)
     return place
 
 
@@ -315,11 +342,14 @@ _QUARTER = axis_rotation(Y, 90.0)
 def build_catalogue() -> list[Interaction]:
     """Every interaction, grouped by object class (order fixed: it is part of the generator's determinism)."""
     return [
-        Interaction("bottle", "hold_left", "holding the bottle in the left hand", pose_hold("L"), place_in_hand("L")),
-        Interaction("bottle", "hold_right", "holding the bottle in the right hand", pose_hold("R"),
+        Interaction("bottle", "hold_left", "holding the bottle in the left hand", pose_hold("L", BOTTLE_RADIUS),
+                    place_in_hand("L")),
+        Interaction("bottle", "hold_right", "holding the bottle in the right hand", pose_hold("R", BOTTLE_RADIUS),
                     place_in_hand("R")),
-        Interaction("mug", "hold_left", "holding the mug in the left hand", pose_hold("L"), place_in_hand("L")),
-        Interaction("mug", "hold_right", "holding the mug in the right hand", pose_hold("R"), place_in_hand("R")),
+        Interaction("mug", "hold_left", "holding the mug in the left hand", pose_hold("L", MUG_RADIUS),
+                    place_in_hand("L")),
+        Interaction("mug", "hold_right", "holding the mug in the right hand", pose_hold("R", MUG_RADIUS),
+                    place_in_hand("R")),
         Interaction("box", "carry", "carrying the box with both hands", pose_carry(0.16),
                     place_between_hands(_QUARTER)),
         Interaction("box", "sit", "sitting on the box", pose_sit,
