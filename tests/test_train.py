@@ -223,6 +223,19 @@ def test_vision_pretraining_and_interaction_head_train_resume_and_stay_out_of_th
     assert '"lift_fill_unseen": true' in (out / "config.json").read_text()
 
 
+def test_interaction_head_sees_where_features_are(tiny_run):
+    """The head reads every patch feature in place: the same features in another spatial order (the bottle on
+    the other side of the body) give other logits; a head on their mean could not tell them apart."""
+    _, _, fwd, _, _, _ = _build(tiny_run, weights=LossWeights(interaction=1.0))
+    vision = fwd.cfg.vision
+    assert fwd.interaction_head.in_features == vision.num_patches * vision.hidden_size
+    feats = torch.randn(2, vision.num_patches, vision.hidden_size)
+    mirrored = feats.reshape(2, *(2 * [int(vision.num_patches ** 0.5)]), -1).flip(2).reshape(feats.shape)
+    with torch.no_grad():
+        a, b = fwd.interaction_logits(feats), fwd.interaction_logits(mirrored)
+    assert a.shape == (2, len(fwd.interaction_classes)) and not torch.allclose(a, b)
+
+
 def test_vision_pretraining_needs_the_head(tiny_run):
     from interactvlm_ros.training.vision_pretrain import pretrain_vision
 

@@ -5,7 +5,7 @@ query can only tell two interactions with the same object apart (the left or the
 or standing on the box) from what the tower sees. So before the full model is trained, the tower and the
 training forward's linear ``interaction_head`` learn to classify each image's interaction::
 
-    image [B,3,S,S] → (augment) → vision tower → patch features [B,P,C] → mean over P → head → logits [B,K]
+    image [B,3,S,S] → (augment) → vision tower → patch features [B,P,C] → flatten → head → logits [B,K]
     loss = CE(logits, interaction)
 
 A vision-only step costs about a twentieth of a full training step per image, so this is where the tower sees
