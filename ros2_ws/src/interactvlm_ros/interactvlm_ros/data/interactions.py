@@ -9,18 +9,18 @@ Placement: the body is posed first (two-bone IK to hand targets, leg directions,
 mugs: palm turned inwards, fingers flexed around the object's body); the object is then moved along an approach
 direction ``u`` (for a held object: the palm normal) until its extreme point along ``-u`` meets the extreme point of
 the contacting body region along ``u`` (support-function contact): the two touch without interpenetration along
-``u``. Every
-connected part of the object (a chair's seat, legs, backrest; a mug's body and handle) is then checked against
-the posed body with its convex hull, and a placement whose penetration exceeds :data:`MAX_PENETRATION` is
-rejected. Two-hand carries scale the object along the hand-to-hand axis (within ±30 %) so both palms touch it;
-labels stay on the library mesh's vertex ids.
+``u``. Every connected part of the object (a chair's seat, legs, backrest; a mug's body and handle) is then
+checked against the posed body with its convex hull, and a placement whose penetration exceeds
+:data:`MAX_PENETRATION` is rejected. Two-hand carries scale the object along the hand-to-hand axis (within
+±30 %) so both palms touch it; labels stay on the library mesh's vertex ids.
 A turn about the object's vertical axis that maps its mesh onto itself (a table by 180°, a revolved bottle by
 one segment) is invisible in the image, so placements drop it (:meth:`Placement.without_symmetric_yaw`): the
 object labels of two identical-looking scenes are the same vertices.
 
-Ground truth: a body vertex is in contact when it lies within :data:`CONTACT_DISTANCE` of the object's surface;
-an object vertex when it lies within that distance of the body's surface or belongs to a face that has a surface
-point within that distance (object meshes are coarse, so a touched face marks its vertices).
+Ground truth: a body vertex is in contact when it lies within :data:`CONTACT_DISTANCE` of the object's surface
+(a hand closed around a bottle is within it all over, so the whole hand is labelled); an object vertex when it
+lies within that distance of the body's surface or belongs to a face that has a surface point within that
+distance (object meshes are coarse, so a touched face marks its vertices).
 """
 
 from __future__ import annotations
