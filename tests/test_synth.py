@@ -63,12 +63,8 @@ def test_sample_is_deterministic_and_touches_the_right_parts(generator):
 
 
 def _first_index(generator, key: str) -> int:
-    """The first sample index whose drawn interaction is ``key`` (the generator's own first draw)."""
-    for i in range(500):
-        rng = np.random.default_rng([generator.config.seed, i])
-        if generator.catalogue[int(rng.integers(len(generator.catalogue)))].key == key:
-            return i
-    raise AssertionError(key)
+    """The first sample index that shows interaction ``key``."""
+    return next(i for i in range(500) if generator.interaction_at(i).key == key)
 
 
 def test_grip_turns_the_palm_and_flexes_the_fingers(generator):

@@ -84,11 +84,13 @@ class Placement:
 
 @dataclass
 class SceneContext:
-    """What placement functions see: posed body vertices ``[N,3]``, part vertex ids, the object mesh, joints."""
+    """What placement functions see: posed body vertices ``[N,3]``, part vertex ids, the object mesh with its
+    connected parts' vertex ids (:func:`mesh_components`), joints."""
 
     vertices: np.ndarray
     parts: dict[str, np.ndarray]
     mesh: trimesh.Trimesh
+    components: list[np.ndarray]
     joints: dict[str, np.ndarray]
 
     def region(self, *names: str) -> np.ndarray:
@@ -233,7 +235,7 @@ def place_in_hand(side: str) -> Callable:
         rel = hand - centre
         palm = hand[(np.abs(rel @ across) < 0.035) & (rel @ finger > -0.035) & (rel @ finger < 0.03)]
         nominal = rotation_between(Y, across)
-        body_ids = max(mesh_components(ctx.mesh), key=len)
+        body_ids = max(ctx.components, key=len)
         offset = ctx.mesh.vertices.mean(axis=0) - ctx.mesh.vertices[body_ids].mean(axis=0)  # towards a side part
         if np.hypot(offset[0], offset[2]) > 1e-3:
             away = nominal.T @ normal  # the palm normal in the object's frame (perpendicular to its Y axis)

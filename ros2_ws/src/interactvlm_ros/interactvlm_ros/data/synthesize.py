@@ -193,10 +193,18 @@ class SyntheticGenerator:
         hi = np.array([0.5, 0.25, 0.35, 0.3, 0.3, 0.3])
         return rng.uniform(lo, hi).astype(np.float32)
 
+    def _start(self, index: int) -> tuple[np.random.Generator, Interaction]:
+        """Sample ``index``'s RNG and its interaction (that RNG's first draw)."""
+        rng = np.random.default_rng([self.config.seed, index])
+        return rng, self.catalogue[int(rng.integers(len(self.catalogue)))]
+
+    def interaction_at(self, index: int) -> Interaction:
+        """The interaction that sample ``index`` shows (without generating it)."""
+        return self._start(index)[1]
+
     def sample(self, index: int) -> dict:
         """One sample as arrays + metadata (raises RuntimeError if no valid placement is found)."""
-        rng = np.random.default_rng([self.config.seed, index])
-        interaction: Interaction = self.catalogue[int(rng.integers(len(self.catalogue)))]
+        rng, interaction = self._start(index)
         mesh = self.meshes[interaction.label]
         for _attempt in range(self.config.max_attempts):
             pb = PoseBuilder(self.body.joint_names, self.parents, self.rest_joints)
@@ -207,7 +215,7 @@ class SyntheticGenerator:
                 out = self.body.forward(pose=torch.from_numpy(pose)[None], shape=torch.from_numpy(shape)[None])
             verts = out.vertices[0].cpu().numpy().astype(np.float64)
             joints = {n: j for n, j in zip(self.body.joint_names, out.joints[0].cpu().numpy(), strict=True)}
-            ctx = SceneContext(verts, self.parts, mesh, joints)
+            ctx = SceneContext(verts, self.parts, mesh, self.components[interaction.label], joints)
             placement = interaction.place(ctx, rng).without_symmetric_yaw(self.yaw_orders[interaction.label])
             obj_v = placement.apply(np.asarray(mesh.vertices, dtype=np.float64))
             if penetration_depth(verts, obj_v, self.components[interaction.label]) > MAX_PENETRATION:

@@ -129,8 +129,7 @@ def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENE
     while len(rows) < num:
         if index > 50 * num:
             raise RuntimeError(f"only {len(rows)} object classes found in {index} samples")
-        rng = np.random.default_rng([seed, index])  # the generator's first draw picks the interaction
-        label = gen.catalogue[int(rng.integers(len(gen.catalogue)))].label
+        label = gen.interaction_at(index).label
         if label in seen:
             index += 1
             continue

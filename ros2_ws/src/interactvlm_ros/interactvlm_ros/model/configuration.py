@@ -57,6 +57,11 @@ class VisionConfig:
     def num_patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
+    @property
+    def num_features(self) -> int:
+        """Length P of the selected feature sequence ``[B,P,C]``: the patches, plus CLS unless it is dropped."""
+        return self.num_patches + (self.select_feature != "patch")
+
 
 @dataclass
 class TextConfig:

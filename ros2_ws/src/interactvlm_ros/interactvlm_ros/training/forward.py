@@ -91,8 +91,7 @@ class TrainingForward(nn.Module):
         self.interaction_classes = tuple(interaction_classes)
         self.interaction_index = {name: i for i, name in enumerate(self.interaction_classes)}
         vision = self.cfg.vision
-        tokens = vision.num_patches + (vision.select_feature != "patch")  # the tower's output sequence
-        self.interaction_head = (nn.Linear(tokens * vision.hidden_size, len(self.interaction_classes))
+        self.interaction_head = (nn.Linear(vision.num_features * vision.hidden_size, len(self.interaction_classes))
                                  .to(model.device) if self.interaction_classes else None)
 
     def _target(self, views, cams: torch.Tensor) -> RenderTarget:
