@@ -32,6 +32,13 @@ from interactvlm_ros.model.vision import ClipImageProcessor
 MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
 
 
+@pytest.fixture(autouse=True)
+def digests_cache(tmp_path, monkeypatch):
+    """Digests recorded on the first load of an official directory go to this test's cache, not ~/.cache."""
+    monkeypatch.setenv("INTERACTVLM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 
 @pytest.mark.parametrize("preset,manifest,n_keys", [("official-13b", "official_13b_keys.tsv", 1015),
                                                     ("official-7b", "official_7b_keys.tsv", 935)])
@@ -72,7 +79,8 @@ def _contact_state(model, tok, cfg):
 def test_save_load_round_trip_is_exact(tiny, tmp_path):
     cfg, model, tok = tiny
     out = save_pretrained(model, tok, tmp_path / "m")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tiny_tokenizer.json"]
+    written = ["config.json", "digests.json", "model.safetensors", "tiny_tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == written
     loaded = load_model(str(out), device="cpu", precision="fp32")
     a, b = model.state_dict(), loaded.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -81,7 +89,7 @@ def test_save_load_round_trip_is_exact(tiny, tmp_path):
     assert r1.tokens == r2.tokens and torch.equal(r1.contact_states, r2.contact_states)
     # the method form writes the same files, replacing the previous ones atomically
     model.save_pretrained(out, tok)
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tiny_tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == written
 
 
 def test_load_errors_are_readable(tiny, tmp_path):
@@ -98,6 +106,7 @@ def test_load_errors_are_readable(tiny, tmp_path):
     sd["extra.weight"] = torch.zeros(2)
     sd["lm_head.weight"] = sd["lm_head.weight"][:10]
     save_file(sd, str(d / "model.safetensors"))
+    (d / "digests.json").unlink()  # the key check is under test here, not the digest check (test_integrity.py)
     with pytest.raises(CheckpointError) as err:
         load_model(str(d))
     msg = str(err.value)
@@ -229,3 +238,28 @@ def test_official_layout_with_sharded_safetensors(official_layout, tmp_path):
     for k, v in src.checkpoint_state_dict().items():
         want = v if k.startswith("model.visual_model") else v.to(torch.bfloat16).float()
         assert torch.equal(got[k], want), k
+
+
+def test_official_layout_digests_are_recorded_on_first_load_then_checked(official_layout, tmp_path, digests_cache):
+    import shutil
+
+    from interactvlm_ros.model.integrity import recorded_digests_path
+
+    ckpt, clip_dir, _, _ = official_layout
+    d = tmp_path / "release"
+    shutil.copytree(ckpt, d)
+    load_model(str(d), clip_dir=str(clip_dir), precision="fp32")
+    record = json.loads(recorded_digests_path(d).read_text())
+    assert record["directory"] == str(d.resolve()) and str(recorded_digests_path(d)).startswith(str(digests_cache))
+    assert sorted(record["files"]) == ["added_tokens.json", "config.json", "pytorch_model-00001-of-00002.bin",
+                                       "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json",
+                                       "tokenizer.model"]
+    assert recorded_digests_path(clip_dir).is_file()  # the CLIP directory is a release too
+    assert not (d / "digests.json").exists()  # nothing is written into the release
+    shard = d / "pytorch_model-00002-of-00002.bin"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"pytorch_model-00002-of-00002\.bin does not match its sha256 in "
+                                              r"the digests recorded in .*re-download the release"):
+        load_model(str(d), clip_dir=str(clip_dir))

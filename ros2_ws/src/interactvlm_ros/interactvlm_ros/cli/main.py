@@ -13,6 +13,13 @@ import sys
 from interactvlm_ros import __version__
 from interactvlm_ros.config import ConfigError, load_config
 
+# Errors about the user's files (a corrupt model, a bad object library entry): printed as one line, exit 2.
+# Given as (module, class) and matched only once that module is imported, so `--help` does not import torch.
+FILE_ERRORS: tuple[tuple[str, str], ...] = (
+    ("interactvlm_ros.model.checkpoint", "CheckpointError"),
+    ("interactvlm_ros.objects.library", "ObjectLibraryError"),
+)
+
 # Sub-commands in the order --help lists them: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "interactvlm_ros.cli.demo"),
@@ -62,6 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interactvlm: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not is_file_error(exc):
+            raise
+        print(f"interactvlm {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+def is_file_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of :data:`FILE_ERRORS` (reported in one line instead of a traceback)."""
+    for module, name in FILE_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,13 +8,18 @@
 
 The key check is strict: missing, unexpected and wrong-shaped tensors are reported together in one message.
 ``rotary_emb.inv_freq`` buffers (saved by transformers 4.31, absent in newer files) are ignored either way.
-Nothing here downloads anything.
+Every file read is checked against its sha256 first (:mod:`interactvlm_ros.model.integrity`: ``digests.json``
+written by :func:`save_pretrained`, or digests recorded on the first load of an official release). A file that
+cannot be parsed (truncated or corrupt weights, bad JSON, bad tokenizer) is a one-line :class:`CheckpointError`
+naming the file. Nothing here downloads anything.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from interactvlm_ros.model.configuration import (
     PRESET_NAMES,
     PRESETS_DIR,
     InteractVLMConfig,
+    ModelConfigError,
     VisionConfig,
     config_from_official,
     is_official_config,
@@ -32,6 +38,7 @@ from interactvlm_ros.model.configuration import (
     resolve_model_name,
     vision_from_clip_dir,
 )
+from interactvlm_ros.model.integrity import MANIFEST_NAME, DigestCheck, IntegrityError, write_manifest
 from interactvlm_ros.model.interactvlm import VISION_TOWER_PREFIX, InteractVLMForCausalLM
 from interactvlm_ros.model.tokenizer import PromptTokenizer, load_tokenizer
 from interactvlm_ros.model.vision import VisionTower
@@ -42,7 +49,24 @@ NOPARTS_ANSWER = "Sure, [SEG]."
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint directory is incomplete or does not match the architecture; the message says what/where."""
+    """A checkpoint directory is incomplete, corrupt or does not match the architecture; the message (one line)
+    says what and where."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn whatever a parser raises on a bad file into a :class:`CheckpointError` naming ``path``."""
+    try:
+        yield
+    except (CheckpointError, ModelConfigError, IntegrityError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch, tokenizers and json raise many kinds
+        raise CheckpointError(f"{path}: unreadable {what} ({_one_line(exc)}); restore it (re-download the "
+                              "release or re-save the model)") from None
 
 
 def _ignored(key: str) -> bool:
@@ -118,17 +142,31 @@ def model_shapes(model: InteractVLMForCausalLM, include_vision_tower: bool = Fal
 
 
 # --------------------------------------------------------------------------------------------- weight files
+INDEX_AND_SINGLE = (("model.safetensors.index.json", "model.safetensors"),
+                    ("pytorch_model.bin.index.json", "pytorch_model.bin"))
+
+
+def weight_index(directory: Path) -> Path | None:
+    """The index file :func:`weight_files` follows, if any (the safetensors one wins over the .bin one)."""
+    for index_name, single in INDEX_AND_SINGLE:
+        if (directory / index_name).is_file():
+            return directory / index_name
+        if (directory / single).is_file():
+            return None
+    return None
+
+
 def weight_files(directory: Path) -> list[Path]:
     """The weight shards of a directory (safetensors preferred, then .bin), via the index when present."""
-    for index_name, single in (("model.safetensors.index.json", "model.safetensors"),
-                               ("pytorch_model.bin.index.json", "pytorch_model.bin")):
-        index = directory / index_name
-        if index.is_file():
-            names = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-            missing = [n for n in names if not (directory / n).is_file()]
-            if missing:
-                raise CheckpointError(f"{directory}: {index_name} lists shard(s) that are not there: {missing}")
-            return [directory / n for n in names]
+    index = weight_index(directory)
+    if index is not None:
+        with _reading(index, "weight index (JSON with a weight_map)"):
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [n for n in names if not (directory / n).is_file()]
+        if missing:
+            raise CheckpointError(f"{directory}: {index.name} lists shard(s) that are not there: {missing}")
+        return [directory / n for n in names]
+    for _, single in INDEX_AND_SINGLE:
         if (directory / single).is_file():
             return [directory / single]
     found = sorted(p.name for p in directory.glob("*.safetensors")) or sorted(p.name for p in directory.glob("*.bin"))
@@ -143,11 +181,13 @@ def read_shard(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with _reading(path, "safetensors file"):
+            return load_file(str(path), device="cpu")
+    with _reading(path, "torch weight file"):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def shard_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -155,7 +195,7 @@ def shard_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
+        with _reading(path, "safetensors file"), safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     return {k: tuple(v.shape) for k, v in read_shard(path).items()}
 
@@ -234,36 +274,83 @@ def load_model(name: str, clip_dir: str = "", device: str | torch.device = "cpu"
     directory = Path(name).expanduser()
     if not directory.is_dir():
         raise CheckpointError(f"model {name!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a directory")
-    config_path = directory / "config.json"
-    if not config_path.is_file():
+    if not (directory / "config.json").is_file():
         raise CheckpointError(f"{directory}: no config.json (not a model directory)")
-    data = json.loads(config_path.read_text())
+    try:
+        return _load_directory(directory, clip_dir, dev, dtype)
+    except (IntegrityError, ModelConfigError) as exc:
+        raise CheckpointError(" ".join(str(exc).split())) from None
+
+
+def _load_directory(directory: Path, clip_dir: str, dev: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Check the digests, read config and tokenizer, build, load the weights; record the digests on a first
+    load (official releases) only once all of that succeeded."""
+    digests = DigestCheck(directory)
+    digests.verify()
+    config_path = directory / "config.json"
+    data = read_config_json(config_path)
     files = weight_files(directory)
     if is_official_config(data):
         if not clip_dir:
             raise CheckpointError(f"{directory} is an official InteractVLM checkpoint: its CLIP vision tower is not "
                                   "in it. Set model.clip_dir to a local copy of openai/clip-vit-large-patch14")
-        tokenizer = load_tokenizer("sentencepiece", directory)
-        cfg = config_from_official(data, vision_from_clip_dir(clip_dir), source=str(config_path),
-                                   added_tokens=tokenizer.added)
+        clip = Path(clip_dir).expanduser()
+        clip_digests = DigestCheck(clip)
+        clip_digests.verify()
+        tokenizer_files = [n for n in OFFICIAL_TOKENIZER_FILES if (directory / n).is_file()]
+        with _reading(directory, "sentencepiece tokenizer (" + ", ".join(OFFICIAL_TOKENIZER_FILES) + ")"):
+            tokenizer = load_tokenizer("sentencepiece", directory)
+        with _reading(clip / "config.json", "CLIP config.json"):
+            vision = vision_from_clip_dir(clip)
+        with _reading(config_path, "official model config"):
+            cfg = config_from_official(data, vision, source=str(config_path), added_tokens=tokenizer.added)
         if "noparts" in directory.name.lower() and cfg.prompts.answer_template is None:
             cfg.prompts.answer_template = NOPARTS_ANSWER  # released "-noParts" model: trained on this answer only
         cfg.tokens.bos, cfg.tokens.eos, cfg.tokens.pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
         _check_tokenizer(cfg, tokenizer, directory)
+        digests.cover(_files_read(directory, files, tokenizer_files))
+        clip_digests.cover(_files_read(clip, weight_files(clip), []))
         model = _build_on(cfg, dev, dtype, vision_tower=False)
         load_weights(model, files, include_vision_tower=False, source=str(directory))
-        model.set_vision_tower(VisionTower.from_clip_dir(cfg.vision, clip_dir, dtype=dtype))
+        try:
+            model.set_vision_tower(VisionTower.from_clip_dir(cfg.vision, clip_dir, dtype=dtype))
+        except ValueError as exc:
+            raise CheckpointError(" ".join(str(exc).split())) from None
         model.to(dtype)
+        digests.record()
+        clip_digests.record()
         return LoadedModel(model.eval(), tokenizer, str(directory), official=True)
     if data.get("format") != CONFIG_FORMAT:
         raise CheckpointError(f"{config_path}: neither an official InteractVLM config (model_type 'llava') nor ours "
                               f"(format '{CONFIG_FORMAT}')")
-    cfg = InteractVLMConfig.from_dict(data, source=str(config_path))
-    tokenizer = load_tokenizer(cfg.tokenizer, directory)
+    with _reading(config_path, "model config"):
+        cfg = InteractVLMConfig.from_dict(data, source=str(config_path))
+    with _reading(directory / cfg.tokenizer, "tokenizer file"):
+        tokenizer = load_tokenizer(cfg.tokenizer, directory)
     _check_tokenizer(cfg, tokenizer, directory)
+    digests.cover(_files_read(directory, files, [cfg.tokenizer]))
     model = _build_on(cfg, dev, dtype, vision_tower=True)
     load_weights(model, files, include_vision_tower=True, source=str(directory))
+    digests.record()
     return LoadedModel(model.eval(), tokenizer, str(directory), official=False)
+
+
+OFFICIAL_TOKENIZER_FILES = ("tokenizer.model", "added_tokens.json", "tokenizer_config.json")
+
+
+def read_config_json(path: Path) -> dict:
+    """A model directory's ``config.json`` as a dict, or a one-line :class:`CheckpointError`."""
+    with _reading(path, "JSON"):
+        data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a model config (a JSON object), got {type(data).__name__}")
+    return data
+
+
+def _files_read(directory: Path, weights: list[Path], tokenizer_files: list[str]) -> list[str]:
+    """Names (relative to ``directory``) of every file loading reads: config, weight index, shards, tokenizer."""
+    index = weight_index(directory)
+    return ["config.json", *([index.name] if index else []), *(f.name for f in weights), *tokenizer_files]
 
 
 def _check_tokenizer(cfg: InteractVLMConfig, tok: PromptTokenizer, directory: Path) -> None:
@@ -281,7 +368,8 @@ def _check_tokenizer(cfg: InteractVLMConfig, tok: PromptTokenizer, directory: Pa
 
 # --------------------------------------------------------------------------------------------- saving
 def save_pretrained(model: InteractVLMForCausalLM, tokenizer: PromptTokenizer, directory: str | Path) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and the tokenizer file; every file atomically."""
+    """Write ``config.json``, ``model.safetensors``, the tokenizer file and, last, ``digests.json`` (their sizes
+    and sha256); every file atomically."""
     from safetensors.torch import save_file
 
     if not hasattr(tokenizer, "path"):
@@ -299,6 +387,7 @@ def save_pretrained(model: InteractVLMForCausalLM, tokenizer: PromptTokenizer, d
     with atomic_path(directory / data["tokenizer"]) as tmp:
         shutil.copyfile(tokenizer.path, tmp)
     atomic_write_text(directory / "config.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_manifest(directory, ["model.safetensors", data["tokenizer"], "config.json"])
     return directory
 
 
@@ -311,7 +400,7 @@ def checkpoint_report(directory: str | Path) -> KeyReport:
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json (not a model directory)")
-    data = json.loads(config_path.read_text())
+    data = read_config_json(config_path)
     official = is_official_config(data)
     if official:
         # the tower is not in the checkpoint; only its width (mm_hidden_size, the projector's input) matters here
@@ -331,6 +420,6 @@ def meta_model(preset: str) -> InteractVLMForCausalLM:
     return InteractVLMForCausalLM.build(load_preset(preset), device="meta", vision_tower=False)
 
 
-__all__ = ["VISION_TOWER_PREFIX", "CheckpointError", "KeyReport", "LoadedModel", "checkpoint_report", "compare_keys",
-           "load_model",
-           "meta_model", "model_shapes", "read_manifest", "save_pretrained"]
+__all__ = ["MANIFEST_NAME", "VISION_TOWER_PREFIX", "CheckpointError", "KeyReport", "LoadedModel", "checkpoint_report",
+           "compare_keys", "load_model", "meta_model", "model_shapes", "read_config_json", "read_manifest",
+           "save_pretrained"]

@@ -221,9 +221,10 @@ class Trainer:
     def export(self, directory: str | Path, tokenizer, source_dir: str | Path | None = None) -> Path:
         """Write the trained model as a model directory ``load_model`` reads.
 
-        Our models: ``save_pretrained`` (config, safetensors, tokenizer). Official checkpoints (LoRA): the LoRA
-        deltas are merged and the weights written as ``model.safetensors`` in the official key layout next to a
-        copy of the source directory's config and tokenizer files.
+        Our models: ``save_pretrained`` (config, safetensors, tokenizer, digests). Official checkpoints (LoRA):
+        the LoRA deltas are merged and the weights written as ``model.safetensors`` in the official key layout
+        next to a copy of the source directory's config and tokenizer files; ``digests.json`` (sha256 of every
+        file written) comes last.
         """
         directory = Path(directory)
         merge_lora(self.model)
@@ -234,12 +235,17 @@ class Trainer:
             return save_pretrained(self.model, tokenizer, directory)
         from safetensors.torch import save_file
 
+        from interactvlm_ros.model.integrity import MANIFEST_NAME, write_manifest
+
         directory.mkdir(parents=True, exist_ok=True)
+        written = ["model.safetensors"]
         for f in Path(source_dir).iterdir():
             if f.is_file() and not f.name.endswith((".safetensors", ".bin", ".json.tmp")) \
-                    and "index.json" not in f.name:
+                    and "index.json" not in f.name and f.name != MANIFEST_NAME:
                 shutil.copyfile(f, directory / f.name)
+                written.append(f.name)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.checkpoint_state_dict(False).items()}
         with atomic_path(directory / "model.safetensors") as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
+        write_manifest(directory, written)
         return directory
