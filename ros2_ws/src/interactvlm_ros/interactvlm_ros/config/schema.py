@@ -108,8 +108,13 @@ PARAMETERS: tuple[Param, ...] = (
           ["box:box.ply", "bottle:bottle.ply", "mug:mug.ply", "cup:cup.ply", "chair:chair.ply", "ball:ball.ply",
            "board:board.ply", "table:table.ply", "bench:bench.ply", "laptop:laptop.ply",
            "skateboard:skateboard.ply"],
-          "Object mesh library, 'label:path' (metres, y up); relative paths are looked up in the shipped "
-          "assets/objects folder (CC0 meshes), then next to this file, then in the working directory."),
+          "Object mesh library, 'label:path' (metres, y up; glb, obj, off, ply or stl); relative paths are looked "
+          "up in the shipped assets/objects folder (CC0 meshes), then next to this file, then in objects.asset_dirs. "
+          "Every mesh must lie inside one of these folders after '..' and symlinks are resolved; an absolute path "
+          "is allowed only inside them."),
+    Param("objects.asset_dirs", "str_list", [], "Further folders objects.library may read meshes from (relative "
+          "ones are relative to this file's folder), e.g. ['/data/meshes'] for 'drill:drill.obj' or "
+          "'drill:/data/meshes/drill.obj'."),
     Param("recon.enabled", "bool", False, "Reconstruct the people and objects in the camera frame (body fit to "
           "MediaPipe keypoints, object pose from contacts) and publish posed meshes, contact points and body TF."),
     Param("recon.iterations", "int", 80, "Adam iterations of the body fit per person (a warm-started video "

@@ -1,15 +1,21 @@
 """The object mesh library: label -> mesh file (metres, y up, centred), from the ``objects.library`` parameter.
 
-Entries are ``"label:path"`` strings. A relative path is looked up in the package's shipped folder
-(``interactvlm_ros/assets/objects/``) first, then next to the parameter file, then in the working directory.
-The shipped meshes are our own procedurally generated CC0 meshes (see :mod:`interactvlm_ros.objects.generate`).
+Entries are ``"label:path"`` strings. Meshes are read only from the *asset folders*: the package's shipped
+folder (``interactvlm_ros/assets/objects/``), the folder of the parameter file, and the folders listed in
+``objects.asset_dirs`` (relative ones are relative to the parameter file's folder). A relative path is looked
+up in them in that order; an absolute path must lie inside one of them. After ``..`` and symlinks are resolved
+the file must still be inside an asset folder, else the entry is an :class:`ObjectLibraryError` naming it.
+Meshes are parsed from the file's bytes (glb, obj, off, ply or stl), so no side file (an OBJ's material
+library) is read. The shipped meshes are our own procedurally generated CC0 meshes (see
+:mod:`interactvlm_ros.objects.generate`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +39,31 @@ ALIASES: dict[str, str] = {
 }
 
 
+# Self-contained mesh formats: the file alone describes the mesh (no .gltf buffers, no archives, no point clouds).
+MESH_FORMATS = ("glb", "obj", "off", "ply", "stl")
+
+
 class ObjectLibraryError(ValueError):
-    """A library entry is malformed, names a missing file, or a label is unknown."""
+    """A library entry is malformed, names a missing or unreadable file or one outside the asset folders, or a
+    label is unknown."""
 
 
 def shipped_dir() -> Path:
     """Folder of the shipped meshes inside the installed package."""
     return package_dir() / "assets" / "objects"
+
+
+def asset_folders(base_dir: Path | None = None, asset_dirs: Iterable[str] = ()) -> list[Path]:
+    """The folders library meshes may come from, resolved: the shipped folder, ``base_dir`` (the parameter
+    file's folder) and ``asset_dirs`` (``objects.asset_dirs``; relative to ``base_dir``, else to the working
+    directory). A listed folder that does not exist is an :class:`ObjectLibraryError`."""
+    folders = [shipped_dir().resolve()] + ([base_dir.resolve()] if base_dir is not None else [])
+    for raw in asset_dirs:
+        folder = (base_dir or Path.cwd()) / Path(raw).expanduser()
+        if not folder.is_dir():
+            raise ObjectLibraryError(f"objects.asset_dirs entry {raw!r}: {folder} is not a folder")
+        folders.append(folder.resolve())
+    return list(dict.fromkeys(folders))
 
 
 @dataclass(frozen=True)
@@ -69,14 +93,18 @@ class ObjectLibrary:
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Mapping) -> ObjectLibrary:
-        """From ``cfg["objects.library"]``; relative paths also resolve next to the parameter file."""
-        base = Path(cfg.source).parent if getattr(cfg, "source", None) else None
-        return cls.from_entries(cfg["objects.library"], base_dir=base)
+        """From ``cfg["objects.library"]`` and ``cfg["objects.asset_dirs"]``; the folder of the parameter file
+        (``cfg.source``, when it is a file) is an asset folder too."""
+        source = Path(getattr(cfg, "source", None) or "")
+        base = source.parent if source.name and source.is_file() else None
+        return cls.from_entries(cfg["objects.library"], base_dir=base, asset_dirs=cfg.get("objects.asset_dirs", ()))
 
     @classmethod
-    def from_entries(cls, items: Iterable[str], base_dir: Path | None = None) -> ObjectLibrary:
-        """From ``"label:path"`` strings (see the module docstring for how relative paths resolve)."""
-        return cls([parse_entry(item, base_dir) for item in items])
+    def from_entries(cls, items: Iterable[str], base_dir: Path | None = None,
+                     asset_dirs: Iterable[str | Path] = ()) -> ObjectLibrary:
+        """From ``"label:path"`` strings (see the module docstring for where paths may lead)."""
+        folders = asset_folders(base_dir, [str(d) for d in asset_dirs])
+        return cls([parse_entry(item, folders) for item in items])
 
     @classmethod
     def shipped(cls) -> ObjectLibrary:
@@ -103,13 +131,21 @@ class ObjectLibrary:
         if label not in self._meshes:
             entry = self._entry(label)
             try:
-                mesh = trimesh.load(entry.path, force="mesh", process=False)
-            except (ValueError, KeyError, IndexError, TypeError, OSError, AttributeError) as exc:
-                raise ObjectLibraryError(f"objects.library: cannot read mesh of {label!r} at {entry.path}: {exc}") \
-                    from None
+                data = entry.path.read_bytes()
+            except OSError as exc:
+                raise ObjectLibraryError(f"objects.library: cannot read {entry.path} (label {label!r}): "
+                                         f"{exc.strerror or exc}") from None
+            try:
+                mesh = trimesh.load(io.BytesIO(data), file_type=entry.path.suffix[1:].lower(), force="mesh",
+                                    process=False)
+            except Exception as exc:  # noqa: BLE001 - trimesh's parsers raise many kinds on a corrupt file
+                raise ObjectLibraryError(f"objects.library: {entry.path} (label {label!r}) is not a readable "
+                                         f"{entry.path.suffix[1:]} mesh ({type(exc).__name__}: "
+                                         f"{' '.join(str(exc).split())})") from None
             if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
                 raise ObjectLibraryError(f"objects.library: {entry.path} (label {label!r}) holds no triangles")
             self._meshes[label] = mesh
+            self._ids.setdefault(label, f"{label}@{hashlib.sha1(data).hexdigest()[:8]}")
         return self._meshes[label].copy()
 
     def size(self, label: str) -> np.ndarray:
@@ -151,20 +187,28 @@ class ObjectLibrary:
                                      f"{', '.join(self._entries) or 'none'})") from None
 
 
-def parse_entry(item: str, base_dir: Path | None = None) -> ObjectEntry:
-    """``"label:path"`` -> :class:`ObjectEntry` with an existing file, or :class:`ObjectLibraryError`."""
+def parse_entry(item: str, folders: Sequence[Path] | None = None) -> ObjectEntry:
+    """``"label:path"`` -> :class:`ObjectEntry` with an existing mesh file inside one of ``folders`` (default:
+    :func:`asset_folders` with no parameter file), or :class:`ObjectLibraryError` naming the entry."""
     if not isinstance(item, str) or ":" not in item:
         raise ObjectLibraryError(f"objects.library entry {item!r}: expected 'label:path'")
     label, raw = (s.strip() for s in item.split(":", 1))
     if not label or not raw:
         raise ObjectLibraryError(f"objects.library entry {item!r}: label and path must both be non-empty")
+    folders = asset_folders() if folders is None else list(folders)
     path = Path(raw).expanduser()
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = [shipped_dir() / path] + ([base_dir / path] if base_dir is not None else []) + [Path.cwd() / path]
-    for cand in candidates:
-        if cand.is_file():
-            return ObjectEntry(label, cand.resolve())
-    tried = ", ".join(str(c) for c in candidates)
-    raise ObjectLibraryError(f"objects.library entry {item!r}: mesh file not found (tried {tried})")
+    candidates = [path] if path.is_absolute() else [folder / path for folder in folders]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        tried = ", ".join(str(c) for c in candidates)
+        raise ObjectLibraryError(f"objects.library entry {item!r}: mesh file not found (tried {tried})")
+    resolved = found.resolve()
+    if not any(resolved.is_relative_to(folder) for folder in folders):
+        raise ObjectLibraryError(
+            f"objects.library entry {item!r}: {resolved} is outside the asset folders "
+            f"({', '.join(str(f) for f in folders)}); move the mesh into one of them or add its folder to "
+            "objects.asset_dirs")
+    if resolved.suffix[1:].lower() not in MESH_FORMATS:
+        raise ObjectLibraryError(f"objects.library entry {item!r}: {resolved.name} is not a mesh file the library "
+                                 f"reads ({', '.join(MESH_FORMATS)})")
+    return ObjectEntry(label, resolved)
