@@ -4,20 +4,30 @@ input messages and every output topic go into an MCAP bag.
 The node logic is the live node's (:class:`~interactvlm_ros.node.core.ContactNode`): a :class:`BagSink` takes the
 place of the transport's publishers, and images are fed one at a time, each waited for. Output messages are
 logged at the log time of the image they came from (their headers carry the image header, as live).
+
+Crash safety: the bag is written in the unfinished-run folder of the output
+(:class:`~interactvlm_ros.bag.unfinished.UnfinishedRun`), one MCAP chunk per frame, each handed to the OS as
+soon as its frame is done (a killed process loses only the frame in flight) and fsynced every
+:class:`FlushPolicy` interval (a power cut loses at most that). A stale unfinished run is never used nor deleted
+silently: ``resume=True`` continues it (input messages it holds are skipped), ``restart=True`` discards it, and
+otherwise :class:`~interactvlm_ros.bag.writer.BagWriteError` says what was found.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from interactvlm_ros.bag import qos
 from interactvlm_ros.bag.reader import IMAGE_TYPE, InputBag
-from interactvlm_ros.bag.writer import AtomicBagWriter
+from interactvlm_ros.bag.resume import ResumeState
+from interactvlm_ros.bag.unfinished import UnfinishedRun, claim_unfinished_run
+from interactvlm_ros.bag.writer import AtomicBagWriter, BagTopic, BagWriteError
 
 # output key -> (ROS type, QoS); names come from the topics.* parameters
 OUTPUTS = {
@@ -33,7 +43,9 @@ OUTPUTS = {
 
 @dataclass
 class BagReport:
-    """What a run did. ``out`` is None when nothing was written (interrupted before the first frame)."""
+    """What a run did. ``out`` is None when nothing was written (interrupted before the first frame).
+    ``processed``/``failed`` count this run's frames, ``resumed`` the frames taken over from an unfinished run;
+    ``input_problems`` are the one-line warnings about a damaged input."""
 
     out: Path | None
     images: int
@@ -42,6 +54,20 @@ class BagReport:
     messages: int
     interrupted: bool
     seconds: float
+    resumed: int = 0
+    input_problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """How often the bag is fsynced (after the frame that reaches either limit; 0 = no such limit)."""
+
+    every_frames: int = 10
+    every_seconds: float = 30.0
+
+    def due(self, frames: int, seconds: float) -> bool:
+        return (self.every_frames > 0 and frames >= self.every_frames) or (
+            self.every_seconds > 0 and seconds >= self.every_seconds)
 
 
 def output_topics(cfg: Mapping[str, Any]) -> dict[str, str]:
@@ -53,11 +79,14 @@ def output_topics(cfg: Mapping[str, Any]) -> dict[str, str]:
 
 
 class BagSink:
-    """The node's :class:`OutputSink` writing into a bag at the current input log time."""
+    """The node's :class:`OutputSink` writing into a bag at the current input log time. Topologies of meshes in
+    ``skip_meshes`` (already in a resumed bag) are not written again."""
 
-    def __init__(self, writer: AtomicBagWriter, topics: Mapping[str, str]) -> None:
+    def __init__(self, writer: AtomicBagWriter, topics: Mapping[str, str], skip_meshes: set[str] = frozenset()
+                 ) -> None:
         self.writer = writer
         self.log_time_ns = 0
+        self.skip_meshes = set(skip_meshes)
         self._conn = {key: writer.add_topic(topics[key], msgtype, [profile])
                       for key, (msgtype, profile) in OUTPUTS.items()}
 
@@ -81,6 +110,8 @@ class BagSink:
     def publish_topology(self, topology) -> None:
         from interactvlm_ros.transport.topology import topology_of
 
+        if topology.mesh_id in self.skip_meshes:
+            return
         self._write("topology", topology_of(topology, stamp_ns=self.log_time_ns))
 
 
@@ -92,46 +123,65 @@ def bag_config(cfg):
 def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence[str] = (),
                 objects: Sequence[str] = (), overwrite: bool = False, components=None,
                 stop: threading.Event | None = None, on_frame: Callable[[int, int], None] | None = None,
-                on_start: Callable[[int], None] | None = None) -> BagReport:
+                on_start: Callable[[int, int], None] | None = None, *, resume: bool = False, restart: bool = False,
+                flush: FlushPolicy = FlushPolicy(), on_note: Callable[[str], None] | None = None) -> BagReport:
     """Process ``bag_in`` into ``out`` (see module doc). ``stop`` set = finish the current frame, write the bag of
-    the frames done so far (nothing when none) and return; ``on_start(n_images)`` / ``on_frame(done, failed)``
-    report progress; ``components`` = preloaded :class:`~interactvlm_ros.node.components.NodeComponents`."""
+    the frames done so far (nothing when none) and return; ``on_start(n_images, n_already_done)`` /
+    ``on_frame(done, failed)`` report progress, ``on_note(line)`` what was found and done (unfinished run, damaged
+    input); ``components`` = preloaded :class:`~interactvlm_ros.node.components.NodeComponents`.
+
+    After an error the unfinished run is kept (closed after the last complete frame) for ``resume``; after a
+    KeyboardInterrupt (abandon) what this run wrote is deleted (a resumed run is kept)."""
     from interactvlm_ros.node.core import ContactNode
     from interactvlm_ros.transport.msgs import Image, String
     from interactvlm_ros.transport.node_messages import wire_decoders
 
     t0 = time.monotonic()
     stop = stop or threading.Event()
+    note = on_note or (lambda line: None)
     cfg = bag_config(cfg)
+    out = Path(out).absolute()
+    if out.exists() and not overwrite:
+        raise BagWriteError(f"{out} exists (pass --overwrite to replace it)")
     with InputBag(bag_in) as bag:
-        topics = set(bag.select_image_topics(image_topics))
-        total = bag.count(sorted(topics))
-        if components is None:
-            from interactvlm_ros.node.components import NodeComponents
-
-            components = NodeComponents.from_config(cfg)
-        writer = AtomicBagWriter(out, overwrite=overwrite)
-        node = None
+        topics = bag.select_image_topics(image_topics)
+        problems = bag.problems(topics)
+        for line in problems:
+            note(f"warning: {line}")
+        total = bag.count(topics)
+        names = output_topics(cfg)
+        manifest = {"input": str(Path(bag_in).resolve()), "image_topics": topics, "objects": list(objects),
+                    "parameters": _jsonable({key: cfg[key] for key in cfg})}
+        run, existing = claim_unfinished_run(out, manifest, resume, restart, note)
+        writer = node = None
+        state = ResumeState({(names[k], msgtype) for k, (msgtype, _q) in OUTPUTS.items()}, set(topics),
+                            names["topology"])
         processed = failed = 0
         try:
-            copies = {}
+            if components is None:
+                from interactvlm_ros.node.components import NodeComponents
+
+                components = NodeComponents.from_config(cfg)
+            writer = _open_writer(run, existing, out, overwrite, state, note)
+            copies: dict[int, BagTopic] = {}
             for conn in bag.connections:
-                known = conn.msgdef.data and conn.digest
                 copies[conn.id] = writer.add_topic(conn.topic, conn.msgtype, bag.qos_of(conn),
-                                                   conn.msgdef.data if known else None,
-                                                   conn.digest if known else None)
-            sink = BagSink(writer, output_topics(cfg))
-            sink.log_time_ns = bag.reader.start_time
+                                                   conn.msgdef.data or None, conn.digest or None)
+            sink = BagSink(writer, names, state.meshes)
+            sink.log_time_ns = bag.start_time
             node = ContactNode(cfg, components.predictor, components.body, sink, wire_decoders(cfg),
                                components.library, backend=components.backend)
             if objects:
                 node.on_objects(String(data=",".join(objects)))
             node.start()
             if on_start:
-                on_start(total)
+                on_start(total, state.frames)
+            since_flush, last_flush = 0, time.monotonic()
             for conn, log_time, raw in bag.messages():
                 if stop.is_set():
                     break
+                if state.take(conn.topic, log_time, raw):
+                    continue  # already in the resumed bag
                 writer.write(copies[conn.id], log_time, raw)
                 if conn.topic not in topics or conn.msgtype != IMAGE_TYPE:
                     continue
@@ -139,21 +189,60 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
                 ok = _feed(node, Image.deserialize(raw))
                 processed += ok
                 failed += not ok
+                since_flush += 1
+                if flush.due(since_flush, time.monotonic() - last_flush):
+                    writer.flush()
+                    since_flush, last_flush = 0, time.monotonic()
+                else:
+                    writer.end_chunk()  # the frame is complete: a killed process keeps it
                 if on_frame:
                     on_frame(processed, failed)
             node.stop()
             sink.publish_diagnostics(node.diagnostics())
             node = None
-            if stop.is_set() and processed + failed == 0:
+            if bag.read_error:
+                problems.append(bag.read_error)
+                note(f"warning: {bag.read_error}")
+            if state.unmatched and not stop.is_set():
+                note(f"warning: {state.unmatched} input messages of the resumed run were not found in {bag_in}")
+            if stop.is_set() and processed + failed + state.frames == 0:
                 writer.abort()
-                return BagReport(None, total, 0, 0, 0, True, time.monotonic() - t0)
+                run.release()
+                return BagReport(None, total, 0, 0, 0, True, time.monotonic() - t0, 0, problems)
             path = writer.commit()
-            return BagReport(path, total, processed, failed, writer.messages, stop.is_set(), time.monotonic() - t0)
-        except BaseException:
+            run.release()
+            return BagReport(path, total, processed, failed, writer.messages, stop.is_set(), time.monotonic() - t0,
+                             state.frames, problems)
+        except BaseException as exc:
             if node is not None:
                 node.stop()
-            writer.abort()
+            if not existing and (writer is None or isinstance(exc, KeyboardInterrupt)):
+                if writer is not None:  # abandoned (second Ctrl-C): drop what this run wrote
+                    writer.abort()
+                run.discard()  # (or nothing was written yet)
+                raise
+            if writer is not None:
+                writer.close_unfinished()
+            run.release()
+            note(f"the unfinished run is kept in {run.path}: continue it with --resume, or keep what it holds "
+                 f"with `interactvlm bag --recover {out}`")
             raise
+
+
+def _open_writer(run: UnfinishedRun, existing: bool, out: Path, overwrite: bool, state: ResumeState,
+                 note: Callable[[str], None]) -> AtomicBagWriter:
+    if not existing or run.mcap_path is None:
+        return AtomicBagWriter(out, overwrite, workdir=run.path, chunk_bytes=None)
+    writer = AtomicBagWriter.reopen(out, run.mcap_path, run.path, overwrite, chunk_bytes=None, on_message=state.add)
+    dropped = (f"; {writer.dropped_bytes} bytes after the last complete frame dropped" if writer.dropped_bytes
+               else "")
+    note(f"resuming the unfinished run {run.path}: {state.frames} frames ({state.messages} messages) kept"
+         f"{dropped}; their input messages are skipped")
+    return writer
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(values), default=str))
 
 
 def _feed(node, msg) -> bool:
