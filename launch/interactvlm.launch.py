@@ -13,6 +13,8 @@ file's value):
   backend       torch | onnxruntime | tensorrt                      (inference.backend)
   objects       comma-separated object names                        (objects)
   camera_frame  RViz fixed frame = the camera's optical frame       (node.camera_frame)
+  respawn       restart the node process when it exits (it exits with status 3 if its executor fails); with
+                respawn_delay seconds between the exit and the restart
   namespace, node_name, log_level, use_rviz
 """
 
@@ -45,6 +47,8 @@ ARGUMENTS = (
     ("node_name", "interactvlm", "Node name (outputs go to /<namespace>/<node_name>/contacts...)"),
     ("log_level", "info", "Node log level"),
     ("use_rviz", "false", "Start RViz with launch/interactvlm.rviz"),
+    ("respawn", "true", "Restart the node process when it exits"),
+    ("respawn_delay", "2.0", "Seconds between an exit and the restart"),
 )
 
 
@@ -69,6 +73,8 @@ def launch_node(context, *args, **kwargs):
     namespace = LaunchConfiguration("namespace").perform(context)
     name = LaunchConfiguration("node_name").perform(context)
     log_level = LaunchConfiguration("log_level").perform(context)
+    respawn = {"respawn": LaunchConfiguration("respawn").perform(context).lower() in ("true", "1", "yes"),
+               "respawn_delay": float(LaunchConfiguration("respawn_delay").perform(context))}
     values = overrides(context)
     if transport not in ("auto", "rclpy", "dds"):
         raise ValueError(f"transport:={transport!r}: expected rclpy, dds or auto")
@@ -82,10 +88,10 @@ def launch_node(context, *args, **kwargs):
         for key, value in values.items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML: "" stays a string, lists stay lists
         return [LogInfo(msg=f"interactvlm: dds transport ({' '.join(cmd)})"),
-                ExecuteProcess(cmd=cmd, name=name, output="screen", sigterm_timeout="10")]
+                ExecuteProcess(cmd=cmd, name=name, output="screen", sigterm_timeout="10", **respawn)]
     return [LifecycleNode(package="interactvlm_ros", executable="interactvlm_node", name=name,
                           namespace=namespace, output="screen", parameters=[params_file, values],
-                          arguments=["--ros-args", "--log-level", log_level])]
+                          arguments=["--ros-args", "--log-level", log_level], **respawn)]
 
 
 def generate_launch_description() -> LaunchDescription:

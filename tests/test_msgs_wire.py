@@ -142,7 +142,8 @@ def test_hand_built_rosbags_image_and_contacts(store):
     assert (ours.height, ours.width, ours.encoding, ours.is_bigendian, ours.step) == (2, 3, "mono16", 1, 6)
     np.testing.assert_array_equal(ours.data, np.arange(12))
     contact = T["interactvlm_msgs/msg/Contact"](
-        body_id="7", object_label="Stuhl", found=True, reason="", body_model="smplx", num_body_vertices=10475,
+        body_id="7", object_label="Stuhl [SEG]", object_prompt_name="Stuhl SEG", found=True, reason="",
+        body_model="smplx", num_body_vertices=10475,
         body_mesh_id="smplx:1", human_vertex_indices=np.array([3, 9000], np.uint32),
         human_probabilities=np.array([0.5, 0.75], np.float32), object_mesh_id="", num_object_vertices=0,
         object_vertex_indices=np.zeros(0, np.uint32), object_probabilities=np.zeros(0, np.float32), threshold=0.5,
@@ -152,7 +153,7 @@ def test_hand_built_rosbags_image_and_contacts(store):
     arr = T["interactvlm_msgs/msg/ContactArray"](header=img.header, contacts=[contact])
     ours = wire.ContactArray.deserialize(bytes(store.serialize_cdr(arr, "interactvlm_msgs/msg/ContactArray")))
     c = ours.contacts[0]
-    assert c.object_label == "Stuhl" and c.num_body_vertices == 10475
+    assert c.object_label == "Stuhl [SEG]" and c.object_prompt_name == "Stuhl SEG" and c.num_body_vertices == 10475
     np.testing.assert_array_equal(c.human_vertex_indices, [3, 9000])
     np.testing.assert_array_equal(c.human_contact_points, [[1, 2, 3], [-1, 0.5, 2.5]])
     assert c.object_contact_points.shape == (0, 3)

@@ -36,8 +36,8 @@ PUBLISHED = {
     "geometry_msgs/msg/PoseStamped": "RIHS01_10f3786d7d40fd2b54367835614bff85d4ad3b5dab62bf8bca0cc232d73b4cd8",
     "rosgraph_msgs/msg/Clock": "RIHS01_692f7a66e93a3c83e71765d033b60349ba68023a8c689a79e48078bcb5c58564",
     "builtin_interfaces/msg/Time": "RIHS01_b106235e25a4c5ed35098aa0a61a3ee9c9b18d197f398b0e4206cea9acf9c197",
-    "interactvlm_msgs/msg/Contact": "RIHS01_d9599ed75ab8ac035ff69bf78670127dddf1138a0f15e5dc0a766a0365322e7e",
-    "interactvlm_msgs/msg/ContactArray": "RIHS01_52d97e657e6bcf566e2114db9ed169f8f844b0ecffa02a9b2b88dc9172f83cc9",
+    "interactvlm_msgs/msg/Contact": "RIHS01_2b35901e272b60d8261fed65b50305a3b2bdf3586c49336fa5050d91d9b532ed",
+    "interactvlm_msgs/msg/ContactArray": "RIHS01_dec45dbf2386c164dad1a0d399ebf14f06f432a137d2cf3e4b87a4e8b83c4cbd",
     "interactvlm_msgs/msg/MeshTopology": "RIHS01_d016c269c6212d3cbb84fe6e3e58c0f88b54d47cb91014b93f9adba867c4c3ff",
 }
 

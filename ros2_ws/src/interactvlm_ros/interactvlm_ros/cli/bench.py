@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "node": "interactvlm_ros.node.bench:run",
     "recon": "interactvlm_ros.recon.bench:run",
     "engines": "interactvlm_ros.engines.bench:run",
+    "soak": "interactvlm_ros.benchmarks.soak:run",
 }
 
 

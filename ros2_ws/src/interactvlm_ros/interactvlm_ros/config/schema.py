@@ -162,6 +162,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("node.diagnostics_period_s", "float", 1.0, "Seconds between diagnostics messages.", min=0.05, max=60.0),
     Param("node.warn_throttle_s", "float", 5.0, "The same kind of warning (bad image, bad query...) is logged at "
           "most once per this many seconds.", min=0.0, max=3600.0),
+    Param("node.watchdog_s", "float", 10.0, "Liveness watchdog: diagnostics go ERROR when images arrive but no "
+          "result was published for this many seconds (while there is work), and WARN when no image arrived for "
+          "this long; 0 disables it.", min=0.0, max=3600.0),
 )
 
 PARAMETERS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}

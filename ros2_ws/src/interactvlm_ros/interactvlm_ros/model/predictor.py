@@ -319,6 +319,7 @@ class ContactPredictor:
         rgb = to_rgb_uint8(image_rgb)
         out, texts = self.contact_states(rgb, labels, "human", timer)
         contacts = self._localise(out, texts, labels, self.body_views, timer, human=True)
+        _set_queries(contacts, objects)
         name, nv = self._body_info()
         return ContactResult(name, nv, contacts, timer.ms)
 
@@ -343,6 +344,7 @@ class ContactPredictor:
         contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
         for c in contacts:
             c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
+        _set_queries(contacts, [label])
         name, nv = self._body_info()
         return ContactResult(name, nv, contacts, timer.ms)
 
@@ -380,6 +382,7 @@ class ContactPredictor:
             else:
                 contacts.append(self._not_found(label, texts[b]))
         name, nv = self._body_info()
+        _set_queries(contacts, objects)
         return ContactResult(name, nv, contacts, timer.ms)
 
     # ------------------------------------------------------------------------------------ MV-Loc + lift
@@ -432,3 +435,9 @@ def _prefill_last(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]) -> 
 
 
 __all__ = ["OBJECT_COND_DIST", "ContactPredictor", "RenderSet"]
+
+
+def _set_queries(contacts: list[ObjectContact], asked: list[str] | str) -> None:
+    """Record on each contact the object name exactly as asked (``label`` is the sanitised prompt text)."""
+    for contact, query in zip(contacts, [asked] if isinstance(asked, str) else asked, strict=True):
+        contact.query = str(query)

@@ -6,9 +6,16 @@ A transport (rclpy or DDS) only moves messages: it calls ``on_image`` / ``on_cam
 :class:`FrameOutputs` / :class:`DiagnosticsReport` / :class:`MeshTopology` and counts subscribers.
 
 Threads: the transport's receive thread validates, decodes and time-syncs inputs and drops a frame into a
-:class:`LatestSlot`; one worker thread runs the pipeline on the newest frame, publishes, and sends diagnostics
-every ``node.diagnostics_period_s``. Bad messages are dropped with a throttled warning and a diagnostic; the
-node keeps serving.
+:class:`LatestSlot`; one worker thread runs the pipeline on the newest frame and publishes; a monitor thread
+sends diagnostics every ``node.diagnostics_period_s`` (and at once after a problem), so a stuck worker is
+still reported. All three run under a :class:`~interactvlm_ros.node.supervision.Supervisor`: a loop that raises
+is restarted and reported at once as an ERROR.
+
+Every received sample is decoded and handled inside its own error boundary (:meth:`ContactNode.on_serialized`):
+a sample that cannot be decoded or used is dropped, counted per topic and kind (:mod:`.input_health`), logged
+with a throttle and reported in diagnostics; the next sample is handled as if nothing happened. A liveness
+watchdog (``node.watchdog_s``) turns diagnostics to ERROR when images arrive but nothing is published, and to
+WARN when no image arrives at all.
 
 With ``recon.enabled`` the worker also reconstructs each frame in the camera frame (:mod:`.recon_stage`) and
 the outputs carry the posed meshes, contact points, body id and ``body_<id>`` frames; a frame whose
@@ -26,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from interactvlm_ros.node.input_health import InputHealth
 from interactvlm_ros.node.latest import LatestSlot
 from interactvlm_ros.node.outputs import (
     BodyFrame,
@@ -38,12 +46,15 @@ from interactvlm_ros.node.outputs import (
 from interactvlm_ros.node.placement import FixedPlacement
 from interactvlm_ros.node.queries import ObjectQueries, QueryError
 from interactvlm_ros.node.stats import NodeStats
+from interactvlm_ros.node.supervision import Supervisor, ThreadDeath
 from interactvlm_ros.node.sync import ApproximateSync
 from interactvlm_ros.node.throttle import ThrottledWarnings
 
 LOG = logging.getLogger("interactvlm.node")
 
 DIAGNOSTIC_NAME = "interactvlm: contact node"
+OK, WARN, ERROR = 0, 1, 2
+WORKER, MONITOR = "interactvlm-worker", "interactvlm-diagnostics"
 
 
 class InputError(ValueError):
@@ -74,13 +85,21 @@ class InputDecoders:
     """Message → array converters (the rclpy transport may plug in cv_bridge); each raises ``ValueError``
     naming the problem for a bad message (including images over ``node.max_image_pixels``).
 
-    ``image(msg) -> uint8 [H,W,3]`` RGB; ``depth(msg) -> float32 [H,W]`` metres; ``camera_info(msg) ->
-    float64 [3,3]`` intrinsics.
+    ``image(msg) -> uint8 [H,W,3]`` RGB; ``depth(msg) -> float32 [H,W]`` metres; ``camera_info(msg) ->``
+    :class:`Intrinsics`.
     """
 
     image: Callable[[Any], np.ndarray]
     depth: Callable[[Any], np.ndarray]
     camera_info: Callable[[Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics ``K [3,3]`` (float64) and the ``(height, width)`` they are for (None when unset)."""
+
+    K: np.ndarray
+    size: tuple[int, int] | None
 
 
 @dataclass
@@ -125,6 +144,7 @@ class ContactNode:
         self.backend = backend or str(cfg["inference.backend"])
         self.stats = NodeStats()
         self.warnings = ThrottledWarnings(warn or LOG.warning, cfg["node.warn_throttle_s"])
+        self.supervisor = Supervisor(on_death=self._on_thread_death)
         self.queries = ObjectQueries(list(cfg["objects"]), cfg["node.max_objects"])
         self.placement = FixedPlacement(distance_m=cfg["node.placement_distance_m"])
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
@@ -137,34 +157,41 @@ class ContactNode:
         self.slot: LatestSlot[Frame] = LatestSlot()
         streams = [s for s, key in (("camera_info", "topics.camera_info"), ("depth", "topics.depth")) if cfg[key]]
         self.sync = ApproximateSync(streams, cfg["node.sync_tolerance_s"])
+        self.inputs = InputHealth(["image", "objects", *streams])
+        self._handlers = {"image": self.on_image, "objects": self.on_objects, "camera_info": self.on_camera_info,
+                          "depth": self.on_depth}
         self._sync_lock = threading.Lock()
         self._object_meshes: dict[str, MeshTopology | None] = {}
         self._published_topologies: set[str] = set()
         self._last_marker = -1e9
         self._last_diag = -1e9
-        self._diag_due = False
+        self._diag_due = threading.Event()
         self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._started: float | None = None
+        self._busy_since: float | None = None
+        self._last_published: float | None = None
         self.frames_published = 0
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Publish the latched topology and start the worker thread."""
-        self._stop.clear()
+        """Publish the latched topology and start the worker and diagnostics threads (supervised)."""
+        self._stop = threading.Event()  # a fresh event: a previous run's threads keep theirs (set)
         if self.slot.closed:  # restarted after stop(): a fresh slot (frames received before start() are kept)
             self.slot = LatestSlot()
+        self._started = time.monotonic()
         self.sink.publish_topology(self.body)
         self._published_topologies = {self.body.mesh_id}
-        self._worker = threading.Thread(target=self._run, name="interactvlm-worker", daemon=True)
-        self._worker.start()
+        self.supervisor.start(WORKER, self._work, self._stop)
+        self.supervisor.start(MONITOR, self._monitor, self._stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker (the frame in flight completes) and forget pending inputs."""
         self._stop.set()
         self.slot.close()
-        if self._worker is not None:
-            self._worker.join(timeout)
-            self._worker = None
+        self._diag_due.set()
+        self.supervisor.join(WORKER, timeout)
+        self.supervisor.join(MONITOR, timeout)
+        self._started = None
         with self._sync_lock:
             self.sync.reset()
         if self.recon is not None:
@@ -172,18 +199,40 @@ class ContactNode:
 
     @property
     def running(self) -> bool:
-        return self._worker is not None and self._worker.is_alive()
+        return self.supervisor.alive(WORKER)
 
     # --- inputs (transport threads) ----------------------------------------------------------------------
+    def on_serialized(self, topic: str, payload: bytes, deserialize: Callable[[bytes], Any]) -> None:
+        """One received sample of ``topic`` as bytes: decode it with ``deserialize`` and handle it, each step
+        inside its own error boundary (a bad sample is dropped and counted; nothing it does can raise)."""
+        try:
+            msg = deserialize(payload)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure of untrusted bytes is a dropped sample
+            self.inputs.received(topic)
+            self._drop(topic, "undecodable", f"dropped undecodable {topic} sample ({len(payload)} bytes): "
+                                             f"{type(exc).__name__}: {exc}")
+            return
+        self.dispatch(topic, msg)
+
+    def dispatch(self, topic: str, msg: Any) -> None:
+        """A decoded message of ``topic`` (``image``, ``camera_info``, ``depth`` or ``objects``); an unexpected
+        error while handling it is counted as ``handler_error`` and reported, never raised."""
+        try:
+            self._handlers[topic](msg)
+        except Exception as exc:
+            LOG.debug("handling a %s message failed", topic, exc_info=exc)
+            self._drop(topic, "handler_error", f"dropped {topic} message: {type(exc).__name__}: {exc}")
+
     def on_image(self, msg: Any) -> None:
         """An image arrived: check, decode and offer it to the synchroniser."""
         received = time.monotonic()
         self.stats.count_received()
+        self.inputs.received("image")
         try:
             header = header_of(msg, self.cfg["node.camera_frame"])
             rgb = self.decoders.image(msg)
         except (ValueError, AttributeError, TypeError) as exc:
-            self._bad("image", f"dropped image: {exc}")
+            self._drop("image", "invalid", f"dropped image: {exc}")
             return
         frame = Frame(header, rgb, None, None, received)
         with self._sync_lock:
@@ -191,35 +240,39 @@ class ContactNode:
         self._offer(ready)
 
     def on_camera_info(self, msg: Any) -> None:
-        try:
-            header = header_of(msg, "")
-            K = self.decoders.camera_info(msg)
-        except (ValueError, AttributeError, TypeError) as exc:
-            self._bad("camera_info", f"dropped camera info: {exc}")
-            return
-        with self._sync_lock:
-            ready = self.sync.add("camera_info", header.stamp_s, K)
-        self._offer(ready)
+        self._on_stream("camera_info", msg, self.decoders.camera_info)
 
     def on_depth(self, msg: Any) -> None:
+        self._on_stream("depth", msg, self.decoders.depth)
+
+    def _on_stream(self, stream: str, msg: Any, decode: Callable[[Any], Any]) -> None:
+        self.inputs.received(stream)
         try:
             header = header_of(msg, "")
-            depth = self.decoders.depth(msg)
+            value = decode(msg)
         except (ValueError, AttributeError, TypeError) as exc:
-            self._bad("depth", f"dropped depth image: {exc}")
+            self._drop(stream, "invalid", f"dropped {stream.replace('_', ' ')}: {exc}")
             return
         with self._sync_lock:
-            ready = self.sync.add("depth", header.stamp_s, depth)
+            ready = self.sync.add(stream, header.stamp_s, value)
         self._offer(ready)
 
     def on_objects(self, msg: Any) -> None:
         """A ``~/objects`` std_msgs/String: replace the object list, or warn and keep the old one."""
+        self.inputs.received("objects")
         try:
             names = self.queries.update(getattr(msg, "data", msg))
         except QueryError as exc:
-            self._bad("objects", f"ignored object query: {exc}")
+            self._drop("objects", "invalid", f"ignored object query: {exc}")
             return
         LOG.info("object query: %s", ", ".join(names))
+
+    def on_transport_lost(self, topic: str, total: int) -> None:
+        """The transport's running total of samples of ``topic`` lost before they reached the node."""
+        if total > self.inputs.count(topic, "transport_lost"):
+            self.warnings.warn(f"{topic}:transport_lost", f"the transport lost {total} {topic} samples so far "
+                                                          "(reader queue overrun or network loss)")
+        self.inputs.set_transport_lost(topic, total)
 
     def poll(self) -> None:
         """Release frames whose sync wait expired (the transport calls this a few times per second)."""
@@ -230,32 +283,60 @@ class ContactNode:
     def _offer(self, ready) -> None:
         for synced in ready:
             frame: Frame = synced.image
-            frame.K = synced.matched.get("camera_info")
-            frame.depth = synced.matched.get("depth")
+            h, w = frame.rgb.shape[:2]
+            info: Intrinsics | None = synced.matched.get("camera_info")
+            if info is not None and info.size is not None and info.size != (h, w):
+                self._drop("camera_info", "size_mismatch", f"camera info for {info.size[1]}x{info.size[0]} not used "
+                                                           f"with a {w}x{h} image (frame {frame.header.stamp_ns})")
+                info = None
+            depth = synced.matched.get("depth")
+            if depth is not None and depth.shape[:2] != (h, w):
+                self._drop("depth", "size_mismatch", f"{depth.shape[1]}x{depth.shape[0]} depth not used with a "
+                                                     f"{w}x{h} image (frame {frame.header.stamp_ns})")
+                depth = None
+            frame.K = None if info is None else info.K
+            frame.depth = depth
             self.slot.put(frame)
 
-    def _bad(self, key: str, message: str) -> None:
+    def _drop(self, topic: str, kind: str, message: str) -> None:
+        """Count a dropped sample of ``topic``, warn (throttled per topic and kind) and report it soon."""
+        self.inputs.dropped(topic, kind, message)
         self.stats.record_bad(message)
-        self.warnings.warn(key, message)
-        self._diag_due = True
-        self.slot.notify()
+        self.warnings.warn(f"{topic}:{kind}", message)
+        self._diag_due.set()
 
     # --- worker -------------------------------------------------------------------------------------------
     def active(self) -> bool:
         """Whether inference should run: someone subscribes to an output, or ``node.always_run``."""
         return bool(self.cfg["node.always_run"]) or self.sink.subscriber_count() > 0
 
-    def _run(self) -> None:
+    def _work(self, stop: threading.Event) -> None:
+        """The worker loop: take the newest frame, run the pipeline, publish."""
+        slot = self.slot
+        while not stop.is_set():
+            frame = slot.take(timeout=0.1)
+            if frame is not None and not stop.is_set():
+                self._busy_since = time.monotonic()
+                try:
+                    self._process(frame)
+                finally:
+                    self._busy_since = None
+
+    def _monitor(self, stop: threading.Event) -> None:
+        """The diagnostics loop: every ``node.diagnostics_period_s``, and within 0.1 s of a reported problem."""
         period = float(self.cfg["node.diagnostics_period_s"])
-        while not self._stop.is_set():
-            now = time.monotonic()
-            wait = max(0.0, min(period - (now - self._last_diag), 0.1))
-            frame = self.slot.take(timeout=wait)
-            if frame is not None and not self._stop.is_set():
-                self._process(frame)
-            now = time.monotonic()
-            if now - self._last_diag >= period or (self._diag_due and now - self._last_diag >= 0.1):
-                self._publish_diagnostics()
+        while not stop.is_set():
+            self._diag_due.wait(max(0.0, period - (time.monotonic() - self._last_diag)))
+            if stop.is_set():
+                return
+            if self._diag_due.is_set():
+                stop.wait(max(0.0, 0.1 - (time.monotonic() - self._last_diag)))  # at most 10 reports/s
+            self._publish_diagnostics()
+
+    def _on_thread_death(self, death: ThreadDeath) -> None:
+        """A supervised loop raised: report ERROR now (from the dying thread), before it is restarted."""
+        self.stats.record_error(f"thread {death.name} died: {death.reason}")
+        self._publish_diagnostics()
 
     def _process(self, frame: Frame) -> None:
         objects = self.queries.current()
@@ -274,16 +355,17 @@ class ContactNode:
                 if attempt.reconstruction is None:
                     self.warnings.warn("recon", f"frame {frame.header.stamp_ns}: reconstruction skipped, contacts "
                                                 f"published with the fixed placement: {attempt.reason}")
-                    self._diag_due = True
+                    self._diag_due.set()
             outputs = self._outputs(frame, result, attempt)
             self.sink.publish_frame(outputs)
         except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
             message = f"frame {frame.header.stamp_ns} failed: {type(exc).__name__}: {exc}"
             self.stats.record_error(message)
             self.warnings.warn("pipeline", message)
-            self._diag_due = True
+            self._diag_due.set()
             return
         t2 = time.monotonic()
+        self._last_published = t2
         self.frames_published += 1
         self.stats.record_frame((t2 - frame.received) * 1000.0, (t1 - t0) * 1000.0,
                                 queue_ms=(t0 - frame.received) * 1000.0, publish_ms=(t2 - t1) * 1000.0)
@@ -400,19 +482,29 @@ class ContactNode:
 
     # --- diagnostics --------------------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticsReport:
-        """The current state as one diagnostic status (level WARN while recent errors, OK otherwise)."""
+        """The current state as one diagnostic status. Level, worst first: ERROR when a supervised thread died
+        recently or the watchdog sees images but no output; WARN for recent input/pipeline errors, no image at
+        all for ``node.watchdog_s``, or skipped reconstructions; OK otherwise."""
         snap = self.stats.snapshot()
-        dropped = self.slot.dropped
-        recent_error = (self.stats.last_error_time is not None
-                        and time.monotonic() - self.stats.last_error_time < max(5.0, 2 * self.cfg[
-                            "node.diagnostics_period_s"]))
+        now = time.monotonic()
+        recent = max(5.0, 2 * float(self.cfg["node.diagnostics_period_s"]))
         active = self.active()
-        if recent_error:
-            level, message = 1, snap["last_error"]
+        problems: list[tuple[int, str]] = []
+        death = self.supervisor.recent_death(recent)
+        if death is not None:
+            problems.append((ERROR, f"thread {death.name} died and was restarted: {death.reason}"))
+        problems += self._watchdog(now, active)
+        if self.stats.last_error_time is not None and now - self.stats.last_error_time < recent:
+            problems.append((WARN, snap["last_error"]))
+        if self.recon is not None and self.recon.last_reason and self.recon.last_failure_time is not None and (
+                now - self.recon.last_failure_time < recent):
+            problems.append((WARN, f"reconstruction skipped (fixed placement): {self.recon.last_reason}"))
+        if problems:
+            level, message = max(problems, key=lambda p: p[0])
         elif not active:
-            level, message = 0, "idle: no subscriber to any output (node.always_run=false)"
+            level, message = OK, "idle: no subscriber to any output (node.always_run=false)"
         else:
-            level, message = 0, f"running at {snap['rate_hz']:.1f} Hz"
+            level, message = OK, f"running at {snap['rate_hz']:.1f} Hz"
 
         def fmt(x) -> str:
             return "nan" if isinstance(x, float) and x != x else (f"{x:.3f}" if isinstance(x, float) else str(x))
@@ -427,7 +519,7 @@ class ContactNode:
             "publish_ms_p50": fmt(snap["publish_ms_p50"]),
             "frames_received": str(snap["received"]),
             "frames_processed": str(snap["processed"]),
-            "dropped_frames": str(dropped),
+            "dropped_frames": str(self.slot.dropped),
             "bad_messages": str(snap["bad_messages"]),
             "pipeline_errors": str(snap["errors"]),
             "idle_skipped": str(snap["idle_skipped"]),
@@ -439,16 +531,59 @@ class ContactNode:
             "active": str(active).lower(),
             "placement": self._placement_state(),
             "last_error": snap["last_error"],
+            "worker": self._worker_state(now),
+            "thread_deaths": str(self.supervisor.total_deaths()),
+            **self.frame_accounting(),
+            **self.inputs.snapshot(),
         }
+        for stream in self.sync.streams:
+            values[f"{stream}_sync"] = self.sync.waiting_for(stream)
         if self.recon is not None:
             values.update({"recon_frames": str(self.recon.reconstructed), "recon_skipped": str(self.recon.skipped),
                            "recon_ms_p50": fmt(self.recon.ms_p50), "recon_last_skip": self.recon.last_reason})
-            if level == 0 and self.recon.last_reason and self.recon.last_failure_time is not None and (
-                    time.monotonic() - self.recon.last_failure_time < max(5.0, 2 * self.cfg[
-                        "node.diagnostics_period_s"])):
-                level, message = 1, f"reconstruction skipped (fixed placement): {self.recon.last_reason}"
         return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg["node.name"]), values,
                                  time.time_ns())
+
+    def frame_accounting(self) -> dict[str, str]:
+        """Where the received images went, stage by stage (diagnostics keys ``images_*``): dropped by the
+        transport or as bad input, replaced in the latest-frame queue, skipped while idle, failed in the
+        pipeline, published; ``images_in_flight`` is the rest (pending in sync, the queue or the worker)."""
+        snap = self.stats.snapshot()
+        image = self.inputs.topics["image"]
+        counts = {
+            "images_received": image.received,
+            "images_dropped_transport": image.dropped["transport_lost"],
+            "images_dropped_input": image.dropped_total - image.dropped["transport_lost"],
+            "images_dropped_queue": self.slot.dropped,
+            "images_skipped_idle": snap["idle_skipped"],
+            "images_failed_pipeline": snap["errors"],
+            "images_published": self.frames_published,
+        }
+        counts["images_in_flight"] = max(0, counts["images_received"] - sum(
+            v for k, v in counts.items() if k not in ("images_received", "images_dropped_transport")))
+        return {k: str(v) for k, v in counts.items()}
+
+    def _watchdog(self, now: float, active: bool) -> list[tuple[int, str]]:
+        """Liveness (``node.watchdog_s``; 0 = off): ERROR when images keep arriving but nothing was published
+        for that long while there is work to do; WARN when no image arrived for that long."""
+        limit = float(self.cfg["node.watchdog_s"])
+        if limit <= 0 or self._started is None or now - self._started < limit:
+            return []
+        topic = str(self.cfg["topics.image"])
+        silent = self.inputs.silent_for("image")
+        if silent >= limit:
+            return [(WARN, f"no image received on {topic} for {silent:.1f} s")]
+        since = now - (self._last_published if self._last_published is not None else self._started)
+        if since >= limit and active and self.queries.current():
+            return [(ERROR, f"stalled: images arrive on {topic} but no result was published for {since:.1f} s "
+                            f"(worker {self._worker_state(now)})")]
+        return []
+
+    def _worker_state(self, now: float) -> str:
+        if not self.supervisor.alive(WORKER):
+            return "stopped"
+        busy = self._busy_since
+        return "waiting for a frame" if busy is None else f"processing a frame for {now - busy:.1f} s"
 
     def _placement_state(self) -> str:
         """``fixed`` (recon off), ``reconstructed`` or ``fixed (reconstruction skipped)`` for the last frame."""
@@ -458,7 +593,7 @@ class ContactNode:
 
     def _publish_diagnostics(self) -> None:
         self._last_diag = time.monotonic()
-        self._diag_due = False
+        self._diag_due.clear()
         try:
             self.sink.publish_diagnostics(self.diagnostics())
         except Exception as exc:  # noqa: BLE001 - diagnostics must never stop the worker

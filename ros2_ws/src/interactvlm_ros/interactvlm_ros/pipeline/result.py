@@ -16,7 +16,7 @@ class ObjectContact:
     """Contact for one queried object name in one image.
 
     Attributes:
-        label: the object name that was queried (sanitised text, as put into the prompt).
+        label: the object name as put into the prompt (sanitised: special tokens and markup removed).
         text: the decoded VLM answer.
         found: whether the answer contained the contact token; when False, probabilities are None and
             ``reason`` says why.
@@ -26,6 +26,7 @@ class ObjectContact:
         view_masks: ``[V, H, W]`` float32 probabilities of the rendered views (or ``[1, H, W]`` for the 2D
             image mode), or None.
         reason: empty when found, else a short explanation.
+        query: the object name exactly as asked (``label`` is its sanitised form); "" = same as ``label``.
     """
 
     label: str
@@ -36,6 +37,12 @@ class ObjectContact:
     object_mesh_id: str = ""
     view_masks: np.ndarray | None = None
     reason: str = ""
+    query: str = ""
+
+    @property
+    def asked(self) -> str:
+        """The object name as the user asked for it."""
+        return self.query or self.label
 
 
 @dataclass

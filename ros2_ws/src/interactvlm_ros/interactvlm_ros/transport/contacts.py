@@ -73,7 +73,8 @@ def contact_array(result: Any, header: Any, threshold: float, body_mesh_id: str 
         o_idx, o_p = sparse_contact(oc.object_probs if found else None, threshold, n_obj, "object")
         posed_obj = (object_vertices or {}).get(oc.label)
         contacts.append(Contact(
-            body_id=body_id, object_label=str(oc.label), found=found, reason=str(oc.reason),
+            body_id=body_id, object_label=str(oc.asked), object_prompt_name=str(oc.label), found=found,
+            reason=str(oc.reason),
             body_model=str(result.body_model), num_body_vertices=nb, body_mesh_id=body_mesh_id,
             human_vertex_indices=h_idx, human_probabilities=h_p,
             object_mesh_id=str(oc.object_mesh_id), num_object_vertices=n_obj,

@@ -10,6 +10,12 @@ are reliable keep-last 10; outputs are reliable keep-last 10; the mesh topology 
 transient local, keep last 1, one writer per mesh, so late joiners get every mesh); ``/tf`` (the ``body_<id>``
 frames of a reconstructed frame) is reliable keep-last 100, volatile, like tf2's TransformBroadcaster.
 
+Receiving never trusts the bytes: samples are taken as serialized CDR (:func:`take_serialized`) and each one
+is decoded by the node inside its own error boundary (``ContactNode.on_serialized``), so a sample with invalid
+UTF-8, a truncated or random payload costs that sample only (cyclonedds-python's ``take`` decodes a whole batch
+and raises on the first bad one, losing the good samples taken with it). The receive loop runs under the
+node's supervisor, and the readers' sample-lost counts are reported as ``transport_lost`` drops.
+
 Lazy mode: the node asks :meth:`DdsTransport.subscriber_count`, the sum of the publication-matched counts of
 the per-frame output writers (contacts, markers, clouds), so no inference runs while nobody listens.
 """
@@ -18,12 +24,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cyclonedds.core import GuardCondition, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds._clayer import ddspy_take, ddspy_write
+from cyclonedds.core import DDSException, GuardCondition, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.domain import DomainParticipant
-from cyclonedds.internal import InvalidSample
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
@@ -43,6 +50,9 @@ from interactvlm_ros.transport.msgs.visualization import MarkerArray
 from interactvlm_ros.transport.typehash import typehash_policy
 
 LOG = logging.getLogger("interactvlm.dds")
+RECEIVE_THREAD = "interactvlm-dds-receive"
+INPUT_TYPES = {"image": Image, "objects": String, "camera_info": CameraInfo, "depth": Image}
+"""Input key -> message type of the node's subscriptions."""
 
 class TopicNameError(ValueError):
     """A topic name is not a valid ROS 2 name."""
@@ -153,7 +163,6 @@ class DdsTransport:
                 self.names[key] = resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
         self._writers: dict[str, DataWriter] = {}
         self._readers: dict[str, DataReader] = {}
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._guard: GuardCondition | None = None
         self._write_lock = threading.Lock()
@@ -209,14 +218,14 @@ class DdsTransport:
         if "depth" in self.names:
             self._readers["depth"] = p.reader(Image, self.names["depth"],
                                               image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"]))
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._receive, name="interactvlm-dds-receive", daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        """Wait on every reader; dispatch samples to the node; poll the synchroniser between messages."""
-        ws = WaitSet(self.participant.dp)
+        self._stop = threading.Event()
         self._guard = GuardCondition(self.participant.dp)
+        node.supervisor.start(RECEIVE_THREAD, self._receive, self._stop)
+
+    def _receive(self, stop: threading.Event) -> None:
+        """Wait on every reader; hand each sample's bytes to the node; poll the synchroniser between messages;
+        report the readers' lost-sample counts once a second."""
+        ws = WaitSet(self.participant.dp)
         ws.attach(self._guard)
         mask = SampleState.NotRead | ViewState.Any | InstanceState.Any
         conditions = []
@@ -224,20 +233,20 @@ class DdsTransport:
             cond = ReadCondition(reader, mask)
             conditions.append(cond)
             ws.attach(cond)
-        handlers = {"image": self.node.on_image, "objects": self.node.on_objects,
-                    "camera_info": self.node.on_camera_info, "depth": self.node.on_depth}
+        next_status = 0.0
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 ws.wait(duration(milliseconds=50))
                 for kind, reader in self._readers.items():
-                    for sample in _take_all(reader):
-                        if self._stop.is_set():
+                    for payload in take_serialized(reader):
+                        if stop.is_set():
                             break
-                        handlers[kind](sample)
+                        self.node.on_serialized(kind, payload, INPUT_TYPES[kind].deserialize)
                 self.node.poll()
-        except Exception:  # a dead receive thread must be visible in the log
-            LOG.exception("dds receive thread failed")
-            raise
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + 1.0
+                    for kind, reader in self._readers.items():
+                        self.node.on_transport_lost(kind, int(reader.get_sample_lost_status().total_count))
         finally:
             for cond in conditions:
                 ws.detach(cond)
@@ -249,9 +258,8 @@ class DdsTransport:
         self._stop.set()
         if self._guard is not None:
             self._guard.set(True)
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        if self.node is not None:
+            self.node.supervisor.join(RECEIVE_THREAD, 5.0)
         self._readers = {}
         self._guard = None
 
@@ -264,14 +272,25 @@ class DdsTransport:
             self.participant.close()
 
 
-def _take_all(reader: DataReader, batch: int = 16):
-    """Every available sample (valid data only)."""
+def take_serialized(reader: DataReader, batch: int = 16) -> Iterator[bytes]:
+    """The serialized CDR bytes (encapsulation header included) of every available sample with valid data,
+    not decoded: ``reader.topic.data_type.deserialize(payload)`` decodes one. Uses the binding's C-layer take,
+    which is what ``DataReader.take`` calls before it decodes."""
+    mask = SampleState.Any | ViewState.Any | InstanceState.Any
     while True:
-        samples = reader.take(N=batch)
-        if not samples:
+        taken = ddspy_take(reader._ref, mask, batch)
+        if isinstance(taken, int):
+            raise DDSException(taken, f"Occurred while taking data in {reader!r}")
+        for payload, info in taken:
+            if info.valid_data:
+                yield payload
+        if len(taken) < batch:
             return
-        for s in samples:
-            if s is not None and not isinstance(s, InvalidSample):
-                yield s
-        if len(samples) < batch:
-            return
+
+
+def write_serialized(writer: DataWriter, payload: bytes) -> None:
+    """Publish ``payload`` as it is (CDR bytes with the encapsulation header), without encoding a sample: how
+    another process on the domain can send anything at all (the fuzz benchmark and tests use it)."""
+    ret = ddspy_write(writer._ref, bytes(payload))
+    if isinstance(ret, int) and ret < 0:
+        raise DDSException(ret, f"Occurred while writing serialized data in {writer!r}")

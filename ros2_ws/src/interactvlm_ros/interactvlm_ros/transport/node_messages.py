@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.node.core import InputDecoders
+from interactvlm_ros.node.core import InputDecoders, Intrinsics
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
 from interactvlm_ros.transport.clouds import contact_cloud
 from interactvlm_ros.transport.contacts import contact_array
@@ -66,4 +66,11 @@ def wire_decoders(cfg: Mapping[str, Any]) -> InputDecoders:
     limit = int(cfg["node.max_image_pixels"])
     return InputDecoders(image=functools.partial(decode_image, max_pixels=limit),
                          depth=functools.partial(decode_depth, max_pixels=limit),
-                         camera_info=decode_camera_info)
+                         camera_info=decode_intrinsics)
+
+
+def decode_intrinsics(msg: Any) -> Intrinsics:
+    """CameraInfo -> :class:`Intrinsics` (``K [3,3]`` checked by ``decode_camera_info``; the calibrated
+    ``(height, width)``, None when the message leaves them 0)."""
+    height, width = int(msg.height), int(msg.width)
+    return Intrinsics(decode_camera_info(msg), (height, width) if height and width else None)

@@ -10,10 +10,15 @@ interactvlm_node``).
   frees pending frames (and the CUDA cache); *cleanup* drops the model and publishers; *shutdown* does all.
 - ``main()`` drives configure + activate itself (like yolo_ros) unless ``node.autostart`` is false; then a
   lifecycle manager or ``ros2 lifecycle set /interactvlm configure`` does it.
-- Inputs are ordinary rclpy messages (images through cv_bridge when it is installed, else the strict numpy
-  decoders: same RGB result). Outputs are built once by the same code as the dds transport and published as
-  their CDR bytes (``Publisher.publish(bytes)``), so both transports put identical bytes on the wire and no
-  per-element Python conversion of large arrays is needed.
+- Inputs are subscribed raw (serialized CDR bytes) and each sample is deserialized by the node inside its own
+  error boundary (``ContactNode.on_serialized``): rclpy would otherwise raise in the executor on one message
+  with invalid UTF-8 and stop the node. Images go through cv_bridge when it is installed, else the strict
+  numpy decoders (same RGB result). Lost samples (the ``message_lost`` QoS event) are counted per topic.
+- If the executor loop fails anyway, ``main`` logs the reason and exits with status 3, so that the launch
+  file's ``respawn`` starts a fresh process.
+- Outputs are built once by the same code as the dds transport and published as their CDR bytes
+  (``Publisher.publish(bytes)``), so both transports put identical bytes on the wire and no per-element
+  Python conversion of large arrays is needed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.qos_event import SubscriptionEventCallbacks
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
@@ -51,6 +58,8 @@ except ImportError:  # pragma: no cover - reported at configure
     ContactArray = MeshTopologyMsg = None
 
 NODE_NAME = "interactvlm"
+EXIT_EXECUTOR_FAILED = 3
+"""``main``'s exit status when the executor loop itself failed (launch respawns the node)."""
 FRAME_OUTPUTS = ("contacts", "markers", "human_cloud", "object_cloud")
 # Parameters every rclpy node has (or that rcl adds) and that are therefore not "unknown keys".
 _ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
@@ -243,18 +252,14 @@ class InteractVLMNode(LifecycleNode):
             return ret
         cfg, core = self.cfg, self.core
         core.start()
-        self._input_subscriptions = [
-            self.create_subscription(Image, cfg["topics.image"], core.on_image,
-                                     image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])),
-            self.create_subscription(String, cfg["topics.objects"], core.on_objects, OUTPUT_QOS),
-        ]
+        sensor_qos = image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])
+        inputs = [("image", Image, sensor_qos), ("objects", String, OUTPUT_QOS)]
         if cfg["topics.camera_info"]:
-            self._input_subscriptions.append(self.create_subscription(CameraInfo, cfg["topics.camera_info"],
-                                                                core.on_camera_info, OUTPUT_QOS))
+            inputs.append(("camera_info", CameraInfo, OUTPUT_QOS))
         if cfg["topics.depth"]:
-            self._input_subscriptions.append(self.create_subscription(
-                Image, cfg["topics.depth"], core.on_depth,
-                image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])))
+            inputs.append(("depth", Image, sensor_qos))
+        self._input_subscriptions = [self._raw_subscription(core, key, msg_type, qos)
+                                     for key, msg_type, qos in inputs]
         self._poll_timer = self.create_timer(0.05, core.poll)
         self.get_logger().info(f"active: {self.resolve_topic_name(cfg['topics.image'])} -> "
                                f"{self.resolve_topic_name(cfg['topics.contacts'])}")
@@ -285,6 +290,15 @@ class InteractVLMNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def _raw_subscription(self, core: ContactNode, key: str, msg_type, qos: QoSProfile):
+        """Subscribe ``topics.<key>`` as serialized bytes; the node decodes each sample in its error boundary."""
+        deserialize = functools.partial(_deserialize, msg_type=msg_type)
+        events = SubscriptionEventCallbacks(
+            message_lost=lambda info: core.on_transport_lost(key, int(info.total_count)))
+        return self.create_subscription(msg_type, self.cfg[f"topics.{key}"],
+                                        lambda data: core.on_serialized(key, data, deserialize), qos,
+                                        event_callbacks=events, raw=True)
+
     def _topology_publisher(self, topic: str):
         """A new latched publisher (one per mesh); created while active, so enabled here."""
         pub = self.create_lifecycle_publisher(MeshTopologyMsg, topic, LATCHED_QOS)
@@ -306,6 +320,10 @@ class InteractVLMNode(LifecycleNode):
         self.core = None
         self.parts = None
         _free_accelerator_cache()
+
+
+def _deserialize(data: bytes, msg_type):
+    return deserialize_message(data, msg_type)
 
 
 def _free_accelerator_cache() -> None:
@@ -336,6 +354,10 @@ def main(argv: list[str] | None = None, duration: float = 0.0) -> int:
                 executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as exc:  # noqa: BLE001 - the executor itself failed: exit so launch respawns us
+        node.get_logger().fatal(f"executor failed ({type(exc).__name__}: {exc}); exiting with status "
+                                f"{EXIT_EXECUTOR_FAILED} so that launch respawns the node")
+        status = EXIT_EXECUTOR_FAILED
     finally:
         _shutdown(node)
         executor.shutdown()

@@ -19,6 +19,7 @@ from interactvlm_ros.transport.msgs.std import Header
 class Contact(IdlStruct, typename="interactvlm_msgs::msg::dds_::Contact_"):
     body_id: str = ""
     object_label: str = ""
+    object_prompt_name: str = ""
     found: bool = False
     reason: str = ""
     body_model: str = ""

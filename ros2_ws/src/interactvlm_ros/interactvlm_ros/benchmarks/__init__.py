@@ -1,0 +1,1 @@
+"""Benchmarks that measure the running system from outside (``interactvlm bench NAME --json``)."""
