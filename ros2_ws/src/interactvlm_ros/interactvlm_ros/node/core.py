@@ -185,12 +185,14 @@ class ContactNode:
         self.supervisor.start(MONITOR, self._monitor, self._stop)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the worker (the frame in flight completes) and forget pending inputs."""
+        """Stop the worker (the frame in flight completes), publish a last diagnostics report with the final
+        frame accounting, and forget pending inputs."""
         self._stop.set()
         self.slot.close()
         self._diag_due.set()
         self.supervisor.join(WORKER, timeout)
         self.supervisor.join(MONITOR, timeout)
+        self._publish_diagnostics()
         self._started = None
         with self._sync_lock:
             self.sync.reset()
