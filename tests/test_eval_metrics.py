@@ -142,3 +142,66 @@ def test_affordance_metrics_exclude_single_class_samples():
     assert out["count_auc"] == 1 and out["auc"] == 1.0
     assert out["sim"] == pytest.approx((sim(pred[0], gt[0]) + sim(pred[1], gt[1])) / 2)
     assert np.isnan(out["per_class"]["Bag"]["auc"])
+
+
+def _chain(n: int, spacing_m: float):
+    """A strip of triangles along x (``n`` vertices, ``spacing_m`` apart): edge-graph distance = |i - j| × spacing."""
+    verts = np.zeros((n, 3))
+    verts[:, 0] = np.arange(n) * spacing_m
+    faces = np.stack([np.arange(n - 2), np.arange(1, n - 1), np.arange(2, n)], axis=1)
+    return verts, faces
+
+
+def test_geodesic_matrix_units_give_the_same_cm():
+    n = 181  # 1 cm apart: the longest distance is 1.8 m, a body's size
+    verts, faces = _chain(n, 0.01)
+    metres = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :]) * 0.01
+    rng = np.random.default_rng(1)
+    pred, gt = rng.random((4, n)) < 0.1, rng.random((4, n)) < 0.1
+    expected = MeshGeodesic(verts, faces).errors(pred, gt)
+    for matrix, units in ((metres, "m"), (metres * 100.0, "cm")):
+        got = MeshGeodesic.from_matrix_units(matrix, units).errors(pred, gt)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_geodesic_matrix_in_the_wrong_unit_is_refused_with_a_hint():
+    metres = np.abs(np.arange(181)[:, None] - np.arange(181)[None, :]) * 0.01
+    hint = r"largest distance 1.8 cm is not a body's size \(50-500 cm\); is it in m \(--geodesic-units m\)"
+    with pytest.raises(ValueError, match=hint):
+        MeshGeodesic.from_matrix_units(metres, "cm")
+    with pytest.raises(ValueError, match=r"largest distance 180 m .*--geodesic-units cm"):
+        MeshGeodesic.from_matrix_units(metres * 100.0, "m")
+    with pytest.raises(ValueError, match="units must be one of"):
+        MeshGeodesic.from_matrix_units(metres, "mm")
+
+
+def test_bootstrap_interval_is_reproducible_and_brackets_the_mean():
+    from interactvlm_ros.evaluation.intervals import bootstrap_mean_ci
+
+    rng = np.random.default_rng(3)
+    values = (rng.random(400) < 0.3).astype(float)
+    low, high = bootstrap_mean_ci(values)
+    assert (low, high) == bootstrap_mean_ci(values)  # fixed seed
+    assert low < values.mean() < high
+    # a Bernoulli mean: the normal approximation's half-width 1.96·sqrt(p(1-p)/n)
+    half = 1.96 * np.sqrt(values.mean() * (1 - values.mean()) / len(values))
+    assert (high - low) / 2 == pytest.approx(half, rel=0.15)
+    assert bootstrap_mean_ci(np.full(10, 0.7)) == pytest.approx((0.7, 0.7))
+    assert bootstrap_mean_ci(values, seed=1) != (low, high)
+
+
+def test_bootstrap_groups_resample_rows_together():
+    from interactvlm_ros.evaluation.intervals import bootstrap_mean_ci
+
+    values = np.random.default_rng(4).random(50)
+    # every value twice, as the two object queries of one image: drawing images = drawing the 50 values
+    twice = np.repeat(values, 2)
+    assert bootstrap_mean_ci(twice, groups=np.repeat(np.arange(50), 2)) == pytest.approx(bootstrap_mean_ci(values))
+    # counted as 100 independent rows the interval would be too narrow
+    lo, hi = bootstrap_mean_ci(twice)
+    lo_g, hi_g = bootstrap_mean_ci(values)
+    assert hi - lo < 0.85 * (hi_g - lo_g)
+    with pytest.raises(ValueError, match="3 group labels for 100 values"):
+        bootstrap_mean_ci(twice, groups=[0, 1, 2])
+    with pytest.raises(ValueError, match="at least one value"):
+        bootstrap_mean_ci([])

@@ -43,6 +43,13 @@ def test_eval_cli_on_synthetic_split(small_dataset):
     oracle = np.stack([by_interaction[f"{r['object']}/{r['interaction']}"] for r in ds.rows])
     assert result["interaction_oracle_human_f1"] == pytest.approx(contact_scores(oracle, gts).f1.mean())
     assert 0.0 <= result["human_f1"] <= 1.0 and result["human_geodesic_fp_cm"] >= 0.0
+    f1_keys = [k for k in result if k.endswith("_f1")]
+    assert len(f1_keys) >= 7
+    for key in f1_keys:  # every F1 with its bootstrap interval around it
+        low, high = result[f"{key}_ci"]
+        assert low <= result[key] + 1e-4 and result[key] - 1e-4 <= high, key
+    assert result["intervals"] == {"method": "percentile bootstrap", "level": 0.95, "resamples": 1000, "seed": 0,
+                                   "unit": "sample"}
 
 
 def test_score_damon_predictions(tmp_path):
@@ -66,6 +73,8 @@ def test_score_damon_predictions(tmp_path):
     geo = MeshGeodesic(verts, faces)
     out = score_damon_predictions(split, pred, geo)
     assert out["human_geodesic_fp_cm"] == pytest.approx((0.0 + np.mean([0] * 5 + [1, 2, 3, 4, 5])) / 2)
+    assert out["human_f1_ci"][0] <= out["human_f1"] <= out["human_f1_ci"][1]
+    assert out["intervals"]["resamples"] == 1000 and out["intervals"]["unit"] == "image"
     with pytest.raises(ValueError, match="do not match"):
         score_damon_predictions(split, pred[:1])
 

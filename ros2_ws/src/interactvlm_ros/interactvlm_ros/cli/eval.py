@@ -6,7 +6,9 @@
   ``num_samples`` and more.
 * ``--damon hot_dca_test.npz --images DIR``: the model on DAMON images (needs the SMPL body, ``body.model``).
 * ``--damon hot_dca_test.npz --predictions preds.npy``: DECO binary metrics of precomputed ``[S,6890]``
-  predictions. ``--geodesic-matrix`` (a dense matrix in cm, e.g. RICH's SMPL one) adds geodesic errors there.
+  predictions. ``--geodesic-matrix`` (a dense ``[6890,6890]`` matrix, e.g. DECO's SMPL one) adds geodesic errors
+  there, in cm; ``--geodesic-units`` (default ``m``, the unit of DECO's file) states the matrix's unit and the
+  JSON repeats it (``geodesic_matrix_units``).
 * ``--piad-images DIR --piad-points DIR [--piad-pairs FILE]``: PIAD SIM / MAE / AUC / aIoU (overall, per object
   class, per affordance) of the model's object affordance on each image's paired point cloud, or of
   ``--predictions preds.npy`` (``[S,N]`` in pair order).
@@ -37,7 +39,10 @@ def add_parser(sub, common) -> None:
                    help="'<image> <point file>' per line (default: k-th image of a class with its k-th cloud)")
     p.add_argument("--predictions", metavar="NPY",
                    help="precomputed predictions: [S,6890] with --damon, [S,N] per PIAD pair with --piad-*")
-    p.add_argument("--geodesic-matrix", metavar="NPY", help="dense geodesic matrix in cm for DAMON geodesic errors")
+    p.add_argument("--geodesic-matrix", metavar="NPY",
+                   help="dense [N,N] body geodesic matrix for DAMON geodesic errors (reported in cm)")
+    p.add_argument("--geodesic-units", choices=("m", "cm"), default="m",
+                   help="unit of --geodesic-matrix (default m: DECO's smpl_neutral_geodesic_dist.npy is in metres)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true")
@@ -69,7 +74,9 @@ def run(args) -> int:
     try:
         if args.damon:
             split = read_damon_npz(args.damon)
-            geo = MeshGeodesic.from_matrix(np.load(args.geodesic_matrix)) if args.geodesic_matrix else None
+            geo = None
+            if args.geodesic_matrix:
+                geo = MeshGeodesic.from_matrix_units(np.load(args.geodesic_matrix), args.geodesic_units)
             if args.predictions:
                 from interactvlm_ros.evaluation.runner import score_damon_predictions
 
@@ -83,6 +90,8 @@ def run(args) -> int:
             else:
                 print("interactvlm eval: --damon needs --images DIR or --predictions NPY", file=sys.stderr)
                 return 2
+            if geo is not None:
+                result.update({"geodesic_matrix_units": args.geodesic_units, "geodesic_error_units": "cm"})
         elif args.piad_images or args.piad_points:
             from interactvlm_ros.evaluation.readers import read_piad_pairs
 

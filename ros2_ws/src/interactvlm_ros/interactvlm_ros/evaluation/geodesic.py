@@ -6,7 +6,8 @@ vertices (``p >= 0.5``; all if none); ``fp = mean over rows of min over columns`
 here a distance to a vertex *set* comes from one multi-source Dijkstra over the mesh's edge graph (edge lengths
 in metres; ``scipy.sparse.csgraph``) — the same two numbers, without the matrix. Edge-graph distances slightly
 over-estimate true surface geodesics (paths follow edges). A precomputed matrix (e.g. RICH's
-``smpl_neutral_geodesic_dist.npy``) can be used instead with :meth:`MeshGeodesic.from_matrix`.
+``smpl_neutral_geodesic_dist.npy``) can be used instead with :meth:`MeshGeodesic.from_matrix`; its unit must be
+stated (:data:`MATRIX_UNITS`; DECO's SMPL matrix is in metres, sha2nkt/deco#1), and every error is reported in cm.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 _CACHE: dict[str, MeshGeodesic] = {}
+# unit of a dense geodesic matrix -> factor to cm
+MATRIX_UNITS: dict[str, float] = {"m": 100.0, "cm": 1.0}
+# the longest geodesic on an adult body (finger tip to toe, around the body), in cm: well inside this range
+BODY_GEODESIC_MAX_CM = (50.0, 500.0)
 
 
 class MeshGeodesic:
@@ -57,6 +62,24 @@ class MeshGeodesic:
         obj._graph = None
         obj._matrix = matrix * scale
         return obj
+
+    @classmethod
+    def from_matrix_units(cls, matrix: np.ndarray, units: str) -> MeshGeodesic:
+        """A dense body matrix in ``units`` (``"m"`` or ``"cm"``); raises if its largest distance is no body's
+        size in that unit (a matrix in cm read as metres would make every error 100x too large, and the
+        reverse 100x too small)."""
+        if units not in MATRIX_UNITS:
+            raise ValueError(f"geodesic matrix units must be one of {sorted(MATRIX_UNITS)}, got {units!r}")
+        matrix = np.asarray(matrix, dtype=np.float64)
+        finite = matrix[np.isfinite(matrix)]
+        largest = float(finite.max()) if finite.size else 0.0
+        lo, hi = BODY_GEODESIC_MAX_CM
+        if not lo <= largest * MATRIX_UNITS[units] <= hi:
+            other = [u for u in MATRIX_UNITS if u != units and lo <= largest * MATRIX_UNITS[u] <= hi]
+            hint = f"; is it in {other[0]} (--geodesic-units {other[0]})?" if other else ""
+            raise ValueError(f"geodesic matrix: largest distance {largest:g} {units} is not a body's size "
+                             f"({lo / MATRIX_UNITS[units]:g}-{hi / MATRIX_UNITS[units]:g} {units}){hint}")
+        return cls.from_matrix(matrix, MATRIX_UNITS[units])
 
     @classmethod
     def cached(cls, vertices: np.ndarray, faces: np.ndarray, scale: float = 100.0) -> MeshGeodesic:

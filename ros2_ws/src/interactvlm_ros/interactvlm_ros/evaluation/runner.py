@@ -6,6 +6,10 @@ body mesh (cm, edge-graph Dijkstra), semantic F1 weighted per object class, obje
 each sample's object mesh and the PIAD map metrics (SIM, MAE, AUC, aIoU) of the object predictions. The prior
 baseline predicts, for every test sample, the mean training contact map of its object class; the interaction oracle
 (a reference point, not a baseline: it is told the answer) the mean map of its object *and interaction*.
+
+Every F1 comes with a ``<key>_ci`` = ``[low, high]``, its 95 % percentile-bootstrap interval (1000 resamples,
+seed 0; :mod:`.intervals`) over samples (synthetic) or images (DAMON: an image's object queries are drawn
+together); ``intervals`` in the JSON says so.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from interactvlm_ros.evaluation.geodesic import MeshGeodesic
+from interactvlm_ros.evaluation.intervals import interval_note, rounded_ci
 from interactvlm_ros.evaluation.metrics import (
     affordance_metrics,
     aiou,
@@ -47,9 +52,9 @@ def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str)
     def mean(x):
         return float(np.mean(x)) if len(x) else float("nan")
 
-    return {f"{prefix}_f1": mean(f_), f"{prefix}_precision": mean(p_), f"{prefix}_recall": mean(r_),
-            f"{prefix}_sim": mean(sims), f"{prefix}_mae": mean(maes), f"{prefix}_auc": mean(aucs),
-            f"{prefix}_aiou": mean(ious)}
+    return {f"{prefix}_f1": mean(f_), f"{prefix}_f1_ci": rounded_ci(f_), f"{prefix}_precision": mean(p_),
+            f"{prefix}_recall": mean(r_), f"{prefix}_sim": mean(sims), f"{prefix}_mae": mean(maes),
+            f"{prefix}_auc": mean(aucs), f"{prefix}_aiou": mean(ious)}
 
 
 def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, progress: bool = True,
@@ -97,16 +102,25 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     semantic = semantic_contact_metrics(h_pred, h_gt, labels)
     prior = binary_contact_metrics(h_prior, h_gt)
     prior_sem = semantic_contact_metrics(h_prior, h_gt, labels)
-    oracle = binary_contact_metrics(np.stack(h_oracle), h_gt)
+    h_oracle = np.stack(h_oracle)
+    oracle = binary_contact_metrics(h_oracle, h_gt)
+    prior_object = _object_metrics(o_prior, o_gt, "prior")
+    # one object per image: the semantic rows are the samples, so their intervals are the binary ones
+    human_ci = rounded_ci(contact_scores(h_pred, h_gt).f1)
+    prior_ci = rounded_ci(contact_scores(h_prior, h_gt).f1)
     out = {
-        "human_f1": human["f1"], "human_precision": human["precision"], "human_recall": human["recall"],
+        "human_f1": human["f1"], "human_f1_ci": human_ci, "human_precision": human["precision"],
+        "human_recall": human["recall"],
         "human_geodesic_fp_cm": human["geodesic_fp_cm"], "human_geodesic_fn_cm": human["geodesic_fn_cm"],
-        "semantic_f1": semantic["f1"],
+        "semantic_f1": semantic["f1"], "semantic_f1_ci": human_ci,
         **_object_metrics(o_pred, o_gt, "object"),
-        "prior_baseline_human_f1": prior["f1"],
-        "prior_baseline_semantic_f1": prior_sem["f1"],
-        "prior_baseline_object_f1": _object_metrics(o_prior, o_gt, "prior")["prior_f1"],
+        "prior_baseline_human_f1": prior["f1"], "prior_baseline_human_f1_ci": prior_ci,
+        "prior_baseline_semantic_f1": prior_sem["f1"], "prior_baseline_semantic_f1_ci": prior_ci,
+        "prior_baseline_object_f1": prior_object["prior_f1"],
+        "prior_baseline_object_f1_ci": prior_object["prior_f1_ci"],
         "interaction_oracle_human_f1": oracle["f1"],
+        "interaction_oracle_human_f1_ci": rounded_ci(contact_scores(h_oracle, h_gt).f1),
+        "intervals": interval_note("sample"),
         "num_samples": int(n),
         "no_contact_token": int(missing),
         "semantic_per_class": {k: round(v["f1"], 4) for k, v in semantic["per_class"].items()},
@@ -124,7 +138,7 @@ def evaluate_damon(predictor, split: DamonSplit, image_dir: str | Path, geodesic
     from PIL import Image
 
     n = len(split) if limit is None else min(limit, len(split))
-    sem_pred, sem_gt, sem_labels, bin_pred, bin_gt = [], [], [], [], []
+    sem_pred, sem_gt, sem_labels, sem_image, bin_pred, bin_gt = [], [], [], [], [], []
     for i in tqdm(range(n), desc="eval damon", unit="image", disable=not progress):
         names = [name for idx, name in split.semantic_pairs() if idx == i]
         if not names and not split.has_contact[i]:
@@ -147,19 +161,26 @@ def evaluate_damon(predictor, split: DamonSplit, image_dir: str | Path, geodesic
             sem_pred.append(p)
             sem_gt.append(split.object_contact(i, name))
             sem_labels.append(name)
+            sem_image.append(i)
         if split.has_contact[i]:
             bin_pred.append((probs >= 0.5).any(axis=0).astype(np.float32))
             bin_gt.append(split.contact[i])
-    out: dict = {"num_images": len(bin_pred), "num_pairs": len(sem_pred)}
+    out: dict = {"num_images": len(bin_pred), "num_pairs": len(sem_pred), "intervals": interval_note("image")}
     if bin_pred:
-        b = binary_contact_metrics(np.stack(bin_pred), np.stack(bin_gt), geodesic=geodesic)
-        out.update({"human_f1": b["f1"], "human_precision": b["precision"], "human_recall": b["recall"]})
+        bin_pred, bin_gt = np.stack(bin_pred), np.stack(bin_gt)
+        b = binary_contact_metrics(bin_pred, bin_gt, geodesic=geodesic)
+        out.update({"human_f1": b["f1"], "human_f1_ci": rounded_ci(contact_scores(bin_pred, bin_gt).f1),
+                    "human_precision": b["precision"], "human_recall": b["recall"]})
         if geodesic is not None:
             out["human_geodesic_fp_cm"] = b["geodesic_fp_cm"]
             out["human_geodesic_fn_cm"] = b["geodesic_fn_cm"]
     if sem_pred:
-        s = semantic_contact_metrics(np.stack(sem_pred), np.stack(sem_gt), sem_labels)
-        out.update({"semantic_f1": s["f1"], "semantic_precision": s["precision"], "semantic_recall": s["recall"],
+        sem_pred, sem_gt = np.stack(sem_pred), np.stack(sem_gt)
+        s = semantic_contact_metrics(sem_pred, sem_gt, sem_labels)
+        # count-weighted class means = the mean over (image, object) rows; an image's rows are drawn together
+        out.update({"semantic_f1": s["f1"], "semantic_f1_ci": rounded_ci(contact_scores(sem_pred, sem_gt).f1,
+                                                                         sem_image),
+                    "semantic_precision": s["precision"], "semantic_recall": s["recall"],
                     "semantic_per_class": {k: round(v["f1"], 4) for k, v in s["per_class"].items()}})
     return out
 
@@ -172,8 +193,9 @@ def score_damon_predictions(split: DamonSplit, predictions: np.ndarray, geodesic
         raise ValueError(f"predictions {predictions.shape} do not match the split's labels {split.contact.shape}")
     keep = split.has_contact
     b = binary_contact_metrics(predictions[keep], split.contact[keep], geodesic=geodesic)
-    out = {"human_f1": b["f1"], "human_precision": b["precision"], "human_recall": b["recall"],
-           "num_images": int(keep.sum())}
+    out = {"human_f1": b["f1"], "human_f1_ci": rounded_ci(contact_scores(predictions[keep], split.contact[keep]).f1),
+           "human_precision": b["precision"], "human_recall": b["recall"], "num_images": int(keep.sum()),
+           "intervals": interval_note("image")}
     if geodesic is not None:
         out["human_geodesic_fp_cm"] = b["geodesic_fp_cm"]
         out["human_geodesic_fn_cm"] = b["geodesic_fn_cm"]
