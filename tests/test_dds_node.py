@@ -242,6 +242,22 @@ def test_bad_inputs_warn_with_diagnostics_and_node_keeps_serving(node):
     assert log.count("ignored object query") == 1
 
 
+def test_undecodable_samples_are_counted_per_topic_and_the_node_keeps_serving(node):
+    from interactvlm_ros.benchmarks.fuzz import fuzz_payloads
+    from interactvlm_ros.transport.dds import write_serialized
+
+    _, peer, _ = node
+    before = peer.latest_diagnostics()
+    # CDR that a C++ publisher can send: a string field holding invalid UTF-8 (Python's decoder refuses it)
+    for topic, writer in (("objects", peer.objects), ("image", peer.image)):
+        write_serialized(writer, next(p for kind, p in fuzz_payloads(topic, 5) if kind == "bad_utf8"))
+    counted = lambda v, t: int(v[f"{t}_dropped_undecodable"]) > int(before[f"{t}_dropped_undecodable"])  # noqa: E731
+    v = peer.latest_diagnostics(lambda v: counted(v, "objects") and counted(v, "image"))
+    assert "UnicodeDecodeError" in v["objects_last_drop"] and "UnicodeDecodeError" in v["image_last_drop"]
+    assert v["thread_deaths"] == "0" and v["objects"] == "cup, bottle"
+    assert peer.wait_stamp("contacts", peer.send_image())
+
+
 def test_camera_info_in_sync_is_accepted(node):
     _, peer, _ = node
     stamp = peer.next_stamp()

@@ -82,6 +82,46 @@ def test_sync_releases_unmatched_when_stream_moved_on_or_wait_expired():
     assert sync.unmatched["depth"] == 2
 
 
+def test_sync_stops_waiting_for_a_stream_that_stopped():
+    clock = FakeClock()
+    sync = ApproximateSync(["camera_info"], 0.01, max_wait_s=0.5, clock=clock)
+    for i in range(5):  # camera info at 10 Hz, each matched by its image
+        clock.t = i * 0.1
+        sync.add("camera_info", i * 0.1, f"K{i}")
+        assert [f.matched["camera_info"] for f in sync.add_image(i * 0.1, i)] == [f"K{i}"]
+    assert sync.waiting_for("camera_info") == "yes"
+    clock.t = 0.6  # 0.2 s after the last info: still arriving (window = max(0.5, 3 x 0.1))
+    assert sync.add_image(0.6, "waits") == []
+    clock.t = 1.5  # silent for 1.1 s: stopped; the pending image goes, a new one is released at once
+    assert sync.waiting_for("camera_info").startswith("no: stopped")
+    assert [(f.image, f.matched["camera_info"]) for f in sync.poll()] == [("waits", None)]
+    assert [(f.image, f.matched["camera_info"]) for f in sync.add_image(1.5, "now")] == [("now", None)]
+    sync.add("camera_info", 1.6, "K again")  # the stream comes back: images wait for it again
+    assert sync.waiting_for("camera_info") == "yes"
+
+
+def test_sync_stops_waiting_for_stamps_that_never_match():
+    clock = FakeClock()
+    sync = ApproximateSync(["depth"], 0.01, max_wait_s=0.2, stall_after=3, clock=clock)
+    released, at_once = [], []
+    for i in range(6):  # depth stamped by another clock (always 100 s behind), arriving every 0.1-0.2 s
+        clock.t = i * 0.3
+        sync.add("depth", clock.t - 100.0, "d")
+        now = sync.add_image(i * 0.3, i)
+        at_once += [f.image for f in now]
+        clock.t += 0.1
+        sync.add("depth", clock.t - 100.0, "d")
+        clock.t += 0.15  # the image's 0.2 s wait expired
+        released += now + sync.poll()
+    assert [f.image for f in released] == list(range(6)) and all(f.matched["depth"] is None for f in released)
+    assert sync.waiting_for("depth").startswith("no: stamps do not match")
+    assert at_once == [3, 4, 5]  # after 3 expired waits, images no longer wait at all
+    clock.t = 2.0
+    sync.add("depth", 2.0, "match")  # one matching message and the stream counts again
+    assert [f.matched["depth"] for f in sync.add_image(2.0, "m")] == ["match"]
+    assert sync.waiting_for("depth") == "yes"
+
+
 def test_sync_memory_is_bounded():
     sync = ApproximateSync(["depth"], 0.01, max_wait_s=1e9, history=8, max_pending=4, clock=FakeClock())
     sync.add("depth", 0.0, "d")

@@ -7,11 +7,10 @@ still published (fixed placement) with a diagnostic saying why the reconstructio
 """
 
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
+from node_sink import CollectingSink
 
 from interactvlm_ros.config import load_config
 from interactvlm_ros.node.placement import FixedPlacement
@@ -23,43 +22,6 @@ STAMP = 1_700_000_123 * 10**9 + 456
 NODE_SETTINGS = ["model.name=tiny", "model.device=cpu", "objects=[bottle]", "node.always_run=true",
                  "node.marker_rate_hz=0", "node.diagnostics_period_s=0.1", "node.warn_throttle_s=60",
                  "recon.enabled=true", "recon.iterations=30", "recon.object_iterations=20", "contact.threshold=0.3"]
-
-
-class CollectingSink:
-    """The node's output side, building every message with the transports' builders and keeping them."""
-
-    def __init__(self):
-        self.frames, self.diagnostics, self.topologies = [], [], []
-        self.cond = threading.Condition()
-
-    def subscriber_count(self) -> int:
-        return 1
-
-    def publish_frame(self, outputs) -> None:
-        from interactvlm_ros.transport.node_messages import frame_messages
-
-        msgs = frame_messages(outputs)
-        msgs = {k: type(m).deserialize(m.serialize()) for k, m in msgs.items()}  # what a subscriber receives
-        with self.cond:
-            self.frames.append((outputs, msgs))
-            self.cond.notify_all()
-
-    def publish_diagnostics(self, report) -> None:
-        with self.cond:
-            self.diagnostics.append(report)
-            self.cond.notify_all()
-
-    def publish_topology(self, topology) -> None:
-        self.topologies.append(topology)
-
-    def wait(self, predicate, timeout=120.0):
-        end = time.monotonic() + timeout
-        with self.cond:
-            while not predicate():
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("timed out waiting for the node's output")
-                self.cond.wait(left)
 
 
 @pytest.fixture(scope="module")

@@ -249,6 +249,9 @@ class ContactNode:
 
     def _on_stream(self, stream: str, msg: Any, decode: Callable[[Any], Any]) -> None:
         self.inputs.received(stream)
+        if stream not in self.sync.streams:
+            self._drop(stream, "invalid", f"dropped {stream.replace('_', ' ')}: topics.{stream} is not set")
+            return
         try:
             header = header_of(msg, "")
             value = decode(msg)
