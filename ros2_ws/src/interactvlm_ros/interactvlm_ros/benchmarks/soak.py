@@ -10,7 +10,9 @@ Phases:
 3. steady at the node's capacity: the same at the rate the node's own pipeline + overhead time allows.
 
 Keys (a contract): ``thread_deaths`` (must be 0), ``node_alive``, ``answered_after_fuzz`` {topic: bool},
-``decode_errors_counted`` {topic: undecodable + invalid}, ``payloads_sent`` {topic: n}, ``drops_by_kind``
+``decode_errors_counted`` {topic: undecodable + invalid}, ``payloads_sent`` and ``payloads_refused_by_writer``
+{topic: {kind: n}} (Cyclone's writer refuses structurally invalid CDR: those never reach the wire),
+``node_received`` {topic: n} (what the node counted, fuzz and recovery frames), ``drops_by_kind``
 {topic: {kind: n}}, ``rss_mb_before`` / ``rss_mb_after`` (node process, before and after the fuzz),
 ``steady_5hz`` and ``steady_max``: {``rate_hz``, ``sent``, ``answered``, ``answered_ratio``, ``lost`` {stage:
 n}} where the stages are ``transport`` (never reached the node), ``input``, ``queue`` (replaced by a newer
@@ -151,19 +153,22 @@ def _counter(diag: dict[str, str], key: str) -> int:
         return 0
 
 
-def fuzz_topic(peer: SoakPeer, topic: str, count: int, seed: int) -> int:
-    """Send ``count`` hostile payloads on ``topic``, paced; returns how many the writer accepted."""
-    sent, t0 = 0, time.monotonic()
-    for i, (_kind, payload) in enumerate(fuzz_payloads(topic, count, seed)):
+def fuzz_topic(peer: SoakPeer, topic: str, count: int, seed: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Send ``count`` hostile payloads on ``topic``, paced; returns ``(sent, refused)`` counts per payload kind.
+    Our own DDS writer refuses structurally invalid CDR (it never reaches the wire): those are ``refused``."""
+    sent = dict.fromkeys(KINDS, 0)
+    refused = dict.fromkeys(KINDS, 0)
+    t0 = time.monotonic()
+    for i, (kind, payload) in enumerate(fuzz_payloads(topic, count, seed)):
         try:
             write_serialized(peer.writers[topic], payload)
-            sent += 1
+            sent[kind] += 1
         except DDSException:
-            pass  # refused by our own writer: it never reaches the wire
+            refused[kind] += 1
         ahead = (i + 1) / PACE_PER_S - (time.monotonic() - t0)
         if ahead > 0:
             time.sleep(ahead)
-    return sent
+    return sent, refused
 
 
 def answered_after(peer: SoakPeer, stamp: int, timeout: float = 60.0) -> bool:
@@ -229,15 +234,20 @@ def run(cfg, args) -> dict:
         if not answered_after(peer, STAMP0, timeout=300.0):  # warm-up: model loaded, first frame answered
             raise RuntimeError(f"the node answered no frame; its log ends with:\n{node.log_tail()}")
         rss_before = rss_mb(node.proc.pid)
-        result: dict = {"payloads_sent": {}, "answered_after_fuzz": {}, "decode_errors_counted": {},
+        received_before = {t: _counter(peer.diagnostics_now(), f"{t}_received") for t in TOPICS}
+        result: dict = {"payloads_per_topic": payloads, "payloads_sent": {}, "payloads_refused_by_writer": {},
+                        "node_received": {}, "answered_after_fuzz": {}, "decode_errors_counted": {},
                         "drops_by_kind": {}, "payload_kinds": list(KINDS)}
         for i, topic in enumerate(tqdm(TOPICS, desc="fuzz", unit="topic")):
-            result["payloads_sent"][topic] = fuzz_topic(peer, topic, payloads, seed=i)
+            sent, refused = fuzz_topic(peer, topic, payloads, seed=i)
+            result["payloads_sent"][topic] = sent
+            result["payloads_refused_by_writer"][topic] = refused
             result["answered_after_fuzz"][topic] = node.alive() and answered_after(peer, STAMP0 + (i + 1) * 10**16)
         diag = peer.diagnostics_now()
         for topic in TOPICS:
             kinds = {k[len(topic) + 9:]: _counter(diag, k) for k in diag if k.startswith(f"{topic}_dropped_")}
             result["drops_by_kind"][topic] = kinds
+            result["node_received"][topic] = _counter(diag, f"{topic}_received") - received_before[topic]
             result["decode_errors_counted"][topic] = kinds.get("undecodable", 0) + kinds.get("invalid", 0)
         result["rss_mb_before"] = round(rss_before, 1)
         result["rss_mb_after"] = round(rss_mb(node.proc.pid), 1)
