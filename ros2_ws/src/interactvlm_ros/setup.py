@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=["test", "tests"]),
     include_package_data=True,
-    package_data={PACKAGE: ["model/presets/*.yaml", "model/presets/*.json", "assets/**/*",
+    package_data={PACKAGE: ["model/presets/*.yaml", "model/presets/*.json", "assets/**/*", "benchmarks/*.json",
                             "transport/msg_definitions/*.msg"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
