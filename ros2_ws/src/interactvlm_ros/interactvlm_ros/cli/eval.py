@@ -12,6 +12,11 @@
 * ``--piad-images DIR --piad-points DIR [--piad-pairs FILE]``: PIAD SIM / MAE / AUC / aIoU (overall, per object
   class, per affordance) of the model's object affordance on each image's paired point cloud, or of
   ``--predictions preds.npy`` (``[S,N]`` in pair order).
+* ``--real [LABELS]``: real photos (default: the shipped ``assets/real_photos/labels.json``), fetched from their
+  packages into ``--real-images`` (default ``<cache.dir>/real_photos``); part-level scores of the model and of the
+  class prior (``--data DIR``'s train split, else ``--prior-samples`` samples of the default recipe's data). Keys:
+  ``real_num_images``, ``real_part_hit_rate``, ``real_on_target``, ``prior_baseline_real_*`` and more
+  (``evaluation/real_photos.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ def add_parser(sub, common) -> None:
                    help="dense [N,N] body geodesic matrix for DAMON geodesic errors (reported in cm)")
     p.add_argument("--geodesic-units", choices=("m", "cm"), default="m",
                    help="unit of --geodesic-matrix (default m: DECO's smpl_neutral_geodesic_dist.npy is in metres)")
+    p.add_argument("--real", nargs="?", const="shipped", metavar="LABELS",
+                   help="real-photo evaluation (labels file; without a value the shipped one)")
+    p.add_argument("--real-images", metavar="DIR", help="folder for the fetched real photos (with --real)")
+    p.add_argument("--prior-samples", type=int, default=350, metavar="N",
+                   help="with --real and no --data: training samples regenerated for the class prior (default 350)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true")
@@ -72,7 +82,13 @@ def run(args) -> int:
         cfg = cfg.replace(model__name=args.model)
     progress = not args.no_progress
     try:
-        if args.damon:
+        if args.real:
+            from interactvlm_ros.evaluation.real_photos import evaluate_real, shipped_labels_path
+
+            labels = shipped_labels_path() if args.real == "shipped" else args.real
+            result = evaluate_real(cfg, labels, args.real_images, args.data, args.prior_samples, progress,
+                                   args.limit)
+        elif args.damon:
             split = read_damon_npz(args.damon)
             geo = None
             if args.geodesic_matrix:
