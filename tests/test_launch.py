@@ -25,7 +25,7 @@ from interactvlm_ros.transport.dds_config import loopback_env  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / "launch" / "interactvlm.launch.py"
 EXPECTED_ARGS = {"image_topic", "params_file", "transport", "model", "backend", "objects", "camera_frame",
-                 "namespace", "node_name", "log_level", "use_rviz"}
+                 "namespace", "node_name", "log_level", "use_rviz", "respawn", "respawn_delay"}
 
 
 def load_launch_module():
@@ -52,9 +52,28 @@ def ros2_cli() -> str:
     return exe
 
 
-def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
+def node_pids(launch_pid: int) -> list[int]:
+    """The node processes ``ros2 launch`` started (its session): command lines running ``node --transport``
+    or ``interactvlm_node``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == launch_pid:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getsid(int(entry.name)) != launch_pid:
+                continue
+        except (OSError, ProcessLookupError):
+            continue
+        if b"interactvlm_node" in b" ".join(cmdline) or (b"node" in cmdline and b"--transport" in cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+def launch_and_check(args: list[str], tmp_path: Path, domain: int, kill_node: bool = False) -> None:
     """``ros2 launch`` the file, publish images from an rclpy peer, expect ContactArray + cloud with the
-    image's header, then stop launch with SIGINT and expect a clean exit."""
+    image's header, then stop launch with SIGINT and expect a clean exit. With ``kill_node``, SIGKILL the node
+    process after its first answer and expect the respawned one to answer again."""
     rclpy = pytest.importorskip("rclpy", reason="rclpy is not importable")
     ivm = pytest.importorskip("interactvlm_msgs.msg", reason="interactvlm_msgs is not built/sourced")
     from rclpy.executors import SingleThreadedExecutor
@@ -80,9 +99,12 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
     pub = peer.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(peer)
-    try:
+    stamp = 1_700_000_000_000_000_000
+
+    def publish_until_answered():
+        nonlocal stamp
+        got["contacts"].clear()
         end = time.monotonic() + 300
-        stamp = 1_700_000_000_000_000_000
         while time.monotonic() < end and not got["contacts"]:
             if pub.get_subscription_count():
                 stamp += 10**8
@@ -95,6 +117,15 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
             executor.spin_once(timeout_sec=0.5)
             assert proc.poll() is None, log.read_text()[-3000:]
         assert got["contacts"], "no ContactArray:\n" + log.read_text()[-3000:]
+
+    try:
+        publish_until_answered()
+        if kill_node:
+            (pid,) = node_pids(proc.pid)
+            os.kill(pid, signal.SIGKILL)
+            publish_until_answered()  # from the respawned process
+            (respawned,) = node_pids(proc.pid)
+            assert respawned != pid
         c = got["contacts"][0]
         assert c.header.frame_id == "launch_test_optical_frame"
         assert [x.object_label for x in c.contacts] == ["cup", "bottle"]
@@ -118,8 +149,9 @@ def launch_and_check(args: list[str], tmp_path: Path, domain: int) -> None:
 COMMON = ["image_topic:=/camera/image_raw", "objects:=cup,bottle", "log_level:=info"]
 
 
-def test_ros2_launch_dds_transport(tmp_path):
-    launch_and_check(["transport:=dds", *COMMON], tmp_path, 120 + os.getpid() % 40)
+def test_ros2_launch_dds_transport_respawns_a_killed_node(tmp_path):
+    launch_and_check(["transport:=dds", "respawn_delay:=0.5", *COMMON], tmp_path, 120 + os.getpid() % 40,
+                     kill_node=True)
 
 
 def test_ros2_launch_rclpy_lifecycle_node(tmp_path):

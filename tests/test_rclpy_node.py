@@ -172,6 +172,19 @@ def test_lifecycle_node_end_to_end(context):
         bad.step = 10
         image_pub.publish(bad)
         assert wait_for(lambda: any("Image.step" in s.message for d in got["diag"] for s in d.status), 20)
+        # invalid UTF-8 in a string (a C++ publisher can send it): rclpy decodes it to U+FFFD; the query and the
+        # image (its frame id) are refused as invalid and counted
+        from interactvlm_ros.benchmarks.fuzz import fuzz_payloads
+
+        for topic, pub in (("objects", objects_pub), ("image", image_pub)):
+            pub.publish(next(p for kind, p in fuzz_payloads(topic, 5) if kind == "bad_utf8"))
+
+        def diag_has(text):
+            return any(text in s.message or any(text in kv.value for kv in s.values)
+                       for d in got["diag"] for s in d.status)
+
+        assert wait_for(lambda: diag_has("object query contains U+FFFD") and diag_has("frame_id has U+FFFD"), 20), \
+            "; ".join(f"{kv.key}={kv.value}" for kv in got["diag"][-1].status[0].values if "objects" in kv.key or "image" in kv.key)
         stamp2 = stamp + 10**8
         image_pub.publish(ros_image(stamp2))
         assert wait_for(lambda: any(stamp_of(m) == stamp2 for m in got["contacts"]), 120)

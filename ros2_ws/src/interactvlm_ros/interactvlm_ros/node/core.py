@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,7 +45,7 @@ from interactvlm_ros.node.outputs import (
     PlacedMesh,
 )
 from interactvlm_ros.node.placement import FixedPlacement
-from interactvlm_ros.node.queries import ObjectQueries, QueryError
+from interactvlm_ros.node.queries import REPLACEMENT_CHARACTER, ObjectQueries, QueryError
 from interactvlm_ros.node.stats import NodeStats
 from interactvlm_ros.node.supervision import Supervisor, ThreadDeath
 from interactvlm_ros.node.sync import ApproximateSync
@@ -77,7 +78,9 @@ class OutputSink(Protocol):
 
 
 class Predictor(Protocol):
-    def predict(self, image_rgb: np.ndarray, objects: list[str]): ...
+    def encode(self, image_rgb: np.ndarray): ...
+
+    def predict(self, image, objects: list[str]): ...
 
 
 @dataclass
@@ -113,10 +116,24 @@ class Frame:
     received: float
 
 
+MAX_FRAME_ID_CHARS = 256
+
+
 def header_of(msg: Any, default_frame: str) -> FrameHeader:
-    """The :class:`FrameHeader` of a ROS-shaped message (``header.stamp.sec/nanosec``, ``header.frame_id``)."""
+    """The :class:`FrameHeader` of a ROS-shaped message (``header.stamp.sec/nanosec``, ``header.frame_id``).
+
+    Raises ValueError for a frame id the outputs and TF cannot carry: control characters, U+FFFD (invalid UTF-8
+    as rclpy decodes it) or longer than 256 characters."""
     stamp = msg.header.stamp
-    return FrameHeader(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), msg.header.frame_id or default_frame)
+    frame_id = msg.header.frame_id
+    if len(frame_id) > MAX_FRAME_ID_CHARS:
+        raise ValueError(f"std_msgs/Header.frame_id is {len(frame_id)} characters; the limit is "
+                         f"{MAX_FRAME_ID_CHARS}")
+    for i, ch in enumerate(frame_id):
+        if ch == REPLACEMENT_CHARACTER or unicodedata.category(ch) == "Cc":
+            raise ValueError(f"std_msgs/Header.frame_id has U+{ord(ch):04X} at position {i} (invalid UTF-8 or a "
+                             "control character)")
+    return FrameHeader(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), frame_id or default_frame)
 
 
 class ContactNode:
@@ -350,9 +367,10 @@ class ContactNode:
             return
         try:
             t0 = time.monotonic()
-            result = self.predictor.predict(frame.rgb, objects)
+            image = self.predictor.encode(frame.rgb)  # once per frame, shared by every query below
+            result = self.predictor.predict(image, objects)
             if self.cfg["node.object_contact"]:
-                self._add_object_contact(frame.rgb, result)
+                self._add_object_contact(image, result)
             t1 = time.monotonic()
             attempt = None
             if self.recon is not None:
@@ -456,7 +474,7 @@ class ContactNode:
                                                         np.asarray(mesh.faces, dtype=np.int64))
         return self._object_meshes[mesh_id]
 
-    def _add_object_contact(self, rgb: np.ndarray, result) -> None:
+    def _add_object_contact(self, image, result) -> None:
         """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows
         (``predictor.predict_object`` on that mesh); its stage times are added as ``object_<stage>``."""
         for c in result.contacts:
@@ -465,7 +483,7 @@ class ContactNode:
             mesh = self._library_mesh(c.label)
             if mesh is None:
                 continue
-            obj = self.predictor.predict_object(rgb, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
+            obj = self.predictor.predict_object(image, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
             for stage, ms in obj.timings_ms.items():
                 result.timings_ms[f"object_{stage}"] = result.timings_ms.get(f"object_{stage}", 0.0) + ms
             oc = obj.contacts[0] if obj.contacts else None

@@ -11,6 +11,9 @@ MAX_QUERY_BYTES = 10 * 1024
 MAX_NAME_CHARS = 64
 """Longest accepted single object name."""
 
+REPLACEMENT_CHARACTER = "\ufffd"
+"""What rclpy decodes invalid UTF-8 to: a query or frame id holding it was corrupted on the way."""
+
 
 class QueryError(ValueError):
     """An object query was rejected; the message says why (the node logs it and keeps the previous query)."""
@@ -19,7 +22,7 @@ class QueryError(ValueError):
 def parse_object_query(text: str, max_objects: int) -> list[str]:
     """``"cup, bottle"`` -> ``["cup", "bottle"]``: trimmed, de-duplicated, order kept.
 
-    Raises :class:`QueryError` for an empty query, one over 10 kB, control characters, a name longer than
+    Raises :class:`QueryError` for an empty query, one over 10 kB, control characters, U+FFFD, a name longer than
     64 characters or more than ``max_objects`` names.
     """
     if not isinstance(text, str):
@@ -30,6 +33,9 @@ def parse_object_query(text: str, max_objects: int) -> list[str]:
     for i, ch in enumerate(text):
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
             raise QueryError(f"object query contains control character U+{ord(ch):04X} at position {i}")
+        if ch == REPLACEMENT_CHARACTER:
+            raise QueryError(f"object query contains U+FFFD at position {i}: the publisher sent invalid UTF-8 "
+                             "(rclpy decodes it to U+FFFD)")
     names: list[str] = []
     for part in text.split(","):
         name = " ".join(part.split())
