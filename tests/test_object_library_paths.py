@@ -107,3 +107,21 @@ def test_the_working_directory_is_not_searched(layout, monkeypatch):
     monkeypatch.chdir(layout["outside"])
     with pytest.raises(ObjectLibraryError, match=r"'s:secret\.ply': mesh file not found"):
         library_from(layout, ["s:secret.ply"])
+
+
+def test_infer_mesh_file_errors_name_the_file(tmp_path):
+    """``infer --mesh FILE`` reads with the library's parser: one-line errors naming the file."""
+    from interactvlm_ros.objects.library import read_mesh_file
+
+    bad = tmp_path / "drill.stl"
+    bad.write_bytes(b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 0 0\n")  # a vertex with two coordinates
+    with pytest.raises(ObjectLibraryError, match=rf"^--mesh {bad} (is not a readable stl mesh|holds no triangles)"):
+        read_mesh_file(bad, "--mesh {path}")
+    with pytest.raises(ObjectLibraryError, match=r"\.gltf is not a mesh format read here"):
+        read_mesh_file(tmp_path / "scene.gltf", "--mesh {path}")
+    with pytest.raises(ObjectLibraryError, match=r"cannot read it"):
+        read_mesh_file(tmp_path / "missing.ply", "--mesh {path}")
+    good = tmp_path / "tri.obj"
+    good.write_text("v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nf 1 2 3\n")
+    mesh, data = read_mesh_file(good)
+    assert len(mesh.faces) == 1 and data == good.read_bytes()

@@ -175,11 +175,11 @@ def run(args) -> int:
     elif args.mode == "2d":
         result = predictor.predict_2d(image, objects)
     else:
-        import trimesh
-
         label = objects[0]
         if args.mesh:
-            obj_mesh = trimesh.load(args.mesh, force="mesh", process=False)
+            from interactvlm_ros.objects.library import read_mesh_file
+
+            obj_mesh, _ = read_mesh_file(Path(args.mesh), "--mesh {path}")
             mesh_id = Path(args.mesh).name
         else:
             from interactvlm_ros.objects import ObjectLibrary

@@ -48,6 +48,29 @@ class ObjectLibraryError(ValueError):
     label is unknown."""
 
 
+def read_mesh_file(path: Path, what: str = "{path}") -> tuple[trimesh.Trimesh, bytes]:
+    """``(mesh, file bytes)`` of a glb/obj/off/ply/stl file, parsed from its bytes (no side files are read).
+
+    Raises :class:`ObjectLibraryError` in one line, ``what`` (with ``{path}`` filled in) naming the file, for an
+    unreadable file, another format, a corrupt mesh or one without triangles."""
+    name = what.format(path=path)
+    fmt = path.suffix[1:].lower()
+    if fmt not in MESH_FORMATS:
+        raise ObjectLibraryError(f"{name}: .{fmt} is not a mesh format read here (use {', '.join(MESH_FORMATS)})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ObjectLibraryError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        mesh = trimesh.load(io.BytesIO(data), file_type=fmt, force="mesh", process=False)
+    except Exception as exc:  # noqa: BLE001 - trimesh's parsers raise many kinds on a corrupt file
+        raise ObjectLibraryError(f"{name} is not a readable {fmt} mesh ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())})") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise ObjectLibraryError(f"{name} holds no triangles")
+    return mesh, data
+
+
 def shipped_dir() -> Path:
     """Folder of the shipped meshes inside the installed package."""
     return package_dir() / "assets" / "objects"
@@ -130,20 +153,7 @@ class ObjectLibrary:
         """A copy of the mesh of ``label`` in metres."""
         if label not in self._meshes:
             entry = self._entry(label)
-            try:
-                data = entry.path.read_bytes()
-            except OSError as exc:
-                raise ObjectLibraryError(f"objects.library: cannot read {entry.path} (label {label!r}): "
-                                         f"{exc.strerror or exc}") from None
-            try:
-                mesh = trimesh.load(io.BytesIO(data), file_type=entry.path.suffix[1:].lower(), force="mesh",
-                                    process=False)
-            except Exception as exc:  # noqa: BLE001 - trimesh's parsers raise many kinds on a corrupt file
-                raise ObjectLibraryError(f"objects.library: {entry.path} (label {label!r}) is not a readable "
-                                         f"{entry.path.suffix[1:]} mesh ({type(exc).__name__}: "
-                                         f"{' '.join(str(exc).split())})") from None
-            if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-                raise ObjectLibraryError(f"objects.library: {entry.path} (label {label!r}) holds no triangles")
+            mesh, data = read_mesh_file(entry.path, f"objects.library: {{path}} (label {label!r})")
             self._meshes[label] = mesh
             self._ids.setdefault(label, f"{label}@{hashlib.sha1(data).hexdigest()[:8]}")
         return self._meshes[label].copy()
