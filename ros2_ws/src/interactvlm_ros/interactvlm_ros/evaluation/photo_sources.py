@@ -65,8 +65,8 @@ def _download_deb(package: str, workdir: Path) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise PhotoSourceError(f"Debian package {package!r} is not installed and this machine has no apt-get/dpkg-deb "
                                f"to fetch it")
-    print(f"real photos: downloading Debian package {package} once (only its listed images are kept)",
-          file=sys.stderr)
+    tqdm.write(f"real photos: downloading Debian package {package} once (only its listed images are kept)",
+               file=sys.stderr)
     proc = subprocess.run(["apt-get", "download", "-q", package], cwd=workdir, capture_output=True, text=True)
     debs = sorted(workdir.glob(f"{package}_*.deb"))
     if proc.returncode != 0 or not debs:
@@ -107,19 +107,23 @@ def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = T
     out = {p.id: photo_file(dest, p) for p in photos.images}
     todo = [p for p in photos.images if not (out[p.id].is_file() and sha256_of(out[p.id]) == p.sha256)]
     debian: dict[str, dict[str, Path]] = {}
-    for photo in tqdm(todo, desc="real photos", unit="image", disable=not progress or not todo):
-        source = photos.sources[photo.source]
-        if source["kind"] == "python":
-            atomic_write_bytes(out[photo.id], _python_file(photo, source).read_bytes())
-        else:
+    with tqdm(total=len(todo), desc="real photos", unit="image", disable=not progress or not todo) as bar:
+        for photo in todo:
+            source = photos.sources[photo.source]
             installed = Path("/") / photo.path
-            if installed.is_file():
+            if source["kind"] == "python":
+                atomic_write_bytes(out[photo.id], _python_file(photo, source).read_bytes())
+            elif installed.is_file():
                 atomic_write_bytes(out[photo.id], installed.read_bytes())
             else:
                 debian.setdefault(source["package"], {})[photo.path] = out[photo.id]
-    for package, members in debian.items():
-        with tempfile.TemporaryDirectory(dir=dest, prefix=".deb-") as tmp:
-            unpack_deb_members(_download_deb(package, Path(tmp)), members)
+                continue
+            bar.update()
+        for package, members in debian.items():
+            bar.set_postfix_str(f"apt-get download {package}")
+            with tempfile.TemporaryDirectory(dir=dest, prefix=".deb-") as tmp:
+                unpack_deb_members(_download_deb(package, Path(tmp)), members)
+            bar.update(len(members))
     for photo in todo:
         got = sha256_of(out[photo.id])
         if got != photo.sha256:
