@@ -49,7 +49,7 @@ def test_eval_cli_on_synthetic_split(small_dataset):
         low, high = result[f"{key}_ci"]
         assert low <= result[key] + 1e-4 and result[key] - 1e-4 <= high, key
     assert result["intervals"] == {"method": "percentile bootstrap", "level": 0.95, "resamples": 1000, "seed": 0,
-                                   "unit": "sample"}
+                                   "unit": "image"}
 
 
 def test_score_damon_predictions(tmp_path):
@@ -143,3 +143,41 @@ def test_eval_cli_piad_with_the_model_and_with_predictions(tmp_path):
     assert json.loads(proc.stdout)["piad_mae"] > 0.0
     proc = subprocess.run(base[:6] + ["--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "needs both --piad-images DIR and --piad-points DIR" in proc.stderr
+
+
+def test_eval_on_two_object_scenes_scores_each_object_query(tmp_path):
+    """Two objects per image, the trained default model: semantic rows are (image, object) queries against each
+    object's own contacts, binary rows the images' unions, so the two F1s differ."""
+    import torch
+
+    from interactvlm_ros.body import load_body_model
+    from interactvlm_ros.data import SynthConfig, SyntheticDataset, SyntheticGenerator
+    from interactvlm_ros.objects import ObjectLibrary
+
+    torch.set_num_threads(1)
+    gen = SyntheticGenerator(load_body_model("anny"), ObjectLibrary.shipped(),
+                             SynthConfig(num=8, seed=3, image_size=128, mask_size=128, scenes="pairs"),
+                             cache_dir=tmp_path / "renders")
+    gen.write(tmp_path / "ds", progress=False)
+    proc = subprocess.run([sys.executable, "-m", "interactvlm_ros", "eval", "--data", str(tmp_path / "ds"),
+                           "--split", "train", "--json", "--no-progress", "--threads", "1",
+                           "--set", f"cache.dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    ds = SyntheticDataset(tmp_path / "ds", "train")
+    assert result["scenes"] == "pairs" and result["num_samples"] == len(ds)
+    assert result["num_queries"] == 2 * len(ds)
+    assert set(result["semantic_per_class"]) == {o["object"] for r in ds.rows for o in r["objects"]}
+    assert abs(result["semantic_f1"] - result["human_f1"]) > 1e-3
+    # the prior baseline, recomputed by hand: binary = union of the objects' thresholded class means
+    means = ds.class_mean_contact()
+    sem_prior = [means[o["object"]] for r in ds.rows for o in r["objects"]]
+    sem_gt = [o["human_contact"] for i in range(len(ds)) for o in ds[i]["objects"]]
+    assert result["prior_baseline_semantic_f1"] == pytest.approx(contact_scores(np.stack(sem_prior),
+                                                                                np.stack(sem_gt)).f1.mean())
+    union = np.stack([(np.stack([means[o["object"]] for o in r["objects"]]) >= 0.5).any(0) for r in ds.rows])
+    gts = np.stack([ds[i]["human_contact"] for i in range(len(ds))])
+    assert result["prior_baseline_human_f1"] == pytest.approx(contact_scores(union.astype(float), gts).f1.mean())
+    low, high = result["semantic_f1_ci"]
+    assert low <= result["semantic_f1"] <= high and result["intervals"]["unit"] == "image"

@@ -206,3 +206,66 @@ def test_parallel_writer_matches_one_process_byte_for_byte(generator, tmp_path):
         assert (serial / f).read_bytes() == (parallel / f).read_bytes(), f
     with pytest.raises(ValueError, match="needs build"):
         generator.write(tmp_path / "three", progress=False, workers=2)
+
+
+@pytest.fixture(scope="module")
+def pair_generator(generator, tmp_path_factory):
+    from dataclasses import replace
+
+    return SyntheticGenerator(generator.body, ObjectLibrary.shipped(), replace(generator.config, scenes="pairs"),
+                              cache_dir=tmp_path_factory.mktemp("pair_renders"))
+
+
+# body parts each object of a two-object scene must touch more than the other object does
+EXPECTED_PARTS = {"chair/sit": ("hips", "left thigh", "right thigh"), "board/stand": ("left foot", "right foot"),
+                  "box/carry": ("left hand", "right hand")}
+
+
+def test_pair_scenes_label_each_object_on_its_own_body_parts(pair_generator):
+    parts = pair_generator.parts
+    seen = set()
+    for i in range(8):
+        s = pair_generator.sample(i)
+        scene = s["interaction"]
+        seen.add(scene.key)
+        assert len(s["objects"]) == 2 and "object_contact" not in s
+        h = [o["human_contact"] for o in s["objects"]]
+        np.testing.assert_array_equal(s["human_contact"], h[0] | h[1])
+        for k, o in enumerate(s["objects"]):
+            key = o["interaction"].key
+            side = "left" if key.endswith("left") else "right"
+            names = EXPECTED_PARTS.get(key, (f"{side} hand",))
+            ids = np.concatenate([parts[n] for n in names])
+            assert h[k][ids].sum() > 2 * h[1 - k][ids].sum() and h[k][ids].sum() >= 10, (scene.key, key)
+            assert o["object_contact"].sum() >= 3
+        # the two objects' body contacts are (nearly) disjoint: semantic labels differ from the union
+        assert (h[0] & h[1]).sum() < 0.05 * min(h[0].sum(), h[1].sum())
+    assert len(seen) >= 3
+    np.testing.assert_array_equal(pair_generator.sample(2)["image"], pair_generator.sample(2)["image"])
+
+
+def test_pair_dataset_reader_gives_each_object_and_training_refuses_it(pair_generator, tmp_path):
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    pair_generator.config = replace(pair_generator.config, num=4)
+    path = pair_generator.write(tmp_path / "ds", progress=False)
+    manifest = json.loads(path.read_text())
+    assert manifest["scenes"] == "pairs" and len(manifest["combinations"]) == len(pair_generator.combinations)
+    ds = SyntheticDataset(tmp_path / "ds")
+    assert ds.scenes == "pairs"
+    for i in range(len(ds)):
+        item, row = ds[i], ds.rows[i]
+        assert [o["object"] for o in item["objects"]] == [o["object"] for o in row["objects"]]
+        assert item["object"] == "+".join(o["object"] for o in row["objects"])
+        union = np.maximum(item["objects"][0]["human_contact"], item["objects"][1]["human_contact"])
+        np.testing.assert_array_equal(item["human_contact"], union)
+        for o in item["objects"]:
+            assert o["object_contact"].shape == (manifest["objects"][o["object"]]["num_vertices"],)
+    means = ds.class_mean_contact()
+    assert set(means) == {o["object"] for r in ds.rows for o in r["objects"]}
+    proc = subprocess.run([sys.executable, "-m", "interactvlm_ros", "train", "--data", str(tmp_path / "ds"),
+                           "--out", str(tmp_path / "run"), "--steps", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "is for evaluation" in proc.stderr, proc.stderr[-1000:]

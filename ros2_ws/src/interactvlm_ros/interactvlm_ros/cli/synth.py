@@ -1,5 +1,6 @@
 """``interactvlm synth``: generate a synthetic human–object interaction dataset (images, contact labels on the
-body and the object, canonical-view masks, manifest with train/val/test splits). Deterministic by ``--seed``."""
+body and the object, canonical-view masks, manifest with train/val/test splits). Deterministic by ``--seed``.
+``--scenes pairs`` writes two-object scenes for evaluating semantic (per-object) contact."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on shared CPUs)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="generator processes (default 1); the dataset is byte-identical for any N")
+    p.add_argument("--scenes", choices=("single", "pairs"), default="single",
+                   help="single: one object per image (default); pairs: two objects touched by different body "
+                        "parts (sitting on a chair while holding a mug), for semantic-contact evaluation")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
@@ -54,7 +58,8 @@ def run(args) -> int:
         return 2
     torch.set_num_threads(max(1, args.threads))
     t0 = time.time()
-    synth = SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size, mask_size=args.mask_size)
+    synth = SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size, mask_size=args.mask_size,
+                        scenes=args.scenes)
     build = partial(build_generator, cfg, synth, cache_dir(cfg["cache.dir"]) / "renders")
     path = build().write(args.out, progress=not args.no_progress, workers=args.workers, build=build)
     print(f"interactvlm synth: {args.num} samples in {time.time() - t0:.0f} s -> {path}")

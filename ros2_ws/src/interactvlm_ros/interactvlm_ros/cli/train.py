@@ -106,6 +106,9 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
         model.config.lift_fill_unseen = lift_fill_unseen == "on"
     use_lora = official if lora == "auto" else lora == "on"
     dataset = SyntheticDataset(data, "train")
+    if dataset.scenes != "single":
+        raise ValueError(f"{data}: a {dataset.scenes!r} dataset is for evaluation (several objects per image); "
+                         "train on a single-object one")
     body = load_body_model(cfg)
     if body.topology_hash != dataset.topology_hash:
         raise ValueError(f"{data}: labels are on body topology {dataset.topology_hash}, the configured body "

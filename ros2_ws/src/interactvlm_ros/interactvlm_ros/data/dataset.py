@@ -21,7 +21,12 @@ class SyntheticDataset:
 
     Each item: ``id``, ``image`` uint8 ``[H,W,3]``, ``object`` (class label), ``interaction``, ``parts`` (body
     part names in contact), ``human_contact`` float32 ``[Nb]``, ``object_contact`` float32 ``[No]``,
-    ``human_masks`` / ``object_masks`` bool ``[V,R,R]`` (R = ``mask_size``).
+    ``human_masks`` / ``object_masks`` bool ``[V,R,R]`` (R = ``mask_size``), and ``objects``: one entry per
+    object in the image, ``{object, interaction, human_contact [Nb], object_contact [No]}``.
+
+    A two-object dataset (``scenes == "pairs"``, evaluation only) has no top-level ``object_contact`` /
+    ``object_masks``; its ``object`` and ``interaction`` join the two (``chair+mug``), ``human_contact`` is the
+    union and ``objects`` holds each object's own labels.
     """
 
     def __init__(self, root: str | Path, split: str | None = None):
@@ -40,6 +45,7 @@ class SyntheticDataset:
         if split is not None and split not in manifest["splits"]:
             raise DatasetError(f"{path}: no split {split!r} (has {sorted(manifest['splits'])})")
         self.split = split
+        self.scenes = str(manifest.get("scenes", "single"))
         self.rows = [r for r in manifest["samples"] if split is None or r["split"] == split]
 
     def __len__(self) -> int:
@@ -86,15 +92,33 @@ class SyntheticDataset:
             raise IndexError(f"sample {index} out of range ({len(self.rows)} samples)")
         row = self.rows[index]
         lab = self.labels(index)
-        return {"id": row["id"], "image": self.image(index), "object": row["object"],
+        item = {"id": row["id"], "image": self.image(index), "object": row["object"],
                 "interaction": row["interaction"], "parts": list(row["parts"]),
                 "human_contact": lab["human_contact"].astype(np.float32),
-                "object_contact": lab["object_contact"].astype(np.float32),
-                "human_masks": lab["human_masks"].astype(bool), "object_masks": lab["object_masks"].astype(bool)}
+                "human_masks": lab["human_masks"].astype(bool),
+                "objects": [{"object": o, "interaction": it, "human_contact": a["human_contact"].astype(np.float32),
+                             "object_contact": a["object_contact"].astype(np.float32)}
+                            for o, it, a in self._per_object(row, lab)]}
+        if self.scenes == "single":
+            item["object_contact"] = lab["object_contact"].astype(np.float32)
+            item["object_masks"] = lab["object_masks"].astype(bool)
+        return item
+
+    def _per_object(self, row: dict, labels: dict[str, np.ndarray]) -> list[tuple[str, str, dict[str, np.ndarray]]]:
+        """``(object, interaction, {human_contact, object_contact})`` of each object in one sample."""
+        if self.scenes == "single":
+            return [(row["object"], row["interaction"], labels)]
+        try:
+            return [(o["object"], o["interaction"], {"human_contact": labels[f"human_contact_{k}"],
+                                                     "object_contact": labels[f"object_contact_{k}"]})
+                    for k, o in enumerate(row["objects"])]
+        except KeyError as exc:
+            raise DatasetError(f"{self.root / row['labels']}: no {exc.args[0]} for sample {row['id']}") from None
 
     def class_mean_contact(self, key: str = "human_contact", by: str = "object") -> dict[str, np.ndarray]:
         """Mean per-vertex contact over this split per object class (``by="object"``: the prior baseline's map)
-        or per ``object/interaction`` (``by="interaction"``: what an oracle told the interaction would predict)."""
+        or per ``object/interaction`` (``by="interaction"``: what an oracle told the interaction would predict);
+        in a two-object dataset each object's own labels count for its class."""
         return self.class_means([(key, by)])[0]
 
     def class_means(self, groupings: list[tuple[str, str]]) -> list[dict[str, np.ndarray]]:
@@ -105,9 +129,9 @@ class SyntheticDataset:
         sums: list[dict[str, np.ndarray]] = [{} for _ in groupings]
         counts: list[dict[str, int]] = [{} for _ in groupings]
         for i, row in enumerate(self.rows):
-            labels = self.labels(i)
-            for g, (key, by) in enumerate(groupings):
-                label = row["object"] if by == "object" else f"{row['object']}/{row['interaction']}"
-                sums[g][label] = sums[g].get(label, 0.0) + labels[key].astype(np.float64)
-                counts[g][label] = counts[g].get(label, 0) + 1
+            for obj, inter, labels in self._per_object(row, self.labels(i)):
+                for g, (key, by) in enumerate(groupings):
+                    label = obj if by == "object" else f"{obj}/{inter}"
+                    sums[g][label] = sums[g].get(label, 0.0) + labels[key].astype(np.float64)
+                    counts[g][label] = counts[g].get(label, 0) + 1
         return [{k: (s[k] / c[k]).astype(np.float32) for k in s} for s, c in zip(sums, counts, strict=True)]

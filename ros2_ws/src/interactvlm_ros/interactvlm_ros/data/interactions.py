@@ -17,6 +17,9 @@ A turn about the object's vertical axis that maps its mesh onto itself (a table 
 one segment) is invisible in the image, so placements drop it (:meth:`Placement.without_symmetric_yaw`): the
 object labels of two identical-looking scenes are the same vertices.
 
+Two-object scenes (:func:`build_combinations`) pose the body once for both interactions and place each object
+with its own interaction's placement; each object's contacts are labelled separately (semantic contact).
+
 Ground truth: a body vertex is in contact when it lies within :data:`CONTACT_DISTANCE` of the object's surface
 (a hand closed around a bottle is within it all over, so the whole hand is labelled); an object vertex when it
 lies within that distance of the body's surface or belongs to a face that has a surface point within that
@@ -159,18 +162,24 @@ def _hands_down_forward(pb: PoseBuilder, rng, sides: tuple[str, ...], height: fl
             _relaxed_arm(pb, side, sign, rng)
 
 
+def _grip_upright(pb: PoseBuilder, side: str, radius: float, rng) -> None:
+    """Hand ``side`` grips an upright cylinder of ``radius``: palm turned inwards, fingers pointing forward
+    (tilted down by up to ~20°)."""
+    sign = 1.0 if side == "L" else -1.0
+    turn = _yaw(rng, 20.0)
+    pb.grip(side, palm=turn @ (-sign * X), finger=turn @ np.array([0.0, -rng.uniform(0.0, 0.35), 1.0]),
+            radius=radius)
+
+
 def pose_hold(side: str, radius: float) -> Callable:
     """Standing, one forearm forward, that hand gripping an upright cylinder of ``radius`` (the object's body)
     with the palm turned inwards and the fingers pointing forward (tilted down by up to ~20°)."""
-    sign = 1.0 if side == "L" else -1.0
 
     def pose(pb: PoseBuilder, rng) -> None:
         _standing_legs(pb, rng)
         for s, sgn in _sides():
             (_hold_arm if s == side else _relaxed_arm)(pb, s, sgn, rng)
-        turn = _yaw(rng, 20.0)
-        pb.grip(side, palm=turn @ (-sign * X), finger=turn @ np.array([0.0, -rng.uniform(0.0, 0.35), 1.0]),
-                radius=radius)
+        _grip_upright(pb, side, radius, rng)
     return pose
 
 
@@ -181,12 +190,27 @@ def pose_carry(half_gap: float) -> Callable:
     return pose
 
 
+def _lap_arm(pb: PoseBuilder, side: str, sign: float, rng) -> None:
+    s = pb.joint(f"upperarm01.{side}")
+    pb.reach(side, s + np.array([sign * rng.uniform(-0.02, 0.08), -rng.uniform(0.30, 0.40),
+                                 rng.uniform(0.22, 0.34)]), pole=np.array([sign * 0.5, -1.0, -0.3]))
+
+
 def pose_sit(pb: PoseBuilder, rng) -> None:
     _sitting_legs(pb, rng)
     for side, sign in _sides():
-        s = pb.joint(f"upperarm01.{side}")
-        pb.reach(side, s + np.array([sign * rng.uniform(-0.02, 0.08), -rng.uniform(0.30, 0.40),
-                                     rng.uniform(0.22, 0.34)]), pole=np.array([sign * 0.5, -1.0, -0.3]))
+        _lap_arm(pb, side, sign, rng)
+
+
+def pose_sit_hold(side: str, radius: float) -> Callable:
+    """Sitting, one hand gripping an upright cylinder of ``radius`` in front of the chest, the other on the lap."""
+
+    def pose(pb: PoseBuilder, rng) -> None:
+        _sitting_legs(pb, rng)
+        for s, sgn in _sides():
+            (_hold_arm if s == side else _lap_arm)(pb, s, sgn, rng)
+        _grip_upright(pb, side, radius, rng)
+    return pose
 
 
 def pose_stand(pb: PoseBuilder, rng) -> None:
@@ -374,6 +398,40 @@ def build_catalogue() -> list[Interaction]:
         Interaction("board", "carry", "carrying the board upright with both hands", pose_carry(0.30),
                     place_between_hands(_VERTICAL)),
     ]
+
+
+
+@dataclass
+class Combination:
+    """Several interactions in one scene (sitting on the chair while holding the mug): one body ``pose`` that
+    serves all of them, each object placed by its own interaction's placement and labelled on its own."""
+
+    parts: tuple[Interaction, ...]
+    pose: Callable[[PoseBuilder, np.random.Generator], None]
+
+    @property
+    def key(self) -> str:
+        return "+".join(i.key for i in self.parts)
+
+    @property
+    def description(self) -> str:
+        return " while ".join(i.description for i in self.parts)
+
+
+def build_combinations() -> list[Combination]:
+    """Two-object scenes whose objects touch different body parts: sitting on the chair while holding a mug or a
+    bottle (either hand), standing on the board while holding a bottle (either hand) or carrying the box (order
+    fixed: it is part of the generator's determinism)."""
+    by_key = {i.key: i for i in build_catalogue()}
+    combos = []
+    for side, hand in (("L", "left"), ("R", "right")):
+        for held, radius in (("mug", MUG_RADIUS), ("bottle", BOTTLE_RADIUS)):
+            combos.append(Combination((by_key["chair/sit"], by_key[f"{held}/hold_{hand}"]),
+                                      pose_sit_hold(side, radius)))
+        combos.append(Combination((by_key["board/stand"], by_key[f"bottle/hold_{hand}"]),
+                                  pose_hold(side, BOTTLE_RADIUS)))
+    combos.append(Combination((by_key["board/stand"], by_key["box/carry"]), pose_carry(0.16)))
+    return combos
 
 
 # --- contacts ----------------------------------------------------------------------------------------------

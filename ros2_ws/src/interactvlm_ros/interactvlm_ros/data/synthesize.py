@@ -5,12 +5,19 @@ pose the body, place the object, label contacts, render an RGB image from a rand
 random colours, light and background, and derive the 2D training masks on the canonical views (a face is contact
 when ≥ 2 of its vertices are; valid = rendered pixels), as the method builds its DAMON masks.
 
+With ``SynthConfig.scenes = "pairs"`` every sample shows two objects touched by different body parts (a
+:class:`~interactvlm_ros.data.interactions.Combination`, uniform over :func:`build_combinations`): each object is
+placed and labelled on its own, so semantic contact (one query per object) differs from binary contact (their
+union). Such a dataset is for evaluation; its manifest says ``"scenes": "pairs"``.
+
 Dataset folder::
 
     manifest.json                  format, seed, sizes, body topology, objects, splits, one row per sample
     images/000123.png              RGB image
     labels/000123.npz              human_contact [Nb] u1, object_contact [No] u1, human_masks [V,R,R] bool,
-                                   object_masks [V,R,R] bool, body pose/shape, object placement, camera
+                                   object_masks [V,R,R] bool, body pose/shape, object placement, camera;
+                                   pairs: human_contact = the union, and per object k human_contact_k [Nb],
+                                   object_contact_k [No_k], object_masks_k, object_rotation_k/translation_k/scale_k
     canonical/human_valid.npy      [V,R,R] bool; canonical/<label>_valid.npy per object class
 """
 
@@ -28,9 +35,11 @@ from tqdm import tqdm
 from interactvlm_ros.data.interactions import (
     CONTACT_DISTANCE,
     MAX_PENETRATION,
+    Combination,
     Interaction,
     SceneContext,
     build_catalogue,
+    build_combinations,
     contacts,
     mesh_components,
     penetration_depth,
@@ -45,6 +54,7 @@ from interactvlm_ros.render.render import render_views
 FORMAT = "interactvlm-synthetic-contacts"
 FORMAT_VERSION = 1
 SPLIT_FRACTIONS = {"train": 0.75, "val": 0.10, "test": 0.15}
+SCENE_KINDS = ("single", "pairs")
 BASE_PARTS = ("head", "neck", "torso", "hips", "left upper arm", "right upper arm", "left forearm",
               "right forearm", "left hand", "right hand", "left thigh", "right thigh", "left lower leg",
               "right lower leg", "left foot", "right foot")
@@ -56,13 +66,15 @@ SKIN = np.array([[0.96, 0.80, 0.69], [0.88, 0.67, 0.52], [0.76, 0.57, 0.42], [0.
 
 @dataclass
 class SynthConfig:
-    """Generator settings: ``image_size`` of the RGB images, ``mask_size`` of the canonical masks."""
+    """Generator settings: ``image_size`` of the RGB images, ``mask_size`` of the canonical masks, ``scenes``
+    ``"single"`` (one object per image) or ``"pairs"`` (two objects, different contacts)."""
 
     num: int
     seed: int = 0
     image_size: int = 128
     mask_size: int = 256
     max_attempts: int = 8
+    scenes: str = "single"
 
 
 def _atomic_npz(path: Path, arrays: dict) -> None:
@@ -117,14 +129,19 @@ class SceneRenderer:
         self.forearms = np.concatenate([parts["left forearm"], parts["right forearm"]])
 
     def render(self, body_vertices: np.ndarray, object_vertices: np.ndarray, object_faces: np.ndarray,
-               size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+               size: int, rng: np.random.Generator, object_sizes: tuple[int, ...] = ()) -> tuple[np.ndarray, dict]:
+        """RGB ``[size,size,3]`` and the camera; ``object_vertices`` may hold several objects one after another,
+        ``object_sizes`` their vertex counts (each gets its own colour)."""
         palette = np.stack([SKIN[rng.integers(len(SKIN))], rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.8, 3),
                             rng.uniform(0.0, 0.3, 3)])
         group = self.group.copy()
         if rng.random() < 0.5:  # short sleeves
             group[self.forearms] = 0
         body_col = palette[group]
-        obj_col = np.broadcast_to(rng.uniform(0.1, 1.0, 3), object_vertices.shape)
+        if len(object_sizes) > 1:
+            obj_col = np.concatenate([np.broadcast_to(rng.uniform(0.1, 1.0, 3), (n, 3)) for n in object_sizes])
+        else:
+            obj_col = np.broadcast_to(rng.uniform(0.1, 1.0, 3), object_vertices.shape)
         verts = np.concatenate([body_vertices, object_vertices]).astype(np.float32)
         faces = np.concatenate([self.body_faces, object_faces + self.n])
         lo, hi = verts.min(axis=0), verts.max(axis=0)
@@ -169,10 +186,15 @@ class SyntheticGenerator:
         self.body = body_model
         self.library = library
         self.config = config
+        if config.scenes not in SCENE_KINDS:
+            raise ValueError(f"scenes must be one of {SCENE_KINDS}, got {config.scenes!r}")
         self.catalogue = [i for i in build_catalogue() if i.label in library]
         if not self.catalogue:
             raise ValueError(f"none of the generator's object classes is in the object library "
                              f"({', '.join(library.labels())})")
+        self.combinations = [c for c in build_combinations() if all(i.label in library for i in c.parts)]
+        if config.scenes == "pairs" and not self.combinations:
+            raise ValueError("no two-object scene has both its objects in the object library")
         self.meshes = {i.label: library.mesh(i.label) for i in self.catalogue}
         self.components = {label: mesh_components(m) for label, m in self.meshes.items()}
         self.yaw_orders = {label: yaw_symmetry_order(m.vertices) for label, m in self.meshes.items()}
@@ -193,48 +215,81 @@ class SyntheticGenerator:
         hi = np.array([0.5, 0.25, 0.35, 0.3, 0.3, 0.3])
         return rng.uniform(lo, hi).astype(np.float32)
 
-    def _start(self, index: int) -> tuple[np.random.Generator, Interaction]:
-        """Sample ``index``'s RNG and its interaction (that RNG's first draw)."""
+    def _start(self, index: int) -> tuple[np.random.Generator, Interaction | Combination]:
+        """Sample ``index``'s RNG and its interaction, or its combination with ``scenes="pairs"`` (that RNG's
+        first draw)."""
         rng = np.random.default_rng([self.config.seed, index])
+        if self.config.scenes == "pairs":
+            return rng, self.combinations[int(rng.integers(len(self.combinations)))]
         return rng, self.catalogue[int(rng.integers(len(self.catalogue)))]
 
-    def interaction_at(self, index: int) -> Interaction:
-        """The interaction that sample ``index`` shows (without generating it)."""
+    def interaction_at(self, index: int) -> Interaction | Combination:
+        """The interaction (a combination with ``scenes="pairs"``) that sample ``index`` shows, without generating
+        it."""
         return self._start(index)[1]
 
+    def _overlap(self, placed: list[tuple[Interaction, np.ndarray]]) -> bool:
+        """Whether two placed objects interpenetrate by more than :data:`MAX_PENETRATION`."""
+        for a, (ia, va) in enumerate(placed):
+            for ib, vb in placed[a + 1:]:
+                if max(penetration_depth(vb, va, self.components[ia.label]),
+                       penetration_depth(va, vb, self.components[ib.label])) > MAX_PENETRATION:
+                    return True
+        return False
+
     def sample(self, index: int) -> dict:
-        """One sample as arrays + metadata (raises RuntimeError if no valid placement is found)."""
-        rng, interaction = self._start(index)
-        mesh = self.meshes[interaction.label]
+        """One sample as arrays + metadata (raises RuntimeError if no valid placement is found). Per object:
+        ``objects`` = [{interaction, human_contact, object_contact, object_masks, object_rotation,
+        object_translation, object_scale}]; one object: those keys at the top level too; ``human_contact`` /
+        ``human_masks`` / ``parts`` are over all objects."""
+        rng, scene = self._start(index)
+        acts = scene.parts if isinstance(scene, Combination) else (scene,)
         for _attempt in range(self.config.max_attempts):
             pb = PoseBuilder(self.body.joint_names, self.parents, self.rest_joints)
-            interaction.pose(pb, rng)
+            scene.pose(pb, rng)
             pose = pb.pose_vector()
             shape = self._shape(rng)
             with torch.no_grad():
                 out = self.body.forward(pose=torch.from_numpy(pose)[None], shape=torch.from_numpy(shape)[None])
             verts = out.vertices[0].cpu().numpy().astype(np.float64)
             joints = {n: j for n, j in zip(self.body.joint_names, out.joints[0].cpu().numpy(), strict=True)}
-            ctx = SceneContext(verts, self.parts, mesh, self.components[interaction.label], joints)
-            placement = interaction.place(ctx, rng).without_symmetric_yaw(self.yaw_orders[interaction.label])
-            obj_v = placement.apply(np.asarray(mesh.vertices, dtype=np.float64))
-            if penetration_depth(verts, obj_v, self.components[interaction.label]) > MAX_PENETRATION:
+            placements, placed = [], []
+            for act in acts:
+                mesh = self.meshes[act.label]
+                ctx = SceneContext(verts, self.parts, mesh, self.components[act.label], joints)
+                placement = act.place(ctx, rng).without_symmetric_yaw(self.yaw_orders[act.label])
+                placements.append(placement)
+                placed.append((act, placement.apply(np.asarray(mesh.vertices, dtype=np.float64))))
+            if any(penetration_depth(verts, v, self.components[a.label]) > MAX_PENETRATION for a, v in placed):
                 continue
-            human, obj = contacts(verts, self.faces, obj_v, np.asarray(mesh.faces), CONTACT_DISTANCE,
-                                  seed=int(rng.integers(1 << 30)))
-            if human.sum() < 10 or obj.sum() < 3:
+            if len(placed) > 1 and self._overlap(placed):
                 continue
-            image, camera = self.renderer.render(verts, obj_v, np.asarray(mesh.faces), self.config.image_size, rng)
-            return {
-                "interaction": interaction, "image": image, "human_contact": human, "object_contact": obj,
-                "human_masks": face_masks(human, self.faces, self.human_views.render.face_ids),
-                "object_masks": face_masks(obj, np.asarray(mesh.faces), self.object_views[interaction.label]
-                                           .render.face_ids),
-                "pose": pose, "shape": shape, "object_rotation": placement.rotation,
-                "object_translation": placement.translation, "object_scale": placement.scale, "camera": camera,
-                "parts": contact_parts(human, self.parts),
-            }
-        raise RuntimeError(f"sample {index}: no valid placement for {interaction.key} in "
+            labels = [contacts(verts, self.faces, v, np.asarray(self.meshes[a.label].faces), CONTACT_DISTANCE,
+                               seed=int(rng.integers(1 << 30))) for a, v in placed]
+            if any(h.sum() < 10 or o.sum() < 3 for h, o in labels):
+                continue
+            offsets = np.cumsum([0] + [len(v) for _, v in placed])
+            obj_f = np.concatenate([np.asarray(self.meshes[a.label].faces) + off
+                                    for (a, _), off in zip(placed, offsets, strict=False)])
+            image, camera = self.renderer.render(verts, np.concatenate([v for _, v in placed]), obj_f,
+                                                 self.config.image_size, rng,
+                                                 object_sizes=tuple(len(v) for _, v in placed))
+            human = np.any([h for h, _ in labels], axis=0)
+            objects = [{"interaction": a, "human_contact": h, "object_contact": o,
+                        "object_masks": face_masks(o, np.asarray(self.meshes[a.label].faces),
+                                                   self.object_views[a.label].render.face_ids),
+                        "object_rotation": p.rotation, "object_translation": p.translation, "object_scale": p.scale,
+                        "parts": contact_parts(h, self.parts)}
+                       for (a, _), (h, o), p in zip(placed, labels, placements, strict=True)]
+            sample = {"interaction": scene, "image": image, "human_contact": human,
+                      "human_masks": face_masks(human, self.faces, self.human_views.render.face_ids),
+                      "pose": pose, "shape": shape, "camera": camera, "parts": contact_parts(human, self.parts),
+                      "objects": objects}
+            if len(objects) == 1:
+                sample.update({k: objects[0][k] for k in ("object_contact", "object_masks", "object_rotation",
+                                                          "object_translation", "object_scale")})
+            return sample
+        raise RuntimeError(f"sample {index}: no valid placement for {scene.key} in "
                            f"{self.config.max_attempts} attempts")
 
     def write_sample(self, index: int, out: Path) -> dict:
@@ -243,16 +298,34 @@ class SyntheticGenerator:
         s = self.sample(index)
         sid = f"{index:06d}"
         _atomic_png(out / "images" / f"{sid}.png", s["image"])
-        _atomic_npz(out / "labels" / f"{sid}.npz", {
-            "human_contact": s["human_contact"].astype(np.uint8),
-            "object_contact": s["object_contact"].astype(np.uint8),
-            "human_masks": s["human_masks"], "object_masks": s["object_masks"],
-            "pose": s["pose"], "shape": s["shape"], "object_rotation": s["object_rotation"],
-            "object_translation": s["object_translation"], "object_scale": s["object_scale"]})
-        inter = s["interaction"]
-        return {"id": sid, "image": f"images/{sid}.png", "labels": f"labels/{sid}.npz", "object": inter.label,
-                "interaction": inter.name, "description": inter.description, "parts": s["parts"],
-                "camera": s["camera"]}
+        arrays = {"human_contact": s["human_contact"].astype(np.uint8)}
+        if isinstance(s["interaction"], Combination):
+            arrays.update({"human_masks": s["human_masks"], "pose": s["pose"], "shape": s["shape"]})
+            for k, o in enumerate(s["objects"]):
+                arrays.update({f"human_contact_{k}": o["human_contact"].astype(np.uint8),
+                               f"object_contact_{k}": o["object_contact"].astype(np.uint8),
+                               f"object_masks_{k}": o["object_masks"], f"object_rotation_{k}": o["object_rotation"],
+                               f"object_translation_{k}": o["object_translation"],
+                               f"object_scale_{k}": o["object_scale"]})
+        else:
+            arrays.update({
+                "object_contact": s["object_contact"].astype(np.uint8),
+                "human_masks": s["human_masks"], "object_masks": s["object_masks"],
+                "pose": s["pose"], "shape": s["shape"], "object_rotation": s["object_rotation"],
+                "object_translation": s["object_translation"], "object_scale": s["object_scale"]})
+        _atomic_npz(out / "labels" / f"{sid}.npz", arrays)
+        scene = s["interaction"]
+        row = {"id": sid, "image": f"images/{sid}.png", "labels": f"labels/{sid}.npz"}
+        if isinstance(scene, Combination):
+            row.update({"object": "+".join(a.label for a in scene.parts), "interaction": scene.key,
+                        "description": scene.description, "parts": s["parts"],
+                        "objects": [{"object": o["interaction"].label, "interaction": o["interaction"].name,
+                                     "parts": o["parts"]} for o in s["objects"]]})
+        else:
+            row.update({"object": scene.label, "interaction": scene.name, "description": scene.description,
+                        "parts": s["parts"]})
+        row["camera"] = s["camera"]
+        return row
 
     def write(self, out_dir: str | Path, progress: bool = True, workers: int = 1, build=None) -> Path:
         """Generate ``config.num`` samples into ``out_dir`` (created); returns the manifest path.
@@ -301,6 +374,9 @@ class SyntheticGenerator:
             "splits": {k: [r["id"] for r in rows if r["split"] == k] for k in SPLIT_FRACTIONS},
             "samples": rows,
         }
+        if self.config.scenes == "pairs":
+            manifest["scenes"] = "pairs"
+            manifest["combinations"] = [{"key": c.key, "description": c.description} for c in self.combinations]
         path = out / "manifest.json"
         atomic_write_bytes(path, json.dumps(manifest, indent=1).encode())
         return path

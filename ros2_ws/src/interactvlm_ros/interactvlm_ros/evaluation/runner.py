@@ -1,9 +1,11 @@
 """Evaluation runs behind ``interactvlm eval``: a model on a synthetic split (with the per-class prior baseline),
 or on DAMON (images + ``hot_dca_test.npz``) or PIAD (images + ``Point_*.txt``), or a predictions file of either.
 
-Synthetic split (one object per image): human contact P/R/F1 per sample (DECO), geodesic errors on the canonical
-body mesh (cm, edge-graph Dijkstra), semantic F1 weighted per object class, object contact P/R/F1 per sample on
-each sample's object mesh and the PIAD map metrics (SIM, MAE, AUC, aIoU) of the object predictions. The prior
+Synthetic split (one or, with ``--scenes pairs`` data, two objects per image; one query per object): human contact
+P/R/F1 per image of the union of its objects' predictions (DECO binary), geodesic errors on the canonical body mesh
+(cm, edge-graph Dijkstra), semantic F1 per (image, object) query against that object's own contacts weighted per
+object class, object contact P/R/F1 per query on its object mesh and the PIAD map metrics (SIM, MAE, AUC, aIoU)
+of the object predictions. The prior
 baseline predicts, for every test sample, the mean training contact map of its object class; the interaction oracle
 (a reference point, not a baseline: it is told the answer) the mean map of its object *and interaction*.
 
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from interactvlm_ros.evaluation.geodesic import MeshGeodesic
 from interactvlm_ros.evaluation.intervals import interval_note, rounded_ci
 from interactvlm_ros.evaluation.metrics import (
+    CONTACT_THRESHOLD,
     affordance_metrics,
     aiou,
     binary_contact_metrics,
@@ -34,8 +37,9 @@ from interactvlm_ros.evaluation.metrics import (
 from interactvlm_ros.evaluation.readers import DamonSplit, PiadPair
 
 
-def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str) -> dict[str, float]:
-    """Per-sample contact scores and PIAD map metrics over samples whose meshes differ in size."""
+def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str, groups=None) -> dict[str, float]:
+    """Per-sample contact scores and PIAD map metrics over samples whose meshes differ in size (``groups [S]``:
+    the image of each row, resampled together for the F1 interval)."""
     p_, r_, f_, sims, maes, aucs, ious = [], [], [], [], [], [], []
     for p, g in zip(preds, gts, strict=True):
         s = contact_scores(p, g)
@@ -52,15 +56,23 @@ def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str)
     def mean(x):
         return float(np.mean(x)) if len(x) else float("nan")
 
-    return {f"{prefix}_f1": mean(f_), f"{prefix}_f1_ci": rounded_ci(f_), f"{prefix}_precision": mean(p_),
+    return {f"{prefix}_f1": mean(f_), f"{prefix}_f1_ci": rounded_ci(f_, groups), f"{prefix}_precision": mean(p_),
             f"{prefix}_recall": mean(r_), f"{prefix}_sim": mean(sims), f"{prefix}_mae": mean(maes),
             f"{prefix}_auc": mean(aucs), f"{prefix}_aiou": mean(ious)}
+
+
+def _union(maps: list[np.ndarray]) -> np.ndarray:
+    """Binary contact of an image from its per-object maps ``[K][N]``: a vertex any of them puts at >= 0.5."""
+    return (np.stack(maps) >= CONTACT_THRESHOLD).any(axis=0).astype(np.float32)
 
 
 def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, progress: bool = True,
                        limit: int | None = None) -> dict:
     """Score ``predictor`` (a ``ContactPredictor``) on ``dataset`` (a ``SyntheticDataset`` split).
 
+    One query per object in the image. Semantic rows are (image, object) pairs against that object's own
+    labels; binary rows are images: the union of the image's per-object predictions against the union of its
+    labels (as DAMON scores binary contact). With one object per image the two are the same rows.
     ``train_dataset`` gives the prior baseline's per-class mean maps; ``library`` the object meshes; ``body_model``
     the canonical mesh for geodesic errors (must be the topology the labels are on).
     """
@@ -73,55 +85,67 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     prior_h, prior_o, oracle_h = train_dataset.class_means(
         [("human_contact", "object"), ("object_contact", "object"), ("human_contact", "interaction")])
     meshes = {label: library.mesh(label) for label in dataset.object_labels()}
-    h_pred, h_gt, h_prior, h_oracle, labels = [], [], [], [], []
+    zero = np.zeros(dataset.num_body_vertices, np.float32)
+    # per (image, object) query
+    h_pred, h_gt, h_prior, h_oracle, labels, image_of = [], [], [], [], [], []
     o_pred, o_gt, o_prior = [], [], []
+    # per image
+    b_pred, b_gt, b_prior, b_oracle = [], [], [], []
     missing = 0
     for i in tqdm(range(n), desc="eval", unit="sample", disable=not progress):
         item = dataset[i]
-        label = item["object"]
-        res = predictor.predict(item["image"], [label])
-        c = res.contacts[0]
-        h = c.human_probs if c.found and c.human_probs is not None else np.zeros(dataset.num_body_vertices)
-        missing += int(not c.found)
-        mesh = meshes[label]
-        res_o = predictor.predict_object(item["image"], np.asarray(mesh.vertices), np.asarray(mesh.faces), label)
-        co = res_o.contacts[0]
-        o = co.object_probs if co.found and co.object_probs is not None else np.zeros(len(mesh.vertices))
-        h_pred.append(np.asarray(h, np.float32))
-        h_gt.append(item["human_contact"])
-        labels.append(label)
-        o_pred.append(np.asarray(o, np.float32))
-        o_gt.append(item["object_contact"])
-        zero = np.zeros_like(item["human_contact"])
-        h_prior.append(prior_h.get(label, zero))
-        h_oracle.append(oracle_h.get(f"{label}/{item['interaction']}", zero))
-        o_prior.append(prior_o.get(label, np.zeros_like(item["object_contact"])))
+        objects = item["objects"]
+        res = predictor.predict(item["image"], [o["object"] for o in objects])
+        first = len(h_pred)
+        for o, c in zip(objects, res.contacts, strict=True):
+            label = o["object"]
+            h = c.human_probs if c.found and c.human_probs is not None else zero
+            missing += int(not c.found)
+            mesh = meshes[label]
+            res_o = predictor.predict_object(item["image"], np.asarray(mesh.vertices), np.asarray(mesh.faces), label)
+            co = res_o.contacts[0]
+            ob = co.object_probs if co.found and co.object_probs is not None else np.zeros(len(mesh.vertices))
+            h_pred.append(np.asarray(h, np.float32))
+            h_gt.append(o["human_contact"])
+            labels.append(label)
+            image_of.append(i)
+            h_prior.append(prior_h.get(label, zero))
+            h_oracle.append(oracle_h.get(f"{label}/{o['interaction']}", zero))
+            o_pred.append(np.asarray(ob, np.float32))
+            o_gt.append(o["object_contact"])
+            o_prior.append(prior_o.get(label, np.zeros_like(o["object_contact"])))
+        b_pred.append(_union(h_pred[first:]))
+        b_gt.append(item["human_contact"])
+        b_prior.append(_union(h_prior[first:]))
+        b_oracle.append(_union(h_oracle[first:]))
     h_pred, h_gt, h_prior = np.stack(h_pred), np.stack(h_gt), np.stack(h_prior)
+    b_pred, b_gt, b_prior, b_oracle = np.stack(b_pred), np.stack(b_gt), np.stack(b_prior), np.stack(b_oracle)
     geo = MeshGeodesic.cached(body_model.canonical_vertices(), body_model.faces)
-    human = binary_contact_metrics(h_pred, h_gt, geodesic=geo)
+    human = binary_contact_metrics(b_pred, b_gt, geodesic=geo)
     semantic = semantic_contact_metrics(h_pred, h_gt, labels)
-    prior = binary_contact_metrics(h_prior, h_gt)
+    prior = binary_contact_metrics(b_prior, b_gt)
     prior_sem = semantic_contact_metrics(h_prior, h_gt, labels)
-    h_oracle = np.stack(h_oracle)
-    oracle = binary_contact_metrics(h_oracle, h_gt)
-    prior_object = _object_metrics(o_prior, o_gt, "prior")
-    # one object per image: the semantic rows are the samples, so their intervals are the binary ones
-    human_ci = rounded_ci(contact_scores(h_pred, h_gt).f1)
-    prior_ci = rounded_ci(contact_scores(h_prior, h_gt).f1)
+    oracle = binary_contact_metrics(b_oracle, b_gt)
+    prior_object = _object_metrics(o_prior, o_gt, "prior", image_of)
     out = {
-        "human_f1": human["f1"], "human_f1_ci": human_ci, "human_precision": human["precision"],
-        "human_recall": human["recall"],
+        "human_f1": human["f1"], "human_f1_ci": rounded_ci(contact_scores(b_pred, b_gt).f1),
+        "human_precision": human["precision"], "human_recall": human["recall"],
         "human_geodesic_fp_cm": human["geodesic_fp_cm"], "human_geodesic_fn_cm": human["geodesic_fn_cm"],
-        "semantic_f1": semantic["f1"], "semantic_f1_ci": human_ci,
-        **_object_metrics(o_pred, o_gt, "object"),
-        "prior_baseline_human_f1": prior["f1"], "prior_baseline_human_f1_ci": prior_ci,
-        "prior_baseline_semantic_f1": prior_sem["f1"], "prior_baseline_semantic_f1_ci": prior_ci,
+        "semantic_f1": semantic["f1"], "semantic_f1_ci": rounded_ci(contact_scores(h_pred, h_gt).f1, image_of),
+        "semantic_precision": semantic["precision"], "semantic_recall": semantic["recall"],
+        **_object_metrics(o_pred, o_gt, "object", image_of),
+        "prior_baseline_human_f1": prior["f1"],
+        "prior_baseline_human_f1_ci": rounded_ci(contact_scores(b_prior, b_gt).f1),
+        "prior_baseline_semantic_f1": prior_sem["f1"],
+        "prior_baseline_semantic_f1_ci": rounded_ci(contact_scores(h_prior, h_gt).f1, image_of),
         "prior_baseline_object_f1": prior_object["prior_f1"],
         "prior_baseline_object_f1_ci": prior_object["prior_f1_ci"],
         "interaction_oracle_human_f1": oracle["f1"],
-        "interaction_oracle_human_f1_ci": rounded_ci(contact_scores(h_oracle, h_gt).f1),
-        "intervals": interval_note("sample"),
+        "interaction_oracle_human_f1_ci": rounded_ci(contact_scores(b_oracle, b_gt).f1),
+        "intervals": interval_note("image"),
+        "scenes": dataset.scenes,
         "num_samples": int(n),
+        "num_queries": len(labels),
         "no_contact_token": int(missing),
         "semantic_per_class": {k: round(v["f1"], 4) for k, v in semantic["per_class"].items()},
         "prior_per_class": {k: round(v["f1"], 4) for k, v in prior_sem["per_class"].items()},
