@@ -244,7 +244,7 @@ def test_eval_real_cli_on_two_photos(tmp_path):
     assert list(json.loads(limited.stdout)["real_per_image"]) == ["astronaut"]
     assert list((tmp_path / "cache" / "real_photos").glob("prior_s0_n16000_k7_*.npz"))
 
-    bad = write_labels(tmp_path / "bad.json", [{**shipped_entries("coffee")[0], "parts": ["left paw"]}])
+    bad = write_labels(tmp_path / "bad.json", [{**shipped_entries("astronaut")[0], "parts": ["left paw"]}])
     proc = subprocess.run([sys.executable, "-m", "interactvlm_ros", "eval", "--real", str(bad), "--no-progress",
                            "--set", f"cache.dir={tmp_path / 'cache'}"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 2

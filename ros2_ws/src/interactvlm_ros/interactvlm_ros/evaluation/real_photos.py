@@ -303,6 +303,7 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
     from interactvlm_ros.model import ContactPredictor
 
     root = cache_dir(cfg["cache.dir"])
+    load_real_labels(labels)  # the file's own errors before the model loads; part names are checked below
     if data_dir is None and cfg["body.model"] != "anny":
         raise ValueError(f"the class prior is sampled from the synthetic generator, which poses Anny bodies: use "
                          f"body.model=anny or give --data DIR (got body.model={cfg['body.model']})")
