@@ -23,22 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interactvlm_ros.bag import qos
+from interactvlm_ros.bag.qos import bag_qos
 from interactvlm_ros.bag.reader import IMAGE_TYPE, InputBag
 from interactvlm_ros.bag.resume import ResumeState
 from interactvlm_ros.bag.unfinished import UnfinishedRun, claim_unfinished_run
 from interactvlm_ros.bag.writer import AtomicBagWriter, BagTopic, BagWriteError
+from interactvlm_ros.transport import endpoints
 
-# output key -> (ROS type, QoS); names come from the topics.* parameters
-OUTPUTS = {
-    "contacts": ("interactvlm_msgs/msg/ContactArray", qos.RELIABLE),
-    "markers": ("visualization_msgs/msg/MarkerArray", qos.RELIABLE),
-    "human_cloud": ("sensor_msgs/msg/PointCloud2", qos.RELIABLE),
-    "object_cloud": ("sensor_msgs/msg/PointCloud2", qos.RELIABLE),
-    "topology": ("interactvlm_msgs/msg/MeshTopology", qos.LATCHED),
-    "diagnostics": ("diagnostic_msgs/msg/DiagnosticArray", qos.RELIABLE),
-    "tf": ("tf2_msgs/msg/TFMessage", qos.TF),
-}
+# output key -> (ROS type, QoS) as the live node offers them; names come from the topics.* parameters
+OUTPUTS = {e.key: (e.ros_type, bag_qos(e.qos)) for e in (*endpoints.OUTPUTS, endpoints.TOPOLOGY)}
 
 
 @dataclass

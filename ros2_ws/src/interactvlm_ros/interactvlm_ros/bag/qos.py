@@ -1,24 +1,18 @@
-"""QoS profiles recorded in the output bag (``offered_qos_profiles``), matching what the node offers live."""
+"""QoS profiles recorded in the output bag (``offered_qos_profiles``): the profiles of
+:mod:`interactvlm_ros.transport.endpoints`, which the live node offers."""
 
 from __future__ import annotations
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from interactvlm_ros.transport.endpoints import QosSpec
+
 _DEFAULT_TIME = QosTime(0, 0)  # "default": ros2 bag play uses the system default (infinite)
 
 
-def profile(depth: int = 10, reliable: bool = True, latched: bool = False) -> Qos:
-    return Qos(QosHistory.KEEP_LAST, int(depth),
-               QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
-               QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+def bag_qos(spec: QosSpec) -> Qos:
+    """The rosbag2 offered-QoS record of ``spec`` (``system_default`` reliability is recorded as reliable)."""
+    return Qos(QosHistory.KEEP_LAST, int(spec.depth),
+               QosReliability.BEST_EFFORT if spec.reliability == "best_effort" else QosReliability.RELIABLE,
+               QosDurability.TRANSIENT_LOCAL if spec.latched else QosDurability.VOLATILE,
                _DEFAULT_TIME, _DEFAULT_TIME, QosLiveliness.AUTOMATIC, _DEFAULT_TIME, False)
-
-
-RELIABLE = profile(10)
-"""Per-frame outputs and diagnostics: reliable, keep last 10, volatile (rclcpp ``QoS(10)``)."""
-
-LATCHED = profile(1, latched=True)
-"""Mesh topology: reliable, keep last 1, transient local, so ``ros2 bag play`` re-latches it."""
-
-TF = profile(100)
-"""``/tf`` (``body_<id>`` frames when reconstructing): reliable, keep last 100, volatile (tf2's broadcaster)."""

@@ -19,35 +19,25 @@ from cyclonedds.internal import InvalidSample
 from cyclonedds.qos import Policy, Qos
 from cyclonedds.util import duration
 
-from interactvlm_ros.bag import qos as bag_qos
+from interactvlm_ros.bag.qos import bag_qos
 from interactvlm_ros.bag.writer import AtomicBagWriter
-from interactvlm_ros.transport.dds import RELIABLE_QOS, TF_QOS, DdsParticipant, image_qos, resolve_topic
+from interactvlm_ros.transport import endpoints
+from interactvlm_ros.transport.dds import RELIABLE_QOS, TF_QOS, WIRE_TYPES, DdsParticipant, dds_qos, resolve_topic
 from interactvlm_ros.transport.dds_config import loopback_domain
 from interactvlm_ros.transport.headers import make_header, stamp_ns
 from interactvlm_ros.transport.image_codec import encode_image
 from interactvlm_ros.transport.msgs import (
     CameraInfo,
-    ContactArray,
     DiagnosticArray,
-    Image,
     MarkerArray,
     MeshTopology,
-    PointCloud2,
     String,
     TFMessage,
 )
 
-# output key -> (topics.* parameter, wire type, ROS type, QoS recorded in the bag)
-OUTPUTS: dict[str, tuple[str, Any, str, Any]] = {
-    "contacts": ("topics.contacts", ContactArray, "interactvlm_msgs/msg/ContactArray", bag_qos.RELIABLE),
-    "markers": ("topics.markers", MarkerArray, "visualization_msgs/msg/MarkerArray", bag_qos.RELIABLE),
-    "human_cloud": ("topics.human_cloud", PointCloud2, "sensor_msgs/msg/PointCloud2", bag_qos.RELIABLE),
-    "object_cloud": ("topics.object_cloud", PointCloud2, "sensor_msgs/msg/PointCloud2", bag_qos.RELIABLE),
-    "topology": ("topics.topology", MeshTopology, "interactvlm_msgs/msg/MeshTopology", bag_qos.LATCHED),
-    "diagnostics": ("topics.diagnostics", DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", bag_qos.RELIABLE),
-    "tf": ("topics.tf", TFMessage, "tf2_msgs/msg/TFMessage", bag_qos.TF),  # body_<id> frames (recon.enabled)
-}
-PER_FRAME = ("contacts", "markers", "human_cloud", "object_cloud")
+OUTPUTS = (*endpoints.OUTPUTS, endpoints.TOPOLOGY)
+"""Every output the peer reads and records (``tf``: the body_<id> frames when recon.enabled)."""
+PER_FRAME = endpoints.FRAME_OUTPUTS
 # a late joiner's view of the latched topology topic: one writer (and so one sample) per mesh
 TOPOLOGY_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
                    Policy.History.KeepLast(16), Policy.Durability.TransientLocal)
@@ -98,29 +88,17 @@ class RobotPeer:
         self._domain = loopback_domain(domain)  # before the first participant of this domain
         self.p = DdsParticipant(domain)
         node, ns = str(cfg["node.name"]), str(cfg["node.namespace"])
-        self.topics = {key: resolve_topic(str(cfg[param]), node, ns) for key, (param, *_r) in OUTPUTS.items()}
-        self.topics["image"] = resolve_topic(str(cfg["topics.image"]), node, ns)
-        self.topics["objects"] = resolve_topic(str(cfg["topics.objects"]), node, ns)
         if not cfg["topics.camera_info"]:
             raise ValueError("the demo publishes CameraInfo: topics.camera_info must not be empty")
-        self.topics["camera_info"] = resolve_topic(str(cfg["topics.camera_info"]), node, ns)
+        inputs = [e for e in endpoints.inputs(cfg) if e.key != "depth"]
+        self.topics = {e.key: resolve_topic(str(cfg[f"topics.{e.key}"]), node, ns) for e in (*OUTPUTS, *inputs)}
         self.bag = bag
-        img_qos = bag_qos.profile(int(cfg["qos.image_depth"]), reliable=cfg["qos.image_reliability"] == "reliable")
-        self._conn = {
-            "image": bag.add_topic(self.topics["image"], "sensor_msgs/msg/Image", [img_qos]),
-            "camera_info": bag.add_topic(self.topics["camera_info"], "sensor_msgs/msg/CameraInfo", [bag_qos.RELIABLE]),
-            "objects": bag.add_topic(self.topics["objects"], "std_msgs/msg/String", [bag_qos.RELIABLE]),
-        }
-        for key, (_param, _t, ros_type, profile) in OUTPUTS.items():
-            self._conn[key] = bag.add_topic(self.topics[key], ros_type, [profile])
-        self.writers = {
-            "image": self.p.writer(Image, self.topics["image"],
-                                   image_qos(cfg["qos.image_reliability"], int(cfg["qos.image_depth"]))),
-            "camera_info": self.p.writer(CameraInfo, self.topics["camera_info"], RELIABLE_QOS),
-            "objects": self.p.writer(String, self.topics["objects"], RELIABLE_QOS),
-        }
-        self.readers = {key: self.p.reader(wire, self.topics[key], READER_QOS.get(key, RELIABLE_QOS))
-                        for key, (_param, wire, *_r) in OUTPUTS.items()}
+        self._conn = {e.key: bag.add_topic(self.topics[e.key], e.ros_type, [bag_qos(e.qos)])
+                      for e in (*inputs, *OUTPUTS)}
+        self.writers = {e.key: self.p.writer(WIRE_TYPES[e.ros_type], self.topics[e.key], dds_qos(e.qos))
+                        for e in inputs}
+        self.readers = {e.key: self.p.reader(WIRE_TYPES[e.ros_type], self.topics[e.key],
+                                             READER_QOS.get(e.key, RELIABLE_QOS)) for e in OUTPUTS}
         self.topologies: dict[str, MeshTopology] = {}
         self.diagnostics: list[dict[str, str]] = []
         self._frames: dict[int, FrameMessages] = {}

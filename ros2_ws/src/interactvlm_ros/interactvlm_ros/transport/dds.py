@@ -38,8 +38,10 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.transport import endpoints
 from interactvlm_ros.transport import node_messages as messages
 from interactvlm_ros.transport.dds_config import domain_id_from_env, ros_topic
+from interactvlm_ros.transport.endpoints import QosSpec
 from interactvlm_ros.transport.msgs.diagnostics import DiagnosticArray
 from interactvlm_ros.transport.msgs.interactvlm import ContactArray
 from interactvlm_ros.transport.msgs.interactvlm import MeshTopology as MeshTopologyMsg
@@ -51,8 +53,6 @@ from interactvlm_ros.transport.typehash import typehash_policy
 
 LOG = logging.getLogger("interactvlm.dds")
 RECEIVE_THREAD = "interactvlm-dds-receive"
-INPUT_TYPES = {"image": Image, "objects": String, "camera_info": CameraInfo, "depth": Image}
-"""Input key -> message type of the node's subscriptions."""
 
 class TopicNameError(ValueError):
     """A topic name is not a valid ROS 2 name."""
@@ -88,24 +88,33 @@ def domain_id(cfg: Mapping[str, Any]) -> int:
     return domain_id_from_env(int(cfg["dds.domain_id"]))
 
 
-def image_qos(reliability: str, depth: int) -> Qos:
-    """The image subscription: SensorDataQoS (best effort) or reliable, keep last ``depth``, volatile."""
-    rel = Policy.Reliability.BestEffort if reliability == "best_effort" else Policy.Reliability.Reliable(
+def dds_qos(spec: QosSpec) -> Qos:
+    """The cyclonedds ``Qos`` of a :class:`~interactvlm_ros.transport.endpoints.QosSpec` (``system_default``
+    is reliable, Cyclone's default for writers)."""
+    rel = Policy.Reliability.BestEffort if spec.reliability == "best_effort" else Policy.Reliability.Reliable(
         max_blocking_time=duration(milliseconds=100))
-    return Qos(rel, Policy.History.KeepLast(depth), Policy.Durability.Volatile)
+    durability = Policy.Durability.TransientLocal if spec.latched else Policy.Durability.Volatile
+    return Qos(rel, Policy.History.KeepLast(spec.depth), durability)
 
 
-RELIABLE_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
-                   Policy.History.KeepLast(10), Policy.Durability.Volatile)
+def image_qos(reliability: str, depth: int) -> Qos:
+    """An image/depth profile: ``reliability`` (best_effort = SensorDataQoS), keep last ``depth``, volatile."""
+    return dds_qos(QosSpec(reliability, depth))
+
+
+RELIABLE_QOS = dds_qos(endpoints.DEFAULT)
 """ROS default QoS (``rclcpp::QoS(10)``): outputs, camera info, object queries."""
-
-LATCHED_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
-                  Policy.History.KeepLast(1), Policy.Durability.TransientLocal)
+LATCHED_QOS = dds_qos(endpoints.LATCHED)
 """Latched: a late subscriber still gets the last message (``TRANSIENT_LOCAL``, depth 1)."""
-
-TF_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
-             Policy.History.KeepLast(100), Policy.Durability.Volatile)
+TF_QOS = dds_qos(endpoints.TF)
 """``/tf``: tf2_ros ``DynamicBroadcasterQoS`` (reliable, keep last 100, volatile)."""
+WIRE_TYPES = {"interactvlm_msgs/msg/ContactArray": ContactArray, "visualization_msgs/msg/MarkerArray": MarkerArray,
+              "sensor_msgs/msg/PointCloud2": PointCloud2, "diagnostic_msgs/msg/DiagnosticArray": DiagnosticArray,
+              "tf2_msgs/msg/TFMessage": TFMessage, "interactvlm_msgs/msg/MeshTopology": MeshTopologyMsg,
+              "sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo, "std_msgs/msg/String": String}
+"""ROS type name -> this transport's message class."""
+INPUT_TYPES = {key: WIRE_TYPES[ros_type] for key, ros_type in endpoints.INPUT_TYPES.items()}
+"""Input key -> message class of the node's subscriptions."""
 
 
 class DdsParticipant:
@@ -155,12 +164,8 @@ class DdsTransport:
         self.namespace = str(cfg["node.namespace"])
         self.participant = participant or DdsParticipant(domain_id(cfg))
         self._owns_participant = participant is None
-        self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
-                      for key in ("contacts", "markers", "human_cloud", "object_cloud", "topology", "diagnostics",
-                                  "objects", "image", "tf")}
-        for key in ("camera_info", "depth"):
-            if cfg[f"topics.{key}"]:
-                self.names[key] = resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace)
+        keys = [e.key for e in (*endpoints.OUTPUTS, endpoints.TOPOLOGY, *endpoints.inputs(cfg))]
+        self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace) for key in keys}
         self._writers: dict[str, DataWriter] = {}
         self._readers: dict[str, DataReader] = {}
         self._stop = threading.Event()
@@ -171,18 +176,12 @@ class DdsTransport:
     # --- OutputSink ----------------------------------------------------------------------------------------
     def open(self) -> DdsTransport:
         p = self.participant
-        self._writers = {
-            "contacts": p.writer(ContactArray, self.names["contacts"], RELIABLE_QOS),
-            "markers": p.writer(MarkerArray, self.names["markers"], RELIABLE_QOS),
-            "human_cloud": p.writer(PointCloud2, self.names["human_cloud"], RELIABLE_QOS),
-            "object_cloud": p.writer(PointCloud2, self.names["object_cloud"], RELIABLE_QOS),
-            "diagnostics": p.writer(DiagnosticArray, self.names["diagnostics"], RELIABLE_QOS),
-            "tf": p.writer(TFMessage, self.names["tf"], TF_QOS),
-        }
+        self._writers = {e.key: p.writer(WIRE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
+                         for e in endpoints.OUTPUTS}
         return self
 
     def subscriber_count(self) -> int:
-        return sum(matched_count(self._writers[k]) for k in ("contacts", "markers", "human_cloud", "object_cloud"))
+        return sum(matched_count(self._writers[k]) for k in endpoints.FRAME_OUTPUTS)
 
     def publish_frame(self, outputs: FrameOutputs) -> None:
         for kind, msg in messages.frame_messages(outputs).items():
@@ -195,7 +194,8 @@ class DdsTransport:
         """Latched: one transient-local depth-1 writer per mesh, so a late subscriber gets every mesh."""
         kind = f"topology:{topology.mesh_id}"
         if kind not in self._writers:
-            self._writers[kind] = self.participant.writer(MeshTopologyMsg, self.names["topology"], LATCHED_QOS)
+            self._writers[kind] = self.participant.writer(MeshTopologyMsg, self.names["topology"],
+                                                          dds_qos(endpoints.TOPOLOGY.qos))
         self._write(kind, messages.topology_message(topology))
 
     def _write(self, kind: str, msg) -> None:
@@ -209,15 +209,9 @@ class DdsTransport:
     def attach(self, node) -> None:
         """Create the readers for ``node`` and start the receive thread."""
         self.node = node
-        p, cfg = self.participant, self.cfg
-        self._readers = {"image": p.reader(Image, self.names["image"],
-                                           image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])),
-                         "objects": p.reader(String, self.names["objects"], RELIABLE_QOS)}
-        if "camera_info" in self.names:
-            self._readers["camera_info"] = p.reader(CameraInfo, self.names["camera_info"], RELIABLE_QOS)
-        if "depth" in self.names:
-            self._readers["depth"] = p.reader(Image, self.names["depth"],
-                                              image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"]))
+        p = self.participant
+        self._readers = {e.key: p.reader(WIRE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
+                         for e in endpoints.inputs(self.cfg)}
         self._stop = threading.Event()
         self._guard = GuardCondition(self.participant.dp)
         node.supervisor.start(RECEIVE_THREAD, self._receive, self._stop)

@@ -52,7 +52,8 @@ from interactvlm_ros.config.loader import Config, ConfigError, validate_value
 from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
 from interactvlm_ros.node.core import ContactNode, InputDecoders
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
-from interactvlm_ros.transport import node_messages
+from interactvlm_ros.transport import endpoints, node_messages
+from interactvlm_ros.transport.endpoints import QosSpec
 from interactvlm_ros.transport.image_codec import image_pixels
 
 try:  # the interface package is built by colcon next to us
@@ -64,7 +65,6 @@ except ImportError:  # pragma: no cover - reported at configure
 NODE_NAME = "interactvlm"
 EXIT_EXECUTOR_FAILED = 3
 """``main``'s exit status when the executor loop itself failed (launch respawns the node)."""
-FRAME_OUTPUTS = ("contacts", "markers", "human_cloud", "object_cloud")
 # Parameters every rclpy node has (or that rcl adds) and that are therefore not "unknown keys".
 _ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
@@ -106,21 +106,22 @@ def _ros_default(p: Param) -> Any:
     return p.default
 
 
-def image_qos(reliability: str, depth: int) -> QoSProfile:
-    """SensorDataQoS (best effort) by default; reliable or the RMW's default on request; keep last ``depth``."""
+def ros_qos(spec: QosSpec) -> QoSProfile:
+    """The rclpy ``QoSProfile`` of a :class:`~interactvlm_ros.transport.endpoints.QosSpec`."""
     policy = {"best_effort": QoSReliabilityPolicy.BEST_EFFORT, "reliable": QoSReliabilityPolicy.RELIABLE,
-              "system_default": QoSReliabilityPolicy.SYSTEM_DEFAULT}[reliability]
-    return QoSProfile(reliability=policy, history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
-                      durability=QoSDurabilityPolicy.VOLATILE)
+              "system_default": QoSReliabilityPolicy.SYSTEM_DEFAULT}[spec.reliability]
+    durability = QoSDurabilityPolicy.TRANSIENT_LOCAL if spec.latched else QoSDurabilityPolicy.VOLATILE
+    return QoSProfile(reliability=policy, history=QoSHistoryPolicy.KEEP_LAST, depth=spec.depth,
+                      durability=durability)
 
 
-OUTPUT_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=10,
-                        durability=QoSDurabilityPolicy.VOLATILE)
-LATCHED_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=1,
-                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-TF_QOS = QoSProfile(reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST, depth=100,
-                    durability=QoSDurabilityPolicy.VOLATILE)
-"""``/tf`` as tf2_ros's TransformBroadcaster publishes it (``DynamicBroadcasterQoS``)."""
+OUTPUT_QOS = ros_qos(endpoints.DEFAULT)
+"""ROS default QoS (``rclcpp::QoS(10)``): outputs, camera info, object queries."""
+ROS_TYPES = {"interactvlm_msgs/msg/ContactArray": ContactArray, "visualization_msgs/msg/MarkerArray": MarkerArray,
+             "sensor_msgs/msg/PointCloud2": PointCloud2, "diagnostic_msgs/msg/DiagnosticArray": DiagnosticArray,
+             "tf2_msgs/msg/TFMessage": TFMessage, "interactvlm_msgs/msg/MeshTopology": MeshTopologyMsg,
+             "sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo, "std_msgs/msg/String": String}
+"""ROS type name -> rclpy message class."""
 
 
 def cv_bridge_decoders(cfg) -> InputDecoders | None:
@@ -153,7 +154,7 @@ class RclpySink:
         self._lock = threading.Lock()
 
     def subscriber_count(self) -> int:
-        return sum(self.publishers[k].get_subscription_count() for k in FRAME_OUTPUTS)
+        return sum(self.publishers[k].get_subscription_count() for k in endpoints.FRAME_OUTPUTS)
 
     def publish_frame(self, outputs: FrameOutputs) -> None:
         for kind, msg in node_messages.frame_messages(outputs).items():
@@ -233,14 +234,9 @@ class InteractVLMNode(LifecycleNode):
             self.get_logger().error(f"configure failed: could not load the model: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         cfg = self.cfg
-        self._output_publishers = {
-            "contacts": self.create_lifecycle_publisher(ContactArray, cfg["topics.contacts"], OUTPUT_QOS),
-            "markers": self.create_lifecycle_publisher(MarkerArray, cfg["topics.markers"], OUTPUT_QOS),
-            "human_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.human_cloud"], OUTPUT_QOS),
-            "object_cloud": self.create_lifecycle_publisher(PointCloud2, cfg["topics.object_cloud"], OUTPUT_QOS),
-            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, cfg["topics.diagnostics"], OUTPUT_QOS),
-            "tf": self.create_lifecycle_publisher(TFMessage, cfg["topics.tf"], TF_QOS),
-        }
+        self._output_publishers = {e.key: self.create_lifecycle_publisher(ROS_TYPES[e.ros_type],
+                                                                          cfg[f"topics.{e.key}"], ros_qos(e.qos))
+                                   for e in endpoints.OUTPUTS}
         decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
         topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
         sink = RclpySink(self._output_publishers, topology)
@@ -256,14 +252,8 @@ class InteractVLMNode(LifecycleNode):
             return ret
         cfg, core = self.cfg, self.core
         core.start()
-        sensor_qos = image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"])
-        inputs = [("image", Image, sensor_qos), ("objects", String, OUTPUT_QOS)]
-        if cfg["topics.camera_info"]:
-            inputs.append(("camera_info", CameraInfo, OUTPUT_QOS))
-        if cfg["topics.depth"]:
-            inputs.append(("depth", Image, sensor_qos))
-        self._input_subscriptions = [self._raw_subscription(core, key, msg_type, qos)
-                                     for key, msg_type, qos in inputs]
+        self._input_subscriptions = [self._raw_subscription(core, e.key, ROS_TYPES[e.ros_type], ros_qos(e.qos))
+                                     for e in endpoints.inputs(cfg)]
         self._poll_timer = self.create_timer(0.05, core.poll)
         self.get_logger().info(f"active: {self.resolve_topic_name(cfg['topics.image'])} -> "
                                f"{self.resolve_topic_name(cfg['topics.contacts'])}")
@@ -305,7 +295,7 @@ class InteractVLMNode(LifecycleNode):
 
     def _topology_publisher(self, topic: str):
         """A new latched publisher (one per mesh); created while active, so enabled here."""
-        pub = self.create_lifecycle_publisher(MeshTopologyMsg, topic, LATCHED_QOS)
+        pub = self.create_lifecycle_publisher(MeshTopologyMsg, topic, ros_qos(endpoints.TOPOLOGY.qos))
         pub.on_activate(None)
         return pub
 
