@@ -112,6 +112,12 @@ class EngineLanguageModel:
     def new_cache(self) -> TensorKVCache:
         return TensorKVCache()
 
+    def repeat_cache(self, cache: TensorKVCache, repeats: int) -> TensorKVCache:
+        """A new cache holding ``cache.kv [L,2,B,H,T,d]`` repeated along the batch (``cache`` unchanged)."""
+        new = TensorKVCache()
+        new.kv = cache.kv.repeat_interleave(repeats, dim=2) if cache.kv is not None else None
+        return new
+
     def decoder(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                 cache: TensorKVCache | None) -> torch.Tensor:
         """``[B,T,D]`` -> last-layer normed hidden states ``[B,T,D]``; ``cache`` is updated in place."""

@@ -11,8 +11,10 @@ Two equivalent paths over the same model:
   every new token, one object at a time; the contact state is read from the last full pass. Used by the bench and
   the tests to prove both give the same tokens and embeddings.
 
-Sequence layout per batch row: ``[prefix | pad … | suffix_i | generated …]``; pads are masked out and positions
-count only real tokens, so a row equals the same prompt run alone.
+Sequence layout per batch row: ``[past | prefix | pad … | suffix_i | generated …]``; pads are masked out and
+positions count only real tokens, so a row equals the same prompt run alone. ``past`` (optional, a
+:class:`PrefilledPrefix`) is a prompt start already prefilled once for a whole frame (system text + image, see
+``model.encoded_image``): each call starts from a copy of its KV cache, so it serves every query of the frame.
 """
 
 from __future__ import annotations
@@ -87,18 +89,39 @@ class _Tracker:
         return bool(self.done.all())
 
 
+@dataclass
+class PrefilledPrefix:
+    """A prompt start prefilled once at batch 1: its ``cache`` (the model's KV cache type) holds ``length``
+    positions. Never modified after it is made; :func:`prefill` continues from a copy."""
+
+    cache: object
+    length: int
+
+
 @torch.no_grad()
-def prefill(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]):
+def prefill_prefix(model, embeds: torch.Tensor) -> PrefilledPrefix:
+    """Prefill prompt-start embeddings ``[T,D]`` at batch 1 (e.g. system text + image, shared by many prompts)."""
+    cache = model.new_cache()
+    mask = torch.ones(1, embeds.shape[0], dtype=torch.long, device=embeds.device)
+    model.decoder(embeds[None], mask, _positions(mask), cache)
+    return PrefilledPrefix(cache, int(embeds.shape[0]))
+
+
+@torch.no_grad()
+def prefill(model, prefix: torch.Tensor, suffixes: list[torch.Tensor], past: PrefilledPrefix | None = None):
     """Prefill ``prefix [Tp,D]`` once (batch 1), repeat its KV cache B times, prefill the padded suffixes.
 
-    Returns ``(hidden [B,D] of the last position, cache, mask [B,T], positions [B,T])``.
+    ``past``: positions before ``prefix`` that are already prefilled (their cache is copied, not changed).
+    Returns ``(hidden [B,D] of the last position, cache, mask [B,T], positions [B,T])``, ``T`` counting ``past``.
     """
     batch = len(suffixes)
     device, dtype = prefix.device, prefix.dtype
-    cache = model.new_cache()
-    tp = prefix.shape[0]
-    mask_p = torch.ones(1, tp, dtype=torch.long, device=device)
-    model.decoder(prefix[None], mask_p, _positions(mask_p), cache)
+    t0 = past.length if past is not None else 0
+    cache = model.repeat_cache(past.cache, 1) if past is not None else model.new_cache()
+    tp = t0 + prefix.shape[0]
+    if prefix.shape[0]:
+        mask_p = torch.ones(1, tp, dtype=torch.long, device=device)
+        model.decoder(prefix[None], mask_p, _positions(mask_p)[:, t0:], cache)
     if batch > 1:
         cache.batch_repeat_interleave(batch)
     ts = max(s.shape[0] for s in suffixes)
@@ -118,15 +141,17 @@ def prefill(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]):
 
 @torch.no_grad()
 def generate_cached(model, prefix: torch.Tensor, suffixes: list[torch.Tensor],
-                    settings: DecodeSettings) -> GenerationOutput:
-    """Decode B prompts sharing ``prefix [Tp, D]`` (embeddings) with per-row ``suffixes[b] [Ts_b, D]``.
+                    settings: DecodeSettings, past: PrefilledPrefix | None = None) -> GenerationOutput:
+    """Decode B prompts sharing ``prefix [Tp, D]`` (embeddings) with per-row ``suffixes[b] [Ts_b, D]``,
+    optionally after an already prefilled ``past``.
 
     ``model`` provides ``decoder(inputs_embeds, attention_mask, position_ids, cache) -> [B,T,D]`` (last-layer,
-    normed), ``lm_logits(hidden) -> [B,T,V]``, ``embed_ids(ids [B,T]) -> [B,T,D]`` and ``new_cache()``.
+    normed), ``lm_logits(hidden) -> [B,T,V]``, ``embed_ids(ids [B,T]) -> [B,T,D]``, ``new_cache()`` and
+    ``repeat_cache(cache, repeats)`` (a new cache; only used with ``past``).
     """
     batch = len(suffixes)
     device, dtype = prefix.device, prefix.dtype
-    hidden, cache, mask, pos = prefill(model, prefix, suffixes)
+    hidden, cache, mask, pos = prefill(model, prefix, suffixes, past)
     tracker = _Tracker(batch, hidden.shape[-1], settings, device, dtype)
     steps = 0
     for step in range(settings.max_new_tokens):

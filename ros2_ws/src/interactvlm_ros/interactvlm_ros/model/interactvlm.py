@@ -12,8 +12,8 @@ State-dict layout (official manifest, reference/official_checkpoint_keys)::
 
 Forward pieces (all shapes without the batch unless stated):
 ``encode_image [1,3,S,S] -> [P,D]``; ``embed_prompt(ids, image) -> [T,D]``; ``decoder`` (LLaMA, optional KV
-cache) ``[B,T,D] -> [B,T,D]``; ``lm_logits``; ``contact_embeddings [K,D] -> [K,256]``; ``mvloc`` (contact
-embeddings + render embeddings + cameras -> mask logits ``[K,V,R,R]``).
+cache from ``new_cache``/``repeat_cache``) ``[B,T,D] -> [B,T,D]``; ``lm_logits``; ``contact_embeddings [K,D] ->
+[K,256]``; ``mvloc`` (contact embeddings + render embeddings + cameras -> mask logits ``[K,V,R,R]``).
 """
 
 from __future__ import annotations
@@ -166,6 +166,13 @@ class InteractVLMForCausalLM(nn.Module):
 
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.model.config)
+
+    def repeat_cache(self, cache: DynamicCache, repeats: int) -> DynamicCache:
+        """A new cache holding ``cache``'s keys/values ``[B,H,T,d]`` repeated along the batch (``cache`` unchanged)."""
+        new = self.new_cache()
+        for i, layer in enumerate(cache.layers):
+            new.update(layer.keys.repeat_interleave(repeats, 0), layer.values.repeat_interleave(repeats, 0), i)
+        return new
 
     def decoder(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                 cache: DynamicCache | None) -> torch.Tensor:

@@ -2,15 +2,19 @@
 
 Per call (human contact, ``predict``)::
 
-    image ──CLIP──► [P,D] ─┐
-    questions (one per object) ──tokens──► shared prefix (prefilled once) + B suffixes ──LLaMA, KV cache──►
+    image ──CLIP──► [P,D] ─┐            (once per frame: ``encode``, see ``model.encoded_image``)
+    questions (one per object) ──tokens──► system text + image (prefilled once per frame) + the questions'
+    shared start (prefilled once per call) + B suffixes ──LLaMA, KV cache──►
     hidden state predicting [SEG] [B,D] ──Γ──► [B,256] ──FeatLift × cams [4,5]──► [B,4,256]
     ──SAM mask decoder over the cached SAM embeddings of the 4 canonical renders──► logits [B,4,R,R]
     ──Lifter──► per-vertex probabilities [B,N] on the body topology
 
 ``predict_object`` does the same over 4 renders of a given mesh (object question); ``predict_2d`` prompts
-SAM on the input image itself (2D contact mask). Models whose answer is a fixed template (config
-``prompts.answer_template``, e.g. ``"Sure, [SEG]."``) skip generation: one prefill teacher-forces the template.
+SAM on the input image itself (2D contact mask). Every ``predict*`` takes the image array or the
+:class:`~interactvlm_ros.model.encoded_image.EncodedImage` of ``encode(image)``: give that to every query of a
+frame and the vision tower and the image's LLM prefill run once per frame, not once per query.
+Models whose answer is a fixed template (config ``prompts.answer_template``, e.g. ``"Sure, [SEG]."``) skip
+generation: one prefill teacher-forces the template.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import torch
 
 from interactvlm_ros.model.checkpoint import LoadedModel, load_model
 from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash
+from interactvlm_ros.model.encoded_image import EncodedImage, image_prefix_len
 from interactvlm_ros.model.generation import (
     DecodeSettings,
     GenerationOutput,
+    PrefilledPrefix,
     generate_cached,
     generate_recompute,
     prefill,
@@ -240,6 +246,30 @@ class ContactPredictor:
         with torch.no_grad():
             return self.model.sam.embed_images(views.images)
 
+    # ------------------------------------------------------------------------------------ the image
+    def encode(self, image_rgb: np.ndarray) -> EncodedImage:
+        """Encode an image (``[H,W]``, ``[H,W,3|4]``, any dtype) once for all its queries: pass the result to
+        ``predict``, ``predict_object``, ``predict_points`` and ``predict_2d`` in place of the array."""
+        timer = _Timer()
+        with timer("preprocess"):
+            rgb = to_rgb_uint8(image_rgb)
+            pixels = self.clip_processor(rgb)
+        with timer("vision"):
+            embeds = self.stages.encode_image(pixels)
+        return EncodedImage(rgb, embeds, self.stages, timer.ms)
+
+    def _encoded(self, image: np.ndarray | EncodedImage, timer: _Timer) -> EncodedImage:
+        """``image`` encoded by these stages (now, if it is an array); its unreported encoding time goes to
+        ``timer``."""
+        if not isinstance(image, EncodedImage):
+            image = self.encode(image)
+        elif image.encoder is not self.stages:
+            raise ValueError("this EncodedImage was made by another model or inference backend; encode the image "
+                             "with this predictor")
+        for stage, ms in image.take_timings().items():
+            timer.ms[stage] = timer.ms.get(stage, 0.0) + ms
+        return image
+
     # ------------------------------------------------------------------------------------ the VLM
     def _prompt_ids(self, mode: str, label: str) -> list[int]:
         answer = teacher_forced_prefix(self.cfg.prompts.answer_template) if self.cfg.prompts.answer_template else ""
@@ -247,24 +277,23 @@ class ContactPredictor:
         return encode_with_image(self.tokenizer, text, self.cfg.tokens.image)
 
     @torch.no_grad()
-    def contact_states(self, image_rgb, labels: list[str], mode: str, timer: _Timer | None = None
-                       ) -> tuple[GenerationOutput, list[str]]:
+    def contact_states(self, image: np.ndarray | EncodedImage, labels: list[str], mode: str,
+                       timer: _Timer | None = None) -> tuple[GenerationOutput, list[str]]:
         """Run the VLM for every label: hidden states predicting the contact token ``[B,C,D]`` + texts."""
         timer = timer or _Timer()
+        encoded = self._encoded(image, timer)
         m = self.stages.language_model
         with timer("preprocess"):
-            pixels = self.clip_processor(image_rgb)
             ids = [self._prompt_ids(mode, label) for label in labels]
-        with timer("vision"):
-            image = self.stages.encode_image(pixels)
+        image = encoded.image_embeds
         settings = DecodeSettings(self.max_new_tokens, self.tokenizer.eos_id, self.cfg.contact_token_ids,
                                   self.force_contact_at)
         with timer("llm"):
             if self.use_kv_cache:
-                outs = [self._decode_batch(ids[i:i + self.max_batch], image, settings)
+                outs = [self._decode_batch(ids[i:i + self.max_batch], encoded, settings)
                         for i in range(0, len(ids), self.max_batch)]
             else:  # reference-style: one prompt at a time, whole sequence recomputed per token
-                outs = [self._teacher_forced([i], image) if self.cfg.prompts.answer_template
+                outs = [self._teacher_forced([i], encoded) if self.cfg.prompts.answer_template
                         else generate_recompute(m, m.embed_prompt(i, image), settings) for i in ids]
             out = outs[0] if len(outs) == 1 else GenerationOutput(
                 [t for o in outs for t in o.tokens], torch.cat([o.contact_states for o in outs]),
@@ -272,23 +301,33 @@ class ContactPredictor:
         texts = [self.tokenizer.decode(t) for t in out.tokens]
         return out, texts
 
-    def _decode_batch(self, ids: list[list[int]], image: torch.Tensor, settings: DecodeSettings) -> GenerationOutput:
+    def _split(self, ids: list[list[int]], encoded: EncodedImage
+               ) -> tuple[PrefilledPrefix | None, torch.Tensor, list[torch.Tensor]]:
+        """A batch of prompts as (the frame's prefilled system text + image, the rest of their shared prefix
+        ``[Tp,D]``, per-prompt suffixes ``[Ts_b,D]``). The reference-style path (``use_kv_cache`` False) shares
+        nothing across calls: no prefilled start."""
+        m = self.stages.language_model
+        n = _common_prefix_len(ids)
+        k = image_prefix_len(ids[0], self.cfg.tokens.image, self.cfg.tokens.im_end) if self.use_kv_cache else 0
+        past = encoded.prefix(m, ids[0][:k]) if 0 < k <= n else None
+        start = k if past is not None else 0
+        image = encoded.image_embeds
+        return past, m.embed_prompt(ids[0][start:n], image), [m.embed_prompt(i[n:], image) for i in ids]
+
+    def _decode_batch(self, ids: list[list[int]], encoded: EncodedImage, settings: DecodeSettings
+                      ) -> GenerationOutput:
         """Teacher-forced prefill or KV-cache generation of one batch of prompts sharing their common prefix."""
         if self.cfg.prompts.answer_template:
-            return self._teacher_forced(ids, image)
-        m = self.stages.language_model
-        n = _common_prefix_len(ids)
-        prefix = m.embed_prompt(ids[0][:n], image)
-        return generate_cached(m, prefix, [m.embed_prompt(i[n:], image) for i in ids], settings)
+            return self._teacher_forced(ids, encoded)
+        past, prefix, suffixes = self._split(ids, encoded)
+        return generate_cached(self.stages.language_model, prefix, suffixes, settings, past)
 
-    def _teacher_forced(self, ids: list[list[int]], image: torch.Tensor) -> GenerationOutput:
+    def _teacher_forced(self, ids: list[list[int]], encoded: EncodedImage) -> GenerationOutput:
         """Fixed-answer checkpoints: one prefill; the last position predicts the contact token."""
         m = self.stages.language_model
-        n = _common_prefix_len(ids)
         settings = DecodeSettings(0, self.tokenizer.eos_id, self.cfg.contact_token_ids)
-        prefix = m.embed_prompt(ids[0][:n], image)
-        suffixes = [m.embed_prompt(i[n:], image) for i in ids]
-        hidden = _prefill_last(m, prefix, suffixes)
+        past, prefix, suffixes = self._split(ids, encoded)
+        hidden = prefill(m, prefix, suffixes, past)[0]  # [B,D] at the last position
         states = torch.zeros(len(ids), len(settings.contact_ids), hidden.shape[-1], dtype=hidden.dtype,
                              device=hidden.device)
         states[:] = hidden[:, None]  # the last position predicts the contact token (whichever kind is asked)
@@ -312,35 +351,33 @@ class ContactPredictor:
         return str(self.body_model.name), int(self.body_model.num_vertices)
 
     @torch.no_grad()
-    def predict(self, image_rgb: np.ndarray, objects: list[str]) -> ContactResult:
+    def predict(self, image: np.ndarray | EncodedImage, objects: list[str]) -> ContactResult:
         """Human contact on the body topology for each object name (image encoded once, prompts batched)."""
         timer = _Timer()
         labels = self._labels(objects)
-        rgb = to_rgb_uint8(image_rgb)
-        out, texts = self.contact_states(rgb, labels, "human", timer)
+        out, texts = self.contact_states(image, labels, "human", timer)
         contacts = self._localise(out, texts, labels, self.body_views, timer, human=True)
         _set_queries(contacts, objects)
         name, nv = self._body_info()
         return ContactResult(name, nv, contacts, timer.ms)
 
     @torch.no_grad()
-    def predict_object(self, image_rgb: np.ndarray, vertices: np.ndarray, faces: np.ndarray, label: str,
+    def predict_object(self, image: np.ndarray | EncodedImage, vertices: np.ndarray, faces: np.ndarray, label: str,
                        mesh_id: str = "") -> ContactResult:
         """Object contact/affordance on a given mesh (``vertices [No,3]``, ``faces [F,3]``)."""
-        return self._predict_on_object(image_rgb, label, lambda: self.object_render_set(vertices, faces), mesh_id)
+        return self._predict_on_object(image, label, lambda: self.object_render_set(vertices, faces), mesh_id)
 
     @torch.no_grad()
-    def predict_points(self, image_rgb: np.ndarray, points: np.ndarray, label: str) -> ContactResult:
+    def predict_points(self, image: np.ndarray | EncodedImage, points: np.ndarray, label: str) -> ContactResult:
         """Object affordance on a point cloud ``points [Np,3]`` (PIAD): ``object_probs [Np]`` per point."""
-        return self._predict_on_object(image_rgb, label, lambda: self.point_render_set(points), "")
+        return self._predict_on_object(image, label, lambda: self.point_render_set(points), "")
 
-    def _predict_on_object(self, image_rgb, label: str, render_set, mesh_id: str) -> ContactResult:
+    def _predict_on_object(self, image, label: str, render_set, mesh_id: str) -> ContactResult:
         timer = _Timer()
         labels = self._labels([label])
-        rgb = to_rgb_uint8(image_rgb)
         with timer("render"):
             views = render_set()
-        out, texts = self.contact_states(rgb, labels, "object", timer)
+        out, texts = self.contact_states(image, labels, "object", timer)
         contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
         for c in contacts:
             c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
@@ -349,7 +386,7 @@ class ContactPredictor:
         return ContactResult(name, nv, contacts, timer.ms)
 
     @torch.no_grad()
-    def predict_2d(self, image_rgb: np.ndarray, objects: list[str]) -> ContactResult:
+    def predict_2d(self, image: np.ndarray | EncodedImage, objects: list[str]) -> ContactResult:
         """2D contact masks on the input image (``view_masks [1,H,W]`` probabilities at the image size).
 
         The contact embedding is the only sparse prompt of SAM on the image (no camera gating: there is no
@@ -357,22 +394,21 @@ class ContactPredictor:
         """
         timer = _Timer()
         labels = self._labels(objects)
-        rgb = to_rgb_uint8(image_rgb)
-        out, texts = self.contact_states(rgb, labels, "image2d", timer)
+        encoded = self._encoded(image, timer)
+        out, texts = self.contact_states(encoded, labels, "image2d", timer)
         sam = self.model.sam
         contacts = []
         found = out.found[:, 0]
         masks = None
         if found.any():
             with timer("sam_image"):
-                x, input_hw = sam.preprocess(rgb)
-                emb = sam.image_encoder(x.to(self.model.dtype))
+                emb, input_hw = encoded.sam_embedding(sam, self.model.dtype)
             with timer("mvloc"):
                 e = self.model.contact_embeddings(out.contact_states[found, 0])
                 sparse, dense = sam.prompt_encoder(text_embeds=e[:, None, :])
                 low, _ = sam.mask_decoder(emb.to(sparse.dtype), sam.prompt_encoder.get_dense_pe().to(sparse.dtype),
                                           sparse, dense[:1], multimask_output=False)
-                size = rgb.shape[:2]
+                size = encoded.rgb.shape[:2]
                 masks = torch.sigmoid(sam.postprocess_masks(low[:, 0].float(), input_hw, size)).cpu().numpy()
         j = 0
         for b, label in enumerate(labels):
@@ -427,11 +463,6 @@ class ContactPredictor:
             contacts.append(c)
             j += 1
         return contacts
-
-
-def _prefill_last(model, prefix: torch.Tensor, suffixes: list[torch.Tensor]) -> torch.Tensor:
-    """Last-position hidden state ``[B,D]`` of ``prefix + suffix_b`` (shared prefix prefilled once)."""
-    return prefill(model, prefix, suffixes)[0]
 
 
 __all__ = ["OBJECT_COND_DIST", "ContactPredictor", "RenderSet"]

@@ -10,6 +10,9 @@ Keys (a contract):
 - ``node_overhead_ms_p50``: the node's own time per frame (receipt → outputs published, minus the model's
   ``predict``), from the one-at-a-time phase; target ≤ 2 ms.
 - ``dropped_frames``: frames the node replaced unprocessed during the 30 Hz phase.
+- ``ms_per_frame_1_object`` / ``ms_per_frame_3_objects``: latency p50 (as above) once ``~/objects`` asks for
+  ``mug`` and then for ``mug, ball, box`` (names the object library knows, so each also gets object contact on
+  its mesh); ``objects_3_to_1_ratio`` is their ratio (target ≤ 1.5: the image is encoded once per frame).
 Also: ``pipeline_ms_p50``, ``queue_ms_p50``, ``publish_ms_p50``, ``frames``, ``device``, ``model``.
 """
 
@@ -112,6 +115,7 @@ class NodeUnderTest:
         from interactvlm_ros.transport.dds import LATCHED_QOS, RELIABLE_QOS, image_qos, resolve_topic
         from interactvlm_ros.transport.dds_config import loopback_env
         from interactvlm_ros.transport.msgs import ContactArray, DiagnosticArray, Image, MeshTopology
+        from interactvlm_ros.transport.msgs.std import String
 
         self.tmp = tempfile.TemporaryDirectory()
         params = Path(self.tmp.name) / "params.yaml"
@@ -127,6 +131,7 @@ class NodeUnderTest:
         self.contacts = p.reader(ContactArray, resolve_topic(cfg["topics.contacts"], name, ns), RELIABLE_QOS)
         self.waitset = WaitSet(p.dp)  # block (not poll) while waiting: the bench must not eat the node's CPU
         self.waitset.attach(ReadCondition(self.contacts, SampleState.NotRead | ViewState.Any | InstanceState.Any))
+        self.objects = p.writer(String, resolve_topic(cfg["topics.objects"], name, ns), RELIABLE_QOS)
         self.diagnostics = p.reader(DiagnosticArray, resolve_topic(cfg["topics.diagnostics"], name, ns),
                                     RELIABLE_QOS)
         topology = p.reader(MeshTopology, resolve_topic(cfg["topics.topology"], name, ns), LATCHED_QOS)
@@ -136,8 +141,20 @@ class NodeUnderTest:
                 raise RuntimeError("node did not start: " + self.log_text()[-2000:])
             time.sleep(0.05)
         _wait_matched(self.image)
+        _wait_matched(self.objects)
         self.rgb = np.random.default_rng(1).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
         self.stamp = 1
+
+    def ask(self, names: list[str], timeout: float = 30.0) -> None:
+        """Publish ``names`` on ``~/objects`` and wait until the node's diagnostics report them as its query."""
+        from interactvlm_ros.transport.msgs.std import String
+
+        want = ", ".join(names)
+        self.objects.write(String(data=want))
+        end = time.monotonic() + timeout
+        while self.diag().get("objects") != want:
+            if time.monotonic() > end:
+                raise RuntimeError(f"the node did not take the object query {want!r} within {timeout} s")
 
     def log_text(self) -> str:
         self.log.flush()
@@ -209,6 +226,12 @@ def run(cfg, args) -> dict:
         elapsed = time.monotonic() - t0
         out["fps"] = got / elapsed
         out["dropped_frames"] = int(node.diag().get("dropped_frames", dropped0)) - dropped0
+        for key, names in (("ms_per_frame_1_object", ["mug"]), ("ms_per_frame_3_objects", ["mug", "ball", "box"])):
+            node.ask(names)
+            for _ in range(2):  # warm-up: the objects' renders and their SAM embeddings
+                _one_frame(node, 600.0)
+            out[key] = float(np.median([_one_frame(node, 120.0) for _ in tqdm(range(n), desc=key, leave=False)]))
+        out["objects_3_to_1_ratio"] = out["ms_per_frame_3_objects"] / out["ms_per_frame_1_object"]
     finally:
         node.close()
     out["model"] = cfg["model.name"]

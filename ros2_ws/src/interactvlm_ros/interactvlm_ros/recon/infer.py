@@ -55,7 +55,9 @@ def read_depth(path: str | None) -> np.ndarray | None:
 
 
 def add_object_contact(predictor, image_rgb: np.ndarray, result: ContactResult, library) -> None:
-    """Fill ``object_probs`` of found contacts with the model's contact on the library mesh (in place)."""
+    """Fill ``object_probs`` of found contacts with the model's contact on the library mesh (in place); the
+    image is encoded once for all of them."""
+    image = predictor.encode(image_rgb)
     for oc in result.contacts:
         if not oc.found or oc.object_probs is not None:
             continue
@@ -63,7 +65,7 @@ def add_object_contact(predictor, image_rgb: np.ndarray, result: ContactResult, 
         if label is None:
             continue
         mesh = library.mesh(label)
-        obj = predictor.predict_object(image_rgb, mesh.vertices, mesh.faces, oc.label, mesh_id=library.mesh_id(label))
+        obj = predictor.predict_object(image, mesh.vertices, mesh.faces, oc.label, mesh_id=library.mesh_id(label))
         if obj.contacts and obj.contacts[0].found:
             oc.object_probs = obj.contacts[0].object_probs
             oc.object_mesh_id = library.mesh_id(label)
