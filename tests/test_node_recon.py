@@ -54,14 +54,11 @@ def camera_info(w, h, stamp):
 
 def run_node(cfg, components, image, stamp=STAMP, frames=1, until=None):
     """Start a node, send camera info + image, wait for ``frames`` frames (and ``until(sink)``), stop it."""
-    from interactvlm_ros.node.core import ContactNode
     from interactvlm_ros.transport.headers import make_header
     from interactvlm_ros.transport.image_codec import encode_image
-    from interactvlm_ros.transport.node_messages import wire_decoders
 
     sink = CollectingSink()
-    node = ContactNode(cfg, components.predictor, components.body, sink, wire_decoders(cfg), components.library,
-                       backend=components.backend)
+    node = components.build_node(cfg, sink)
     node.start()
     try:
         h, w = image.shape[:2]

@@ -29,12 +29,9 @@ def components():
 
 
 def make_node(components, sink, *settings, predictor=None):
-    from interactvlm_ros.node.core import ContactNode
-    from interactvlm_ros.transport.node_messages import wire_decoders
 
     cfg = load_config(None, [*SETTINGS, *settings])
-    return ContactNode(cfg, predictor or components.predictor, components.body, sink, wire_decoders(cfg),
-                       components.library, backend=components.backend)
+    return components.build_node(cfg, sink, predictor=predictor)
 
 
 def send_frame(node, stamp, size=(48, 64), info_size=None):

@@ -125,9 +125,7 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
 
     After an error the unfinished run is kept (closed after the last complete frame) for ``resume``; after a
     KeyboardInterrupt (abandon) what this run wrote is deleted (a resumed run is kept)."""
-    from interactvlm_ros.node.core import ContactNode
     from interactvlm_ros.transport.msgs import Image, String
-    from interactvlm_ros.transport.node_messages import wire_decoders
 
     t0 = time.monotonic()
     stop = stop or threading.Event()
@@ -162,8 +160,7 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
                                                    conn.msgdef.data or None, conn.digest or None)
             sink = BagSink(writer, names, state.meshes)
             sink.log_time_ns = bag.start_time
-            node = ContactNode(cfg, components.predictor, components.body, sink, wire_decoders(cfg),
-                               components.library, backend=components.backend)
+            node = components.build_node(cfg, sink)
             if objects:
                 node.on_objects(String(data=",".join(objects)))
             node.start()

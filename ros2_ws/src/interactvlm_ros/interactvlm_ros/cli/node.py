@@ -57,15 +57,12 @@ def run(args) -> int:
 def run_dds(cfg, duration: float = 0.0) -> int:
     """Load the model, open the DDS transport, serve until a signal or ``duration`` seconds."""
     from interactvlm_ros.node.components import NodeComponents
-    from interactvlm_ros.node.core import ContactNode
     from interactvlm_ros.transport.dds import DdsTransport
-    from interactvlm_ros.transport.node_messages import wire_decoders
 
     log = logging.getLogger("interactvlm.node")
     parts = NodeComponents.from_config(cfg)
     transport = DdsTransport(cfg).open()
-    node = ContactNode(cfg, parts.predictor, parts.body, transport, wire_decoders(cfg), parts.library,
-                       backend=parts.backend)
+    node = parts.build_node(cfg, transport)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

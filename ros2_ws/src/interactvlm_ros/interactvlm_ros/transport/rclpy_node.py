@@ -237,11 +237,10 @@ class InteractVLMNode(LifecycleNode):
         self._output_publishers = {e.key: self.create_lifecycle_publisher(ROS_TYPES[e.ros_type],
                                                                           cfg[f"topics.{e.key}"], ros_qos(e.qos))
                                    for e in endpoints.OUTPUTS}
-        decoders = cv_bridge_decoders(cfg) or node_messages.wire_decoders(cfg)
+        decoders = cv_bridge_decoders(cfg)  # None: the strict wire decoders
         topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
         sink = RclpySink(self._output_publishers, topology)
-        self.core = ContactNode(cfg, self.parts.predictor, self.parts.body, sink, decoders, self.parts.library,
-                                warn=self.get_logger().warning, backend=self.parts.backend)
+        self.core = self.parts.build_node(cfg, sink, decoders, warn=self.get_logger().warning)
         self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
         return TransitionCallbackReturn.SUCCESS
