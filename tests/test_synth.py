@@ -269,3 +269,37 @@ def test_pair_dataset_reader_gives_each_object_and_training_refuses_it(pair_gene
                            "--out", str(tmp_path / "run"), "--steps", "1", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "is for evaluation" in proc.stderr, proc.stderr[-1000:]
+
+
+def test_generalisation_splits_hold_out_pairs_and_show_new_shapes(generator, tmp_path):
+    from dataclasses import replace
+
+    from interactvlm_ros.objects.generate import build, make_variant
+
+    held = generator.interaction_at(0).key
+    gen = SyntheticGenerator(generator.body, ObjectLibrary.shipped(),
+                             replace(generator.config, num=6, hold_out=(held,), unseen_shapes=2),
+                             cache_dir=tmp_path / "renders")
+    manifest = json.loads(gen.write(tmp_path / "ds", progress=False).read_text())
+    rows = {r["id"]: r for r in manifest["samples"]}
+    assert manifest["hold_out"] == [held] and len(rows) == 8
+    for split, ids in manifest["splits"].items():
+        for sid in ids:
+            shown = f"{rows[sid]['object']}/{rows[sid]['interaction']}"
+            assert (shown == held) == (split == "heldout_pairs") or split == "unseen_shapes", (split, shown)
+    assert "000000" in manifest["splits"]["heldout_pairs"]
+    assert manifest["splits"]["unseen_shapes"] == ["000006", "000007"]
+    unseen = SyntheticDataset(tmp_path / "ds", "unseen_shapes")
+    for i in range(len(unseen)):
+        label = unseen[i]["object"]
+        path = unseen.object_mesh_file(i, label)
+        mesh = trimesh.load(path, process=False)
+        assert unseen[i]["object_contact"].shape == (len(mesh.vertices),)
+        assert manifest["unseen_objects"][label]["num_vertices"] == len(mesh.vertices)
+        # a new instance: other proportions than the shipped mesh of that class
+        assert np.abs(mesh.extents - build(label).extents).max() > 0.005
+        np.testing.assert_allclose(mesh.vertices, make_variant(label, generator.config.seed).vertices, atol=1e-6)
+    assert SyntheticDataset(tmp_path / "ds", "train").object_mesh_file(0, "box") is None
+    with pytest.raises(ValueError, match="hold_out: no interaction box/fly"):
+        SyntheticGenerator(generator.body, ObjectLibrary.shipped(), replace(generator.config, hold_out=("box/fly",)))
+

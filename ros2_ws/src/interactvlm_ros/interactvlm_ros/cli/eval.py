@@ -3,7 +3,9 @@
 * ``--data DIR`` (default mode): the configured model (``model.name``, or ``--model``) on a synthetic split
   (``--split test``), with the per-class prior baseline. Keys: ``human_f1``, ``human_precision``,
   ``human_recall``, ``human_geodesic_fp_cm``, ``semantic_f1``, ``object_f1``, ``prior_baseline_human_f1``,
-  ``num_samples`` and more.
+  ``num_samples`` and more; every F1 with its 95 % bootstrap interval ``<key>_ci``. Several splits
+  (``--split test,unseen_shapes,heldout_pairs`` or ``all``, see ``synth --hold-out/--unseen-shapes``) are scored
+  each on its own under ``splits``; pick recipe choices on ``val`` and score ``test`` once per shipped model.
 * ``--damon hot_dca_test.npz --images DIR``: the model on DAMON images (needs the SMPL body, ``body.model``).
 * ``--damon hot_dca_test.npz --predictions preds.npy``: DECO binary metrics of precomputed ``[S,6890]``
   predictions. ``--geodesic-matrix`` (a dense ``[6890,6890]`` matrix, e.g. DECO's SMPL one) adds geodesic errors
@@ -33,7 +35,9 @@ def add_parser(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="evaluate contact predictions (DECO/DAMON, PIAD metrics) "
                        "on a synthetic split or on DAMON")
     p.add_argument("--data", metavar="DIR", help="synthetic dataset folder (interactvlm synth)")
-    p.add_argument("--split", default="test", help="split of --data (default test)")
+    p.add_argument("--split", default="test",
+                   help="split(s) of --data, comma-separated, each scored on its own under 'splits' (e.g. "
+                        "test,unseen_shapes,heldout_pairs; 'all' = every split but train; default test)")
     p.add_argument("--model", metavar="NAME|DIR", help="model to evaluate (default: model.name)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--damon", metavar="NPZ", help="DAMON hot_dca_*.npz labels")
@@ -64,7 +68,11 @@ def _print(result: dict, as_json: bool) -> None:
         print(json.dumps(result, indent=1, sort_keys=True))
         return
     for key, value in sorted(result.items()):
-        if isinstance(value, float):
+        if key == "splits":
+            for name, scores in value.items():
+                print(f"--- split {name}")
+                _print(scores, False)
+        elif isinstance(value, float):
             print(f"{key:32s} {value:.4f}")
         elif not isinstance(value, dict):
             print(f"{key:32s} {value}")
@@ -131,12 +139,17 @@ def run(args) -> int:
             from interactvlm_ros.model import ContactPredictor
             from interactvlm_ros.objects import ObjectLibrary
 
-            test = SyntheticDataset(args.data, args.split)
             train = SyntheticDataset(args.data, "train")
+            splits = [s.strip() for s in args.split.split(",") if s.strip()]
+            if splits == ["all"]:
+                splits = [s for s in train.manifest["splits"] if s != "train"]
+            tests = [SyntheticDataset(args.data, name) for name in splits]
             predictor = ContactPredictor.from_config(cfg)
-            result = evaluate_synthetic(predictor, test, train, ObjectLibrary.from_config(cfg), predictor.body_model,
-                                        progress, args.limit)
-            result.update({"model": cfg["model.name"], "split": args.split})
+            library = ObjectLibrary.from_config(cfg)
+            scores = {ds.split: evaluate_synthetic(predictor, ds, train, library, predictor.body_model, progress,
+                                                   args.limit) for ds in tests}
+            result = scores[splits[0]] if len(splits) == 1 else {"splits": scores}
+            result.update({"model": cfg["model.name"], "split": ",".join(splits)})
         else:
             print("interactvlm eval: give --data DIR (synthetic), --damon NPZ or --piad-images/--piad-points DIR",
                   file=sys.stderr)

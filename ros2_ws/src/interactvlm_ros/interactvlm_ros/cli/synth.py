@@ -1,6 +1,7 @@
 """``interactvlm synth``: generate a synthetic human–object interaction dataset (images, contact labels on the
 body and the object, canonical-view masks, manifest with train/val/test splits). Deterministic by ``--seed``.
-``--scenes pairs`` writes two-object scenes for evaluating semantic (per-object) contact."""
+``--scenes pairs`` writes two-object scenes for evaluating semantic (per-object) contact; ``--hold-out`` and
+``--unseen-shapes`` add the generalisation splits ``heldout_pairs`` and ``unseen_shapes``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def add_parser(sub, common) -> None:
     p.add_argument("--scenes", choices=("single", "pairs"), default="single",
                    help="single: one object per image (default); pairs: two objects touched by different body "
                         "parts (sitting on a chair while holding a mug), for semantic-contact evaluation")
+    p.add_argument("--hold-out", default="", metavar="OBJ/INTERACTION,...",
+                   help="object/interaction pairs kept out of train/val/test, in the split heldout_pairs "
+                        "(e.g. box/stand,ball/kick_left)")
+    p.add_argument("--unseen-shapes", type=int, default=0, metavar="N",
+                   help="N more samples with new procedural object shapes, in the split unseen_shapes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
@@ -58,9 +64,18 @@ def run(args) -> int:
         return 2
     torch.set_num_threads(max(1, args.threads))
     t0 = time.time()
+    if args.unseen_shapes < 0:
+        print("interactvlm synth: --unseen-shapes must be at least 0", file=sys.stderr)
+        return 2
+    hold_out = tuple(k.strip() for k in args.hold_out.split(",") if k.strip())
     synth = SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size, mask_size=args.mask_size,
-                        scenes=args.scenes)
+                        scenes=args.scenes, hold_out=hold_out, unseen_shapes=args.unseen_shapes)
     build = partial(build_generator, cfg, synth, cache_dir(cfg["cache.dir"]) / "renders")
-    path = build().write(args.out, progress=not args.no_progress, workers=args.workers, build=build)
-    print(f"interactvlm synth: {args.num} samples in {time.time() - t0:.0f} s -> {path}")
+    try:
+        generator = build()
+    except ValueError as exc:
+        print(f"interactvlm synth: {exc}", file=sys.stderr)
+        return 2
+    path = generator.write(args.out, progress=not args.no_progress, workers=args.workers, build=build)
+    print(f"interactvlm synth: {args.num + args.unseen_shapes} samples in {time.time() - t0:.0f} s -> {path}")
     return 0

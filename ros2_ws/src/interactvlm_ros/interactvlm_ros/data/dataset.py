@@ -26,7 +26,8 @@ class SyntheticDataset:
 
     A two-object dataset (``scenes == "pairs"``, evaluation only) has no top-level ``object_contact`` /
     ``object_masks``; its ``object`` and ``interaction`` join the two (``chair+mug``), ``human_contact`` is the
-    union and ``objects`` holds each object's own labels.
+    union and ``objects`` holds each object's own labels. Samples of the ``unseen_shapes`` split show the
+    dataset's own meshes (:meth:`object_mesh_file`); their ``object_contact`` is on those meshes' vertices.
     """
 
     def __init__(self, root: str | Path, split: str | None = None):
@@ -65,6 +66,17 @@ class SyntheticDataset:
 
     def object_labels(self) -> list[str]:
         return sorted(self.manifest["objects"])
+
+    def object_mesh_file(self, index: int, label: str) -> Path | None:
+        """The dataset's own mesh of ``label`` for sample ``index`` (the ``unseen_shapes`` split's new shapes),
+        or None when the sample uses the object library's mesh."""
+        folder = self.rows[index].get("mesh_dir")
+        if folder is None:
+            return None
+        path = self.root / folder / f"{label}.ply"
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found (the mesh of {label!r} in sample {self.rows[index]['id']})")
+        return path
 
     def interaction_classes(self) -> tuple[str, ...]:
         """``object/interaction`` names of every interaction the generator can make, sorted."""

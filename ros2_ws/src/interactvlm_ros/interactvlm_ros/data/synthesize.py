@@ -10,6 +10,13 @@ With ``SynthConfig.scenes = "pairs"`` every sample shows two objects touched by 
 placed and labelled on its own, so semantic contact (one query per object) differs from binary contact (their
 union). Such a dataset is for evaluation; its manifest says ``"scenes": "pairs"``.
 
+Generalisation splits (``SynthConfig.hold_out`` / ``unseen_shapes``): samples of a held-out ``object/interaction``
+pair go to the split ``heldout_pairs`` instead of train/val/test, so a model trained on the folder never saw that
+pairing (it saw the object and the interaction apart); ``unseen_shapes`` extra samples (indices after ``num``)
+show new procedural instances of the object classes (:func:`~interactvlm_ros.objects.generate.make_variant`,
+written to ``unseen_objects/<label>.ply``; their rows say ``"mesh_dir": "unseen_objects"``) in the split
+``unseen_shapes``.
+
 Dataset folder::
 
     manifest.json                  format, seed, sizes, body topology, objects, splits, one row per sample
@@ -19,6 +26,7 @@ Dataset folder::
                                    pairs: human_contact = the union, and per object k human_contact_k [Nb],
                                    object_contact_k [No_k], object_masks_k, object_rotation_k/translation_k/scale_k
     canonical/human_valid.npy      [V,R,R] bool; canonical/<label>_valid.npy per object class
+    unseen_objects/<label>.ply     the new object shapes of the ``unseen_shapes`` split (when asked for)
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ FORMAT = "interactvlm-synthetic-contacts"
 FORMAT_VERSION = 1
 SPLIT_FRACTIONS = {"train": 0.75, "val": 0.10, "test": 0.15}
 SCENE_KINDS = ("single", "pairs")
+UNSEEN_DIR = "unseen_objects"
 BASE_PARTS = ("head", "neck", "torso", "hips", "left upper arm", "right upper arm", "left forearm",
               "right forearm", "left hand", "right hand", "left thigh", "right thigh", "left lower leg",
               "right lower leg", "left foot", "right foot")
@@ -67,7 +76,9 @@ SKIN = np.array([[0.96, 0.80, 0.69], [0.88, 0.67, 0.52], [0.76, 0.57, 0.42], [0.
 @dataclass
 class SynthConfig:
     """Generator settings: ``image_size`` of the RGB images, ``mask_size`` of the canonical masks, ``scenes``
-    ``"single"`` (one object per image) or ``"pairs"`` (two objects, different contacts)."""
+    ``"single"`` (one object per image) or ``"pairs"`` (two objects, different contacts); ``hold_out``
+    ``object/interaction`` keys kept out of train/val/test and ``unseen_shapes`` samples with new object shapes
+    (the generalisation splits, see the module docstring)."""
 
     num: int
     seed: int = 0
@@ -75,6 +86,8 @@ class SynthConfig:
     mask_size: int = 256
     max_attempts: int = 8
     scenes: str = "single"
+    hold_out: tuple[str, ...] = ()
+    unseen_shapes: int = 0
 
 
 def _atomic_npz(path: Path, arrays: dict) -> None:
@@ -195,6 +208,11 @@ class SyntheticGenerator:
         self.combinations = [c for c in build_combinations() if all(i.label in library for i in c.parts)]
         if config.scenes == "pairs" and not self.combinations:
             raise ValueError("no two-object scene has both its objects in the object library")
+        unknown = sorted(set(config.hold_out) - {i.key for i in self.catalogue})
+        if unknown:
+            raise ValueError(f"hold_out: no interaction {', '.join(unknown)} (known: "
+                             f"{', '.join(i.key for i in self.catalogue)})")
+        self.cache_dir = cache_dir
         self.meshes = {i.label: library.mesh(i.label) for i in self.catalogue}
         self.components = {label: mesh_components(m) for label, m in self.meshes.items()}
         self.yaw_orders = {label: yaw_symmetry_order(m.vertices) for label, m in self.meshes.items()}
@@ -359,7 +377,15 @@ class SyntheticGenerator:
                 rows.append(self.write_sample(i, out))
                 bar.update()
         bar.close()
-        rows = [{**row, "split": split_of[int(row["id"])]} for row in rows]
+        held = set(self.config.hold_out)
+        rows = [{**row, "split": "heldout_pairs" if f"{row['object']}/{row['interaction']}" in held
+                 else split_of[int(row["id"])]} for row in rows]
+        unseen = None
+        if self.config.unseen_shapes > 0:
+            unseen = self._unseen_generator(out)
+            for j in range(self.config.unseen_shapes):
+                row = unseen.write_sample(n + j, out)
+                rows.append({**row, "split": "unseen_shapes", "mesh_dir": UNSEEN_DIR})
         manifest = {
             "format": FORMAT, "version": FORMAT_VERSION, "seed": self.config.seed, "num_samples": n,
             "image_size": self.config.image_size, "mask_size": self.config.mask_size,
@@ -374,12 +400,38 @@ class SyntheticGenerator:
             "splits": {k: [r["id"] for r in rows if r["split"] == k] for k in SPLIT_FRACTIONS},
             "samples": rows,
         }
+        if held:
+            manifest["splits"]["heldout_pairs"] = [r["id"] for r in rows if r["split"] == "heldout_pairs"]
+            manifest["hold_out"] = sorted(held)
+        if unseen is not None:
+            manifest["splits"]["unseen_shapes"] = [r["id"] for r in rows if r["split"] == "unseen_shapes"]
+            manifest["unseen_objects"] = {
+                label: {"mesh_id": unseen.library.mesh_id(label), "num_vertices": int(len(m.vertices)),
+                        "file": f"{UNSEEN_DIR}/{label}.ply"} for label, m in unseen.meshes.items()}
         if self.config.scenes == "pairs":
             manifest["scenes"] = "pairs"
             manifest["combinations"] = [{"key": c.key, "description": c.description} for c in self.combinations]
         path = out / "manifest.json"
         atomic_write_bytes(path, json.dumps(manifest, indent=1).encode())
         return path
+
+
+    def _unseen_generator(self, out: Path) -> SyntheticGenerator:
+        """A generator of the same settings over new procedural instances of this one's object classes (drawn
+        from the seed), their meshes written to ``out/unseen_objects``."""
+        from dataclasses import replace
+
+        from interactvlm_ros.objects import ObjectLibrary
+        from interactvlm_ros.objects.generate import make_variant, write_mesh
+
+        folder = (out / UNSEEN_DIR).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        for label in self.meshes:
+            write_mesh(make_variant(label, self.config.seed), folder / f"{label}.ply")
+        library = ObjectLibrary.from_entries([f"{label}:{folder / label}.ply" for label in self.meshes],
+                                             asset_dirs=[folder])
+        return SyntheticGenerator(self.body, library, replace(self.config, hold_out=(), unseen_shapes=0),
+                                  cache_dir=self.cache_dir)
 
 
 _WORKER_GENERATOR: SyntheticGenerator | None = None

@@ -61,6 +61,20 @@ def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str,
             f"{prefix}_auc": mean(aucs), f"{prefix}_aiou": mean(ious)}
 
 
+def transfer_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-vertex ``values [Ns]`` on ``source [Ns,3]`` carried to ``target [Nt,3]`` (another shape of the same
+    class): each target vertex takes its nearest source vertex's value, both meshes scaled to a unit bounding
+    box about its centre."""
+    from scipy.spatial import cKDTree
+
+    def unit(v):
+        v = np.asarray(v, np.float64)
+        lo, hi = v.min(axis=0), v.max(axis=0)
+        return (v - (lo + hi) / 2.0) / np.maximum(hi - lo, 1e-9)
+
+    return np.asarray(values)[cKDTree(unit(source)).query(unit(target))[1]]
+
+
 def _union(maps: list[np.ndarray]) -> np.ndarray:
     """Binary contact of an image from its per-object maps ``[K][N]``: a vertex any of them puts at >= 0.5."""
     return (np.stack(maps) >= CONTACT_THRESHOLD).any(axis=0).astype(np.float32)
@@ -73,8 +87,9 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     One query per object in the image. Semantic rows are (image, object) pairs against that object's own
     labels; binary rows are images: the union of the image's per-object predictions against the union of its
     labels (as DAMON scores binary contact). With one object per image the two are the same rows.
-    ``train_dataset`` gives the prior baseline's per-class mean maps; ``library`` the object meshes; ``body_model``
-    the canonical mesh for geodesic errors (must be the topology the labels are on).
+    ``train_dataset`` gives the prior baseline's per-class mean maps (carried by :func:`transfer_map` onto a
+    sample's own mesh in the ``unseen_shapes`` split); ``library`` the object meshes; ``body_model`` the canonical
+    mesh for geodesic errors (must be the topology the labels are on).
     """
     if body_model.num_vertices != dataset.num_body_vertices:
         raise ValueError(f"labels have {dataset.num_body_vertices} body vertices, the body model "
@@ -84,7 +99,10 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
         raise ValueError("the evaluation split is empty")
     prior_h, prior_o, oracle_h = train_dataset.class_means(
         [("human_contact", "object"), ("object_contact", "object"), ("human_contact", "interaction")])
+    from interactvlm_ros.objects.library import read_mesh_file
+
     meshes = {label: library.mesh(label) for label in dataset.object_labels()}
+    own: dict[Path, object] = {}  # the dataset's own meshes (unseen shapes), read once
     zero = np.zeros(dataset.num_body_vertices, np.float32)
     # per (image, object) query
     h_pred, h_gt, h_prior, h_oracle, labels, image_of = [], [], [], [], [], []
@@ -101,7 +119,10 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
             label = o["object"]
             h = c.human_probs if c.found and c.human_probs is not None else zero
             missing += int(not c.found)
-            mesh = meshes[label]
+            path = dataset.object_mesh_file(i, label)
+            if path is not None and path not in own:
+                own[path] = read_mesh_file(path, "{path}")[0]
+            mesh = meshes[label] if path is None else own[path]
             res_o = predictor.predict_object(item["image"], np.asarray(mesh.vertices), np.asarray(mesh.faces), label)
             co = res_o.contacts[0]
             ob = co.object_probs if co.found and co.object_probs is not None else np.zeros(len(mesh.vertices))
@@ -113,7 +134,10 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
             h_oracle.append(oracle_h.get(f"{label}/{o['interaction']}", zero))
             o_pred.append(np.asarray(ob, np.float32))
             o_gt.append(o["object_contact"])
-            o_prior.append(prior_o.get(label, np.zeros_like(o["object_contact"])))
+            prior_map = prior_o.get(label, np.zeros_like(o["object_contact"]))
+            if path is not None:
+                prior_map = transfer_map(prior_map, meshes[label].vertices, mesh.vertices)
+            o_prior.append(prior_map)
         b_pred.append(_union(h_pred[first:]))
         b_gt.append(item["human_contact"])
         b_prior.append(_union(h_prior[first:]))

@@ -48,26 +48,28 @@ def _revolved(profile: list[tuple[float, float]], step: float) -> trimesh.Trimes
     return mesh
 
 
-def make_box() -> trimesh.Trimesh:
+def make_box(extents=(0.40, 0.30, 0.30)) -> trimesh.Trimesh:
     """Cardboard box 40 x 30 x 30 cm."""
-    return _box((0.40, 0.30, 0.30))
+    return _box(extents)
 
 
-def make_bottle() -> trimesh.Trimesh:
-    """Water bottle: radius 3.5 cm, 25 cm tall, with shoulder, neck and cap."""
-    profile = [(0.0, 0.0), (0.035, 0.0), (0.035, 0.17), (0.030, 0.19), (0.016, 0.215), (0.014, 0.23),
-               (0.015, 0.232), (0.015, 0.25), (0.0, 0.25)]
-    return _revolved(profile, step=0.25 / 24)
+def make_bottle(radius: float = 0.035, height: float = 0.25, neck: float = 0.015) -> trimesh.Trimesh:
+    """Water bottle: radius 3.5 cm, 25 cm tall, with shoulder, neck (radius 1.5 cm) and cap."""
+    r, h, n = radius, height, neck
+    profile = [(0.0, 0.0), (r, 0.0), (r, 0.68 * h), (r - 0.005, 0.76 * h), (n + 0.001, 0.86 * h), (n - 0.001, 0.92 * h),
+               (n, 0.928 * h), (n, h), (0.0, h)]
+    return _revolved(profile, step=h / 24)
 
 
-def make_mug() -> trimesh.Trimesh:
-    """Coffee mug: outer radius 4.2 cm, 9.5 cm tall, 5 mm wall, with a ring handle."""
-    r_out, r_in, h, t = 0.042, 0.037, 0.095, 0.006
+def make_mug(radius: float = 0.042, height: float = 0.095, handle_radius: float = 0.028) -> trimesh.Trimesh:
+    """Coffee mug: outer radius 4.2 cm, 9.5 cm tall, 5 mm wall, with a ring handle (radius 2.8 cm)."""
+    r_out, h, t = radius, height, 0.006
+    r_in = r_out - 0.005
     profile = [(0.0, 0.0), (r_out, 0.0), (r_out, h), (r_in, h), (r_in, t), (0.0, t)]
     body = _revolved(profile, step=0.134 / 16)
-    handle = creation.torus(major_radius=0.028, minor_radius=0.006, major_sections=24, minor_sections=8)
+    handle = creation.torus(major_radius=handle_radius, minor_radius=0.006, major_sections=24, minor_sections=8)
     # Torus lies in the xy plane (axis z): that already is a vertical ring seen from the side.
-    handle.apply_translation((r_out + 0.016, h / 2.0, 0.0))
+    handle.apply_translation((r_out + handle_radius - 0.012, h / 2.0, 0.0))
     return trimesh.util.concatenate([body, handle])
 
 
@@ -77,32 +79,32 @@ def make_cup() -> trimesh.Trimesh:
     return _revolved(profile, step=0.09 / 16)
 
 
-def make_ball() -> trimesh.Trimesh:
+def make_ball(radius: float = 0.11) -> trimesh.Trimesh:
     """Football (size 5): radius 11 cm."""
-    return creation.icosphere(subdivisions=3, radius=0.11)
+    return creation.icosphere(subdivisions=3, radius=radius)
 
 
-def make_board() -> trimesh.Trimesh:
+def make_board(extents=(0.60, 0.02, 0.40)) -> trimesh.Trimesh:
     """Flat board (cutting board / panel): 60 x 2 x 40 cm, lying flat (thin along y)."""
-    return _box((0.60, 0.02, 0.40))
+    return _box(extents)
 
 
-def make_chair() -> trimesh.Trimesh:
-    """Dining chair: seat 45 x 45 cm at 45 cm height, 4 legs, backrest up to 90 cm."""
-    seat_h, seat, leg, th = 0.45, 0.45, 0.035, 0.03
+def make_chair(seat_h: float = 0.45, seat: float = 0.45, leg: float = 0.035, top: float = 0.90) -> trimesh.Trimesh:
+    """Dining chair: seat 45 x 45 cm at 45 cm height, 4 legs (3.5 cm), backrest up to 90 cm."""
+    th = 0.03
     parts = [_box((seat, th, seat), (0.0, seat_h - th / 2.0, 0.0))]
     off = seat / 2.0 - leg / 2.0
     for sx in (-1, 1):
         for sz in (-1, 1):
             parts.append(_box((leg, seat_h - th, leg), (sx * off, (seat_h - th) / 2.0, sz * off)))
-    back_h = 0.90 - seat_h
+    back_h = top - seat_h
     parts.append(_box((seat, back_h, 0.025), (0.0, seat_h + back_h / 2.0, -seat / 2.0 + 0.0125)))
     return trimesh.util.concatenate(parts)
 
 
-def make_table() -> trimesh.Trimesh:
+def make_table(w: float = 1.20, d: float = 0.75, h: float = 0.75, leg: float = 0.05) -> trimesh.Trimesh:
     """Table: top 120 x 75 cm, 3 cm thick, 75 cm high, four 5 cm legs."""
-    w, d, h, th, leg = 1.20, 0.75, 0.75, 0.03, 0.05
+    th = 0.03
     parts = [_box((w, th, d), (0.0, h - th / 2.0, 0.0))]
     for sx in (-1, 1):
         for sz in (-1, 1):
@@ -158,6 +160,34 @@ SHIPPED: dict[str, tuple[Callable[[], trimesh.Trimesh], str]] = {
     "laptop": (make_laptop, "laptop.ply"),
     "skateboard": (make_skateboard, "skateboard.ply"),
 }
+
+
+def _variant_builders(rng: np.random.Generator) -> dict[str, Callable[[], trimesh.Trimesh]]:
+    def u(lo: float, hi: float) -> float:
+        return float(rng.uniform(lo, hi))
+
+    return {
+        "box": lambda: make_box((u(0.30, 0.50), u(0.22, 0.38), u(0.22, 0.38))),
+        "bottle": lambda: make_bottle(u(0.030, 0.040), u(0.20, 0.30), u(0.012, 0.018)),
+        "mug": lambda: make_mug(u(0.036, 0.048), u(0.080, 0.110), u(0.022, 0.034)),
+        "chair": lambda: make_chair(u(0.42, 0.48), u(0.40, 0.50), u(0.025, 0.045), u(0.82, 1.00)),
+        "ball": lambda: make_ball(u(0.09, 0.13)),
+        "board": lambda: make_board((u(0.50, 0.75), u(0.015, 0.030), u(0.30, 0.50))),
+        "table": lambda: make_table(u(1.00, 1.50), u(0.60, 0.90), u(0.70, 0.80), u(0.04, 0.07)),
+    }
+
+
+VARIANT_CLASSES = ("box", "bottle", "mug", "chair", "ball", "board", "table")
+
+
+def make_variant(label: str, seed: int) -> trimesh.Trimesh:
+    """A new procedural instance of a shipped class, finished like the shipped meshes: the same parts with other
+    proportions drawn from ``seed`` (box and board extents, bottle radius/height/neck, mug radius/height/handle,
+    chair seat/legs/backrest, ball radius, table size/height/legs; ranges around the shipped sizes)."""
+    if label not in VARIANT_CLASSES:
+        raise KeyError(f"no procedural variants of {label!r}; known: {', '.join(VARIANT_CLASSES)}")
+    rng = np.random.default_rng([seed, VARIANT_CLASSES.index(label)])
+    return finish(_variant_builders(rng)[label]())
 
 
 def finish(mesh: trimesh.Trimesh, edges_per_extent: int = 16) -> trimesh.Trimesh:
