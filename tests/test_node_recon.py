@@ -56,16 +56,18 @@ def run_node(cfg, components, image, stamp=STAMP, frames=1, until=None):
     """Start a node, send camera info + image, wait for ``frames`` frames (and ``until(sink)``), stop it."""
     from interactvlm_ros.transport.headers import make_header
     from interactvlm_ros.transport.image_codec import encode_image
+    from interactvlm_ros.transport.node_inputs import wire_codecs
 
     sink = CollectingSink()
     node = components.build_node(cfg, sink)
+    codecs = wire_codecs(cfg)
     node.start()
     try:
         h, w = image.shape[:2]
         for i in range(frames):
             s = stamp + i * 100_000_000
-            node.on_camera_info(camera_info(w, h, s))
-            node.on_image(encode_image(image, "rgb8", make_header(s, FRAME)))
+            node.on_message("camera_info", camera_info(w, h, s), codecs["camera_info"])
+            node.on_message("image", encode_image(image, "rgb8", make_header(s, FRAME)), codecs["image"])
             sink.wait(lambda n=i + 1: len(sink.frames) >= n)
         if until is not None:
             sink.wait(lambda: until(sink))

@@ -13,6 +13,7 @@ from node_sink import CollectingSink
 
 from interactvlm_ros.config import load_config
 from interactvlm_ros.node.supervision import Supervisor
+from interactvlm_ros.transport.node_inputs import wire_codecs
 
 pytest.importorskip("cyclonedds", reason="the message types need cyclonedds")
 
@@ -38,7 +39,6 @@ def send_frame(node, stamp, size=(48, 64), info_size=None):
     """A good camera info (for ``info_size``, default the image's), depth (when enabled) and image with ``stamp``,
     as received bytes."""
     from interactvlm_ros.benchmarks.fuzz import good_messages
-    from interactvlm_ros.transport.dds import INPUT_TYPES
 
     h, w = size
     msgs = good_messages(width=w, height=h, stamp_ns=stamp, frame=FRAME)
@@ -47,7 +47,7 @@ def send_frame(node, stamp, size=(48, 64), info_size=None):
         info = good_messages(width=info_size[1], height=info_size[0], stamp_ns=stamp, frame=FRAME)["camera_info"]
     streams = [("camera_info", info)] + ([("depth", msgs["depth"])] if "depth" in node.sync.streams else [])
     for topic, msg in (*streams, ("image", msgs["image"])):
-        node.on_serialized(topic, msg.serialize(), INPUT_TYPES[topic].deserialize)
+        node.on_serialized(topic, msg.serialize(), wire_codecs(node.cfg)[topic])
 
 
 def stamp_of(outputs) -> int:
@@ -56,24 +56,24 @@ def stamp_of(outputs) -> int:
 
 def test_every_fuzz_kind_as_received_bytes_is_counted_and_the_node_keeps_answering(components):
     from interactvlm_ros.benchmarks.fuzz import KINDS, fuzz_payloads
-    from interactvlm_ros.transport.dds import INPUT_TYPES
     from interactvlm_ros.transport.msgs import String
 
     sink = CollectingSink()
     node = make_node(components, sink, "topics.depth=depth")
+    codecs = wire_codecs(node.cfg)
     node.start()
     try:
         per_topic = 60
-        for topic, msg_type in INPUT_TYPES.items():
+        for topic in codecs:
             kinds = set()
             for kind, payload in fuzz_payloads(topic, per_topic, seed=1):
-                node.on_serialized(topic, payload, msg_type.deserialize)  # never raises
+                node.on_serialized(topic, payload, codecs[topic])  # never raises
                 kinds.add(kind)
             assert kinds == set(KINDS)
         bad_utf8 = next(p for kind, p in fuzz_payloads("objects", 10, seed=2) if kind == "bad_utf8")
-        node.on_serialized("objects", bad_utf8, String.deserialize)
+        node.on_serialized("objects", bad_utf8, codecs["objects"])
         assert "UnicodeDecodeError" in node.inputs.topics["objects"].last_drop
-        node.on_serialized("objects", String(data="cup").serialize(), String.deserialize)
+        node.on_serialized("objects", String(data="cup").serialize(), codecs["objects"])
         stamp = 1_700_000_000 * 10**9
         send_frame(node, stamp)
         sink.wait(lambda: any(stamp_of(o) == stamp for o, _ in sink.frames), timeout=60)
@@ -81,7 +81,7 @@ def test_every_fuzz_kind_as_received_bytes_is_counted_and_the_node_keeps_answeri
         node.stop()
     values = sink.diagnostics[-1].values
     assert values["thread_deaths"] == "0" and values["worker"] == "stopped"
-    for topic in INPUT_TYPES:
+    for topic in codecs:
         received = per_topic + (2 if topic == "objects" else 1)  # and the bad UTF-8 and good messages below
         assert int(values[f"{topic}_received"]) == received, topic
         assert int(values[f"{topic}_dropped_undecodable"]) > 0, topic  # random / truncated / bad UTF-8 bytes
@@ -204,7 +204,7 @@ def test_object_label_is_the_name_as_asked(components):
     node = make_node(components, sink)
     node.start()
     try:
-        node.on_serialized("objects", String(data="Coffee Cup ,  bottle").serialize(), String.deserialize)
+        node.on_serialized("objects", String(data="Coffee Cup ,  bottle").serialize(), wire_codecs(node.cfg)["objects"])
         stamp = 1_700_000_000 * 10**9
         send_frame(node, stamp)
         sink.wait(lambda: any(stamp_of(o) == stamp for o, _ in sink.frames), timeout=60)

@@ -28,7 +28,13 @@ from interactvlm_ros.bag.reader import IMAGE_TYPE, InputBag
 from interactvlm_ros.bag.resume import ResumeState
 from interactvlm_ros.bag.unfinished import UnfinishedRun, claim_unfinished_run
 from interactvlm_ros.bag.writer import AtomicBagWriter, BagTopic, BagWriteError
+from interactvlm_ros.node.components import NodeComponents
 from interactvlm_ros.transport import endpoints
+from interactvlm_ros.transport.dds import resolve_topic
+from interactvlm_ros.transport.diagnostics import diagnostic_array
+from interactvlm_ros.transport.node_inputs import wire_codecs
+from interactvlm_ros.transport.node_messages import frame_messages
+from interactvlm_ros.transport.topology import topology_of
 
 # output key -> (ROS type, QoS) as the live node offers them; names come from the topics.* parameters
 OUTPUTS = {e.key: (e.ros_type, bag_qos(e.qos)) for e in (*endpoints.OUTPUTS, endpoints.TOPOLOGY)}
@@ -65,8 +71,6 @@ class FlushPolicy:
 
 def output_topics(cfg: Mapping[str, Any]) -> dict[str, str]:
     """Resolved output topic names (``~/contacts`` -> ``/interactvlm/contacts``), as the live node uses."""
-    from interactvlm_ros.transport.dds import resolve_topic
-
     return {key: resolve_topic(str(cfg[f"topics.{key}"]), str(cfg["node.name"]), str(cfg["node.namespace"]))
             for key in OUTPUTS}
 
@@ -90,19 +94,13 @@ class BagSink:
         self.writer.write(self._conn[key], self.log_time_ns, msg.serialize())
 
     def publish_frame(self, outputs) -> None:
-        from interactvlm_ros.transport.node_messages import frame_messages
-
         for key, msg in frame_messages(outputs).items():
             self._write(key, msg)
 
     def publish_diagnostics(self, report) -> None:
-        from interactvlm_ros.transport.diagnostics import diagnostic_array
-
         self._write("diagnostics", diagnostic_array([report], stamp_ns=self.log_time_ns))
 
     def publish_topology(self, topology) -> None:
-        from interactvlm_ros.transport.topology import topology_of
-
         if topology.mesh_id in self.skip_meshes:
             return
         self._write("topology", topology_of(topology, stamp_ns=self.log_time_ns))
@@ -125,8 +123,6 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
 
     After an error the unfinished run is kept (closed after the last complete frame) for ``resume``; after a
     KeyboardInterrupt (abandon) what this run wrote is deleted (a resumed run is kept)."""
-    from interactvlm_ros.transport.msgs import Image, String
-
     t0 = time.monotonic()
     stop = stop or threading.Event()
     note = on_note or (lambda line: None)
@@ -150,8 +146,6 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
         processed = failed = 0
         try:
             if components is None:
-                from interactvlm_ros.node.components import NodeComponents
-
                 components = NodeComponents.from_config(cfg)
             writer = _open_writer(run, existing, out, overwrite, state, note)
             copies: dict[int, BagTopic] = {}
@@ -161,8 +155,9 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
             sink = BagSink(writer, names, state.meshes)
             sink.log_time_ns = bag.start_time
             node = components.build_node(cfg, sink)
+            codec = wire_codecs(cfg)["image"]
             if objects:
-                node.on_objects(String(data=",".join(objects)))
+                node.dispatch("objects", ",".join(objects))
             node.start()
             if on_start:
                 on_start(total, state.frames)
@@ -176,7 +171,7 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
                 if conn.topic not in topics or conn.msgtype != IMAGE_TYPE:
                     continue
                 sink.log_time_ns = log_time
-                ok = _feed(node, Image.deserialize(raw))
+                ok = _feed(node, raw, codec)
                 processed += ok
                 failed += not ok
                 since_flush += 1
@@ -235,12 +230,12 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(values), default=str))
 
 
-def _feed(node, msg) -> bool:
-    """Give one image to the node and wait until it is published (True) or failed/dropped (False)."""
+def _feed(node, raw: bytes, codec) -> bool:
+    """Give one image's CDR bytes to the node and wait until it is published (True) or failed/dropped (False)."""
     stats = node.stats
     done_before = stats.processed + stats.errors + stats.idle_skipped
     bad_before = stats.bad_messages
-    node.on_image(msg)
+    node.on_serialized("image", raw, codec)
     if stats.bad_messages > bad_before:
         return False
     processed_before = stats.processed

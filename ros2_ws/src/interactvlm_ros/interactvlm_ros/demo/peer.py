@@ -22,11 +22,12 @@ from cyclonedds.util import duration
 from interactvlm_ros.bag.qos import bag_qos
 from interactvlm_ros.bag.writer import AtomicBagWriter
 from interactvlm_ros.transport import endpoints
-from interactvlm_ros.transport.dds import RELIABLE_QOS, TF_QOS, WIRE_TYPES, DdsParticipant, dds_qos, resolve_topic
+from interactvlm_ros.transport.dds import RELIABLE_QOS, TF_QOS, DdsParticipant, dds_qos, resolve_topic
 from interactvlm_ros.transport.dds_config import loopback_domain
 from interactvlm_ros.transport.headers import make_header, stamp_ns
 from interactvlm_ros.transport.image_codec import encode_image
 from interactvlm_ros.transport.msgs import (
+    MESSAGE_TYPES,
     CameraInfo,
     DiagnosticArray,
     MarkerArray,
@@ -95,9 +96,9 @@ class RobotPeer:
         self.bag = bag
         self._conn = {e.key: bag.add_topic(self.topics[e.key], e.ros_type, [bag_qos(e.qos)])
                       for e in (*inputs, *OUTPUTS)}
-        self.writers = {e.key: self.p.writer(WIRE_TYPES[e.ros_type], self.topics[e.key], dds_qos(e.qos))
+        self.writers = {e.key: self.p.writer(MESSAGE_TYPES[e.ros_type], self.topics[e.key], dds_qos(e.qos))
                         for e in inputs}
-        self.readers = {e.key: self.p.reader(WIRE_TYPES[e.ros_type], self.topics[e.key],
+        self.readers = {e.key: self.p.reader(MESSAGE_TYPES[e.ros_type], self.topics[e.key],
                                              READER_QOS.get(e.key, RELIABLE_QOS)) for e in OUTPUTS}
         self.topologies: dict[str, MeshTopology] = {}
         self.diagnostics: list[dict[str, str]] = []

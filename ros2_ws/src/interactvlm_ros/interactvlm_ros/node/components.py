@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from interactvlm_ros.node.core import ContactNode
 from interactvlm_ros.node.outputs import MeshTopology
 
 LOG = logging.getLogger("interactvlm.node")
@@ -43,15 +44,11 @@ class NodeComponents:
                  body.name, body.num_vertices, load_s)
         return cls(predictor, body, library, backend, load_s)
 
-    def build_node(self, cfg: Mapping[str, Any], sink, decoders=None, warn=None, predictor=None):
-        """The :class:`~interactvlm_ros.node.core.ContactNode` over these components, publishing to ``sink``;
-        ``decoders`` default to the strict wire decoders (the rclpy transport may pass cv_bridge ones),
-        ``predictor`` replaces the loaded one (tests inject faults through it)."""
-        from interactvlm_ros.node.core import ContactNode
-        from interactvlm_ros.transport.node_messages import wire_decoders
-
-        return ContactNode(cfg, predictor or self.predictor, self.body, sink, decoders or wire_decoders(cfg),
-                           self.library, warn=warn, backend=self.backend)
+    def build_node(self, cfg: Mapping[str, Any], sink, warn=None, predictor=None) -> ContactNode:
+        """The :class:`~interactvlm_ros.node.core.ContactNode` over these components, publishing to ``sink``
+        (``predictor`` replaces the loaded one: tests inject faults through it)."""
+        return ContactNode(cfg, predictor or self.predictor, self.body, sink, self.library, warn=warn,
+                           backend=self.backend)
 
 
 def body_topology(body_model) -> MeshTopology:

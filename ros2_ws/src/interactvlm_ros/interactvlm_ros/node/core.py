@@ -1,9 +1,10 @@
 """The node, written once for every transport: inputs → latest-frame slot → worker → pipeline → outputs.
 
-A transport (rclpy or DDS) only moves messages: it calls ``on_image`` / ``on_camera_info`` / ``on_depth`` /
-``on_objects`` with received messages (any object with the ROS field names: ``msg.header.stamp.sec``,
-``msg.height``, ``msg.data``...), and gives the node an :class:`OutputSink` that publishes
-:class:`FrameOutputs` / :class:`DiagnosticsReport` / :class:`MeshTopology` and counts subscribers.
+A transport (rclpy, DDS, a bag) only moves bytes: it calls :meth:`ContactNode.on_serialized` with each received
+sample and the topic's :class:`~interactvlm_ros.node.inputs.InputCodec` (``transport/node_inputs.py`` builds
+them), so the node sees plain values — header, RGB array, intrinsics, depth, query text — and never a ROS
+message field. It gives the node an :class:`OutputSink` that publishes :class:`FrameOutputs` /
+:class:`DiagnosticsReport` / :class:`MeshTopology` and counts subscribers.
 
 Threads: the transport's receive thread validates, decodes and time-syncs inputs and drops a frame into a
 :class:`LatestSlot`; one worker thread runs the pipeline on the newest frame and publishes; a monitor thread
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from interactvlm_ros.node.input_health import InputHealth
+from interactvlm_ros.node.inputs import Calibration, InputCodec, Stamped
 from interactvlm_ros.node.latest import LatestSlot
 from interactvlm_ros.node.outputs import (
     BodyFrame,
@@ -45,7 +46,7 @@ from interactvlm_ros.node.outputs import (
     PlacedMesh,
 )
 from interactvlm_ros.node.placement import FixedPlacement
-from interactvlm_ros.node.queries import REPLACEMENT_CHARACTER, ObjectQueries, QueryError
+from interactvlm_ros.node.queries import ObjectQueries, QueryError
 from interactvlm_ros.node.stats import NodeStats
 from interactvlm_ros.node.supervision import Supervisor, ThreadDeath
 from interactvlm_ros.node.sync import ApproximateSync
@@ -84,28 +85,6 @@ class Predictor(Protocol):
 
 
 @dataclass
-class InputDecoders:
-    """Message → array converters (the rclpy transport may plug in cv_bridge); each raises ``ValueError``
-    naming the problem for a bad message (including images over ``node.max_image_pixels``).
-
-    ``image(msg) -> uint8 [H,W,3]`` RGB; ``depth(msg) -> float32 [H,W]`` metres; ``camera_info(msg) ->``
-    :class:`Intrinsics`.
-    """
-
-    image: Callable[[Any], np.ndarray]
-    depth: Callable[[Any], np.ndarray]
-    camera_info: Callable[[Any], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics ``K [3,3]`` (float64) and the ``(height, width)`` they are for (None when unset)."""
-
-    K: np.ndarray
-    size: tuple[int, int] | None
-
-
-@dataclass
 class Frame:
     """One synchronised input: RGB image, optional intrinsics ``K [3,3]`` and depth ``[H,W]`` metres."""
 
@@ -116,26 +95,6 @@ class Frame:
     received: float
 
 
-MAX_FRAME_ID_CHARS = 256
-
-
-def header_of(msg: Any, default_frame: str) -> FrameHeader:
-    """The :class:`FrameHeader` of a ROS-shaped message (``header.stamp.sec/nanosec``, ``header.frame_id``).
-
-    Raises ValueError for a frame id the outputs and TF cannot carry: control characters, U+FFFD (invalid UTF-8
-    as rclpy decodes it) or longer than 256 characters."""
-    stamp = msg.header.stamp
-    frame_id = msg.header.frame_id
-    if len(frame_id) > MAX_FRAME_ID_CHARS:
-        raise ValueError(f"std_msgs/Header.frame_id is {len(frame_id)} characters; the limit is "
-                         f"{MAX_FRAME_ID_CHARS}")
-    for i, ch in enumerate(frame_id):
-        if ch == REPLACEMENT_CHARACTER or unicodedata.category(ch) == "Cc":
-            raise ValueError(f"std_msgs/Header.frame_id has U+{ord(ch):04X} at position {i} (invalid UTF-8 or a "
-                             "control character)")
-    return FrameHeader(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), frame_id or default_frame)
-
-
 class ContactNode:
     """ROS-agnostic node logic. ``start()`` the worker, feed messages, ``stop()``.
 
@@ -144,19 +103,17 @@ class ContactNode:
         predictor: object with ``predict(image_rgb, objects) -> ContactResult`` (the model).
         body: the body model's topology (canonical vertices, faces) for clouds, markers and the topology topic.
         sink: the transport's publisher side.
-        decoders: message decoders.
         objects_library: label -> mesh source for object clouds (``ObjectLibrary``), or None.
         warn: where throttled warnings go (default: the ``interactvlm.node`` logger).
     """
 
     def __init__(self, cfg: Mapping[str, Any], predictor: Predictor, body: MeshTopology, sink: OutputSink,
-                 decoders: InputDecoders, objects_library=None, warn: Callable[[str], None] | None = None,
+                 objects_library=None, warn: Callable[[str], None] | None = None,
                  backend: str | None = None) -> None:
         self.cfg = cfg
         self.predictor = predictor
         self.body = body
         self.sink = sink
-        self.decoders = decoders
         self.library = objects_library
         self.backend = backend or str(cfg["inference.backend"])
         self.stats = NodeStats()
@@ -221,72 +178,69 @@ class ContactNode:
         return self.supervisor.alive(WORKER)
 
     # --- inputs (transport threads) ----------------------------------------------------------------------
-    def on_serialized(self, topic: str, payload: bytes, deserialize: Callable[[bytes], Any]) -> None:
-        """One received sample of ``topic`` as bytes: decode it with ``deserialize`` and handle it, each step
-        inside its own error boundary (a bad sample is dropped and counted; nothing it does can raise)."""
+    def on_serialized(self, topic: str, payload: bytes, codec: InputCodec) -> None:
+        """One received sample of ``topic`` as bytes: deserialize, convert and handle it, each step inside its
+        own error boundary (a bad sample is dropped and counted as ``undecodable`` or ``invalid``; nothing it
+        does can raise)."""
         try:
-            msg = deserialize(payload)
+            msg = codec.deserialize(payload)
         except Exception as exc:  # noqa: BLE001 - any decoding failure of untrusted bytes is a dropped sample
-            self.inputs.received(topic)
+            self._count_received(topic)
             self._drop(topic, "undecodable", f"dropped undecodable {topic} sample ({len(payload)} bytes): "
                                              f"{type(exc).__name__}: {exc}")
             return
-        self.dispatch(topic, msg)
+        self.on_message(topic, msg, codec)
 
-    def dispatch(self, topic: str, msg: Any) -> None:
-        """A decoded message of ``topic`` (``image``, ``camera_info``, ``depth`` or ``objects``); an unexpected
-        error while handling it is counted as ``handler_error`` and reported, never raised."""
+    def on_message(self, topic: str, msg: Any, codec: InputCodec) -> None:
+        """A deserialized message of ``topic``: convert it with ``codec`` and handle the value."""
+        self._count_received(topic)
         try:
-            self._handlers[topic](msg)
+            value = codec.convert(msg)
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}")
+            return
+        self.dispatch(topic, value)
+
+    def dispatch(self, topic: str, value: Any) -> None:
+        """A decoded value of ``topic`` (``image``, ``camera_info``, ``depth`` or ``objects``, see
+        :mod:`.inputs`); an unexpected error while handling it is counted as ``handler_error``, never raised."""
+        try:
+            self._handlers[topic](value)
+        except (QueryError, InputError) as exc:
+            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}")
         except Exception as exc:
-            LOG.debug("handling a %s message failed", topic, exc_info=exc)
+            LOG.debug("handling a %s value failed", topic, exc_info=exc)
             self._drop(topic, "handler_error", f"dropped {topic} message: {type(exc).__name__}: {exc}")
 
-    def on_image(self, msg: Any) -> None:
-        """An image arrived: check, decode and offer it to the synchroniser."""
-        received = time.monotonic()
-        self.stats.count_received()
-        self.inputs.received("image")
-        try:
-            header = header_of(msg, self.cfg["node.camera_frame"])
-            rgb = self.decoders.image(msg)
-        except (ValueError, AttributeError, TypeError) as exc:
-            self._drop("image", "invalid", f"dropped image: {exc}")
-            return
-        frame = Frame(header, rgb, None, None, received)
+    def _count_received(self, topic: str) -> None:
+        self.inputs.received(topic)
+        if topic == "image":
+            self.stats.count_received()
+
+    def on_image(self, image: Stamped) -> None:
+        """An image (``value``: RGB ``uint8 [H,W,3]``): offer it to the synchroniser."""
+        frame = Frame(image.header, image.value, None, None, time.monotonic())
         with self._sync_lock:
-            ready = self.sync.add_image(header.stamp_s, frame)
+            ready = self.sync.add_image(image.header.stamp_s, frame)
         self._offer(ready)
 
-    def on_camera_info(self, msg: Any) -> None:
-        self._on_stream("camera_info", msg, self.decoders.camera_info)
+    def on_camera_info(self, info: Stamped) -> None:
+        self._on_stream("camera_info", info)
 
-    def on_depth(self, msg: Any) -> None:
-        self._on_stream("depth", msg, self.decoders.depth)
+    def on_depth(self, depth: Stamped) -> None:
+        self._on_stream("depth", depth)
 
-    def _on_stream(self, stream: str, msg: Any, decode: Callable[[Any], Any]) -> None:
-        self.inputs.received(stream)
+    def _on_stream(self, stream: str, sample: Stamped) -> None:
         if stream not in self.sync.streams:
-            self._drop(stream, "invalid", f"dropped {stream.replace('_', ' ')}: topics.{stream} is not set")
-            return
-        try:
-            header = header_of(msg, "")
-            value = decode(msg)
-        except (ValueError, AttributeError, TypeError) as exc:
-            self._drop(stream, "invalid", f"dropped {stream.replace('_', ' ')}: {exc}")
-            return
+            raise InputError(f"topics.{stream} is not set")
         with self._sync_lock:
-            ready = self.sync.add(stream, header.stamp_s, value)
+            ready = self.sync.add(stream, sample.header.stamp_s, sample.value)
         self._offer(ready)
 
-    def on_objects(self, msg: Any) -> None:
-        """A ``~/objects`` std_msgs/String: replace the object list, or warn and keep the old one."""
-        self.inputs.received("objects")
-        try:
-            names = self.queries.update(getattr(msg, "data", msg))
-        except QueryError as exc:
-            self._drop("objects", "invalid", f"ignored object query: {exc}")
-            return
+    def on_objects(self, text: str) -> None:
+        """An object query (``~/objects``, comma-separated names): replace the object list, or keep the old one
+        (a :class:`QueryError` is counted as an invalid sample)."""
+        names = self.queries.update(text)
         LOG.info("object query: %s", ", ".join(names))
 
     def on_transport_lost(self, topic: str, total: int) -> None:
@@ -306,7 +260,7 @@ class ContactNode:
         for synced in ready:
             frame: Frame = synced.image
             h, w = frame.rgb.shape[:2]
-            info: Intrinsics | None = synced.matched.get("camera_info")
+            info: Calibration | None = synced.matched.get("camera_info")
             if info is not None and info.size is not None and info.size != (h, w):
                 self._drop("camera_info", "size_mismatch", f"camera info for {info.size[1]}x{info.size[0]} not used "
                                                            f"with a {w}x{h} image (frame {frame.header.stamp_ns})")
@@ -621,6 +575,10 @@ class ContactNode:
             self.sink.publish_diagnostics(self.diagnostics())
         except Exception as exc:  # noqa: BLE001 - diagnostics must never stop the worker
             self.warnings.warn("diagnostics", f"publishing diagnostics failed: {type(exc).__name__}: {exc}")
+
+
+def _drop_verb(topic: str) -> str:
+    return "ignored object query" if topic == "objects" else f"dropped {topic.replace('_', ' ')}"
 
 
 def _object_probs(probs, num_vertices: int) -> np.ndarray:

@@ -37,18 +37,15 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
+from interactvlm_ros.node.inputs import InputCodec
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
 from interactvlm_ros.transport import endpoints
 from interactvlm_ros.transport import node_messages as messages
 from interactvlm_ros.transport.dds_config import domain_id_from_env, ros_topic
 from interactvlm_ros.transport.endpoints import QosSpec
-from interactvlm_ros.transport.msgs.diagnostics import DiagnosticArray
-from interactvlm_ros.transport.msgs.interactvlm import ContactArray
+from interactvlm_ros.transport.msgs import MESSAGE_TYPES
 from interactvlm_ros.transport.msgs.interactvlm import MeshTopology as MeshTopologyMsg
-from interactvlm_ros.transport.msgs.sensor import CameraInfo, Image, PointCloud2
-from interactvlm_ros.transport.msgs.std import String
-from interactvlm_ros.transport.msgs.tf import TFMessage
-from interactvlm_ros.transport.msgs.visualization import MarkerArray
+from interactvlm_ros.transport.node_inputs import wire_codecs
 from interactvlm_ros.transport.typehash import typehash_policy
 
 LOG = logging.getLogger("interactvlm.dds")
@@ -108,12 +105,7 @@ LATCHED_QOS = dds_qos(endpoints.LATCHED)
 """Latched: a late subscriber still gets the last message (``TRANSIENT_LOCAL``, depth 1)."""
 TF_QOS = dds_qos(endpoints.TF)
 """``/tf``: tf2_ros ``DynamicBroadcasterQoS`` (reliable, keep last 100, volatile)."""
-WIRE_TYPES = {"interactvlm_msgs/msg/ContactArray": ContactArray, "visualization_msgs/msg/MarkerArray": MarkerArray,
-              "sensor_msgs/msg/PointCloud2": PointCloud2, "diagnostic_msgs/msg/DiagnosticArray": DiagnosticArray,
-              "tf2_msgs/msg/TFMessage": TFMessage, "interactvlm_msgs/msg/MeshTopology": MeshTopologyMsg,
-              "sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo, "std_msgs/msg/String": String}
-"""ROS type name -> this transport's message class."""
-INPUT_TYPES = {key: WIRE_TYPES[ros_type] for key, ros_type in endpoints.INPUT_TYPES.items()}
+INPUT_TYPES = {key: MESSAGE_TYPES[ros_type] for key, ros_type in endpoints.INPUT_TYPES.items()}
 """Input key -> message class of the node's subscriptions."""
 
 
@@ -168,6 +160,7 @@ class DdsTransport:
         self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace) for key in keys}
         self._writers: dict[str, DataWriter] = {}
         self._readers: dict[str, DataReader] = {}
+        self._codecs: dict[str, InputCodec] = {}
         self._stop = threading.Event()
         self._guard: GuardCondition | None = None
         self._write_lock = threading.Lock()
@@ -176,7 +169,7 @@ class DdsTransport:
     # --- OutputSink ----------------------------------------------------------------------------------------
     def open(self) -> DdsTransport:
         p = self.participant
-        self._writers = {e.key: p.writer(WIRE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
+        self._writers = {e.key: p.writer(MESSAGE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
                          for e in endpoints.OUTPUTS}
         return self
 
@@ -210,8 +203,9 @@ class DdsTransport:
         """Create the readers for ``node`` and start the receive thread."""
         self.node = node
         p = self.participant
-        self._readers = {e.key: p.reader(WIRE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
+        self._readers = {e.key: p.reader(MESSAGE_TYPES[e.ros_type], self.names[e.key], dds_qos(e.qos))
                          for e in endpoints.inputs(self.cfg)}
+        self._codecs = wire_codecs(self.cfg)
         self._stop = threading.Event()
         self._guard = GuardCondition(self.participant.dp)
         node.supervisor.start(RECEIVE_THREAD, self._receive, self._stop)
@@ -235,7 +229,7 @@ class DdsTransport:
                     for payload in take_serialized(reader):
                         if stop.is_set():
                             break
-                        self.node.on_serialized(kind, payload, INPUT_TYPES[kind].deserialize)
+                        self.node.on_serialized(kind, payload, self._codecs[kind])
                 self.node.poll()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + 1.0

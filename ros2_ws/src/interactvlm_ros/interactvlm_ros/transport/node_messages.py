@@ -1,5 +1,5 @@
 """The node's outputs and inputs as wire messages: :class:`FrameOutputs` → ContactArray, MarkerArray, clouds;
-reports → DiagnosticArray; topologies → MeshTopology; and the message decoders the node uses.
+reports → DiagnosticArray; topologies → MeshTopology (inputs: :mod:`.node_inputs`).
 
 Both transports use these: the dds transport writes the structs, the rclpy transport publishes their CDR
 bytes (identical on the wire), so the two transports publish byte-identical messages.
@@ -7,18 +7,14 @@ bytes (identical on the wire), so the two transports publish byte-identical mess
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.node.core import InputDecoders, Intrinsics
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
 from interactvlm_ros.transport.clouds import contact_cloud
 from interactvlm_ros.transport.contacts import contact_array
 from interactvlm_ros.transport.diagnostics import diagnostic_array
-from interactvlm_ros.transport.image_codec import decode_camera_info, decode_depth, decode_image
 from interactvlm_ros.transport.markers import contact_markers
 from interactvlm_ros.transport.tf import body_transforms
 from interactvlm_ros.transport.topology import topology_of
@@ -59,18 +55,3 @@ def diagnostics_message(report: DiagnosticsReport):
 
 def topology_message(topology: MeshTopology):
     return topology_of(topology)
-
-
-def wire_decoders(cfg: Mapping[str, Any]) -> InputDecoders:
-    """The strict numpy decoders (no cv_bridge), bounded by ``node.max_image_pixels``."""
-    limit = int(cfg["node.max_image_pixels"])
-    return InputDecoders(image=functools.partial(decode_image, max_pixels=limit),
-                         depth=functools.partial(decode_depth, max_pixels=limit),
-                         camera_info=decode_intrinsics)
-
-
-def decode_intrinsics(msg: Any) -> Intrinsics:
-    """CameraInfo -> :class:`Intrinsics` (``K [3,3]`` checked by ``decode_camera_info``; the calibrated
-    ``(height, width)``, None when the message leaves them 0)."""
-    height, width = int(msg.height), int(msg.width)
-    return Intrinsics(decode_camera_info(msg), (height, width) if height and width else None)

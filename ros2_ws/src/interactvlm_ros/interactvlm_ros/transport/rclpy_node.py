@@ -27,8 +27,10 @@ import functools
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -50,11 +52,13 @@ from visualization_msgs.msg import MarkerArray
 
 from interactvlm_ros.config.loader import Config, ConfigError, validate_value
 from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
-from interactvlm_ros.node.core import ContactNode, InputDecoders
+from interactvlm_ros.node.core import ContactNode
+from interactvlm_ros.node.inputs import InputCodec
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
 from interactvlm_ros.transport import endpoints, node_messages
 from interactvlm_ros.transport.endpoints import QosSpec
-from interactvlm_ros.transport.image_codec import image_pixels
+from interactvlm_ros.transport.image_codec import decode_image, image_pixels
+from interactvlm_ros.transport.node_inputs import input_codecs
 
 try:  # the interface package is built by colcon next to us
     from interactvlm_msgs.msg import ContactArray
@@ -124,25 +128,31 @@ ROS_TYPES = {"interactvlm_msgs/msg/ContactArray": ContactArray, "visualization_m
 """ROS type name -> rclpy message class."""
 
 
-def cv_bridge_decoders(cfg) -> InputDecoders | None:
-    """Decoders that convert with cv_bridge (after the same strict checks), or None when it is not installed."""
+def cv_bridge_image(cfg) -> Callable[[Any], np.ndarray] | None:
+    """An image decoder that converts with cv_bridge (after the same strict checks), or None when cv_bridge is
+    not installed (the strict numpy decoder is used)."""
     try:
         from cv_bridge import CvBridge
     except ImportError:
         return None
-    import numpy as np
-
     bridge = CvBridge()
-    wire = node_messages.wire_decoders(cfg)
     limit = int(cfg["node.max_image_pixels"])
 
     def image(msg) -> np.ndarray:
         image_pixels(msg, limit)  # validates encoding, size, step, data length (names the field)
         if msg.encoding in ("mono16",):
-            return wire.image(msg)
+            return decode_image(msg, limit)
         return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
 
-    return InputDecoders(image=image, depth=wire.depth, camera_info=wire.camera_info)
+    return image
+
+
+def ros_codecs(cfg) -> dict[str, InputCodec]:
+    """The input codecs over rclpy's own message classes (``deserialize_message``), cv_bridge for images when
+    installed."""
+    deserializers = {key: functools.partial(deserialize_message, message_type=ROS_TYPES[ros_type])
+                     for key, ros_type in endpoints.INPUT_TYPES.items()}
+    return input_codecs(cfg, deserializers, image=cv_bridge_image(cfg))
 
 
 class RclpySink:
@@ -237,10 +247,9 @@ class InteractVLMNode(LifecycleNode):
         self._output_publishers = {e.key: self.create_lifecycle_publisher(ROS_TYPES[e.ros_type],
                                                                           cfg[f"topics.{e.key}"], ros_qos(e.qos))
                                    for e in endpoints.OUTPUTS}
-        decoders = cv_bridge_decoders(cfg)  # None: the strict wire decoders
         topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
         sink = RclpySink(self._output_publishers, topology)
-        self.core = self.parts.build_node(cfg, sink, decoders, warn=self.get_logger().warning)
+        self.core = self.parts.build_node(cfg, sink, warn=self.get_logger().warning)
         self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
         return TransitionCallbackReturn.SUCCESS
@@ -251,8 +260,9 @@ class InteractVLMNode(LifecycleNode):
             return ret
         cfg, core = self.cfg, self.core
         core.start()
-        self._input_subscriptions = [self._raw_subscription(core, e.key, ROS_TYPES[e.ros_type], ros_qos(e.qos))
-                                     for e in endpoints.inputs(cfg)]
+        codecs = ros_codecs(cfg)
+        self._input_subscriptions = [self._raw_subscription(core, e.key, ROS_TYPES[e.ros_type], ros_qos(e.qos),
+                                                            codecs[e.key]) for e in endpoints.inputs(cfg)]
         self._poll_timer = self.create_timer(0.05, core.poll)
         self.get_logger().info(f"active: {self.resolve_topic_name(cfg['topics.image'])} -> "
                                f"{self.resolve_topic_name(cfg['topics.contacts'])}")
@@ -283,13 +293,12 @@ class InteractVLMNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    def _raw_subscription(self, core: ContactNode, key: str, msg_type, qos: QoSProfile):
+    def _raw_subscription(self, core: ContactNode, key: str, msg_type, qos: QoSProfile, codec: InputCodec):
         """Subscribe ``topics.<key>`` as serialized bytes; the node decodes each sample in its error boundary."""
-        deserialize = functools.partial(_deserialize, msg_type=msg_type)
         events = SubscriptionEventCallbacks(
             message_lost=lambda info: core.on_transport_lost(key, int(info.total_count)))
         return self.create_subscription(msg_type, self.cfg[f"topics.{key}"],
-                                        lambda data: core.on_serialized(key, data, deserialize), qos,
+                                        lambda data: core.on_serialized(key, data, codec), qos,
                                         event_callbacks=events, raw=True)
 
     def _topology_publisher(self, topic: str):
@@ -313,10 +322,6 @@ class InteractVLMNode(LifecycleNode):
         self.core = None
         self.parts = None
         _free_accelerator_cache()
-
-
-def _deserialize(data: bytes, msg_type):
-    return deserialize_message(data, msg_type)
 
 
 def _free_accelerator_cache() -> None:
