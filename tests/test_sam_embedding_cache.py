@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash, module_weights_hash
+from interactvlm_ros.engines.fingerprint import module_weights_hash
+from interactvlm_ros.model.embedding_cache import SamEmbeddingCache, images_hash
 from interactvlm_ros.model.sam import Sam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

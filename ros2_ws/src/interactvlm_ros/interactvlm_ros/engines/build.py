@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from interactvlm_ros.model.embedding_cache import module_weights_hash
+from interactvlm_ros.engines.fingerprint import module_weights_hash
 
 from .backends import BACKENDS, InferenceStages, OrtRunner
 from .cache import ArtifactKey, EngineCache

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
+from interactvlm_ros.engines.fingerprint import module_weights_hash
 from interactvlm_ros.files.atomic import atomic_path
 
 from ..config.paths import cache_dir as default_cache_dir
@@ -25,24 +25,6 @@ from .sam import Sam
 
 SUBDIR = "sam_embeddings"
 FORMAT_VERSION = "1"
-
-
-def _tensor_bytes(t: torch.Tensor) -> memoryview:
-    t = t.detach().to("cpu").contiguous()
-    if t.dtype in (torch.bfloat16, torch.float16):
-        t = t.view(torch.int16)
-    return memoryview(t.numpy()).cast("B")
-
-
-def module_weights_hash(module: nn.Module) -> str:
-    """blake2b of every parameter and persistent buffer (names, dtypes, shapes, bytes) of ``module``."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, t in module.state_dict().items():
-        if t.is_meta:
-            raise ValueError(f"cannot hash weights on the meta device ({name}); load the weights first")
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(_tensor_bytes(t))
-    return h.hexdigest()
 
 
 def images_hash(images: np.ndarray) -> str:
