@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from interactvlm_ros.node.core import ContactNode
-from interactvlm_ros.node.outputs import MeshTopology
+from interactvlm_ros.pipeline.result import MeshTopology
 
 LOG = logging.getLogger("interactvlm.node")
 

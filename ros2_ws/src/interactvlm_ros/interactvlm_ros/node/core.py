@@ -18,7 +18,9 @@ with a throttle and reported in diagnostics; the next sample is handled as if no
 watchdog (``node.watchdog_s``) turns diagnostics to ERROR when images arrive but nothing is published, and to
 WARN when no image arrives at all.
 
-With ``recon.enabled`` the worker also reconstructs each frame in the camera frame (:mod:`.recon_stage`) and
+The worker runs the one :class:`~interactvlm_ros.pipeline.contact_pipeline.ContactPipeline` (contacts on the
+body and on the objects' library meshes). With ``recon.enabled`` it also reconstructs each frame in the camera
+frame (:mod:`interactvlm_ros.pipeline.reconstruction`) and
 the outputs carry the posed meshes, contact points, body id and ``body_<id>`` frames; a frame whose
 reconstruction fails is published with the fixed placement (:mod:`.placement`) and a throttled warning.
 """
@@ -42,7 +44,6 @@ from interactvlm_ros.node.outputs import (
     DiagnosticsReport,
     FrameHeader,
     FrameOutputs,
-    MeshTopology,
     PlacedMesh,
 )
 from interactvlm_ros.node.placement import FixedPlacement
@@ -51,6 +52,8 @@ from interactvlm_ros.node.stats import NodeStats
 from interactvlm_ros.node.supervision import Supervisor, ThreadDeath
 from interactvlm_ros.node.sync import ApproximateSync
 from interactvlm_ros.node.throttle import ThrottledWarnings
+from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
+from interactvlm_ros.pipeline.result import MeshTopology
 
 LOG = logging.getLogger("interactvlm.node")
 
@@ -114,7 +117,6 @@ class ContactNode:
         self.predictor = predictor
         self.body = body
         self.sink = sink
-        self.library = objects_library
         self.backend = backend or str(cfg["inference.backend"])
         self.stats = NodeStats()
         self.warnings = ThrottledWarnings(warn or LOG.warning, cfg["node.warn_throttle_s"])
@@ -122,12 +124,8 @@ class ContactNode:
         self.queries = ObjectQueries(list(cfg["objects"]), cfg["node.max_objects"])
         self.placement = FixedPlacement(distance_m=cfg["node.placement_distance_m"])
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
-        self.recon = None
-        if cfg["recon.enabled"]:
-            from interactvlm_ros.node.recon_stage import ReconStage
-
-            self.recon = ReconStage(cfg, body_model=getattr(predictor, "body_model", None),
-                                    library=objects_library, num_body_vertices=body.num_vertices)
+        self.pipeline = ContactPipeline.from_config(cfg, predictor, objects_library, body.num_vertices)
+        self.recon = self.pipeline.reconstruction
         self.slot: LatestSlot[Frame] = LatestSlot()
         streams = [s for s, key in (("camera_info", "topics.camera_info"), ("depth", "topics.depth")) if cfg[key]]
         self.sync = ApproximateSync(streams, cfg["node.sync_tolerance_s"])
@@ -135,7 +133,6 @@ class ContactNode:
         self._handlers = {"image": self.on_image, "objects": self.on_objects, "camera_info": self.on_camera_info,
                           "depth": self.on_depth}
         self._sync_lock = threading.Lock()
-        self._object_meshes: dict[str, MeshTopology | None] = {}
         self._published_topologies: set[str] = set()
         self._last_marker = -1e9
         self._last_diag = -1e9
@@ -170,8 +167,7 @@ class ContactNode:
         self._started = None
         with self._sync_lock:
             self.sync.reset()
-        if self.recon is not None:
-            self.recon.close()  # the keypoint worker process; it restarts with the next frame after start()
+        self.pipeline.close()  # the keypoint worker process; it restarts with the next frame after start()
 
     @property
     def running(self) -> bool:
@@ -321,18 +317,13 @@ class ContactNode:
             return
         try:
             t0 = time.monotonic()
-            image = self.predictor.encode(frame.rgb)  # once per frame, shared by every query below
-            result = self.predictor.predict(image, objects)
-            if self.cfg["node.object_contact"]:
-                self._add_object_contact(image, result)
+            run = self.pipeline.run(frame.rgb, objects, frame.K, frame.depth)
+            result, attempt = run.contacts, run.reconstruction
             t1 = time.monotonic()
-            attempt = None
-            if self.recon is not None:
-                attempt = self.recon.run(frame.rgb, result, frame.K, frame.depth)
-                if attempt.reconstruction is None:
-                    self.warnings.warn("recon", f"frame {frame.header.stamp_ns}: reconstruction skipped, contacts "
-                                                f"published with the fixed placement: {attempt.reason}")
-                    self._diag_due.set()
+            if attempt is not None and attempt.reconstruction is None:
+                self.warnings.warn("recon", f"frame {frame.header.stamp_ns}: reconstruction skipped, contacts "
+                                            f"published with the fixed placement: {attempt.reason}")
+                self._diag_due.set()
             outputs = self._outputs(frame, result, attempt)
             self.sink.publish_frame(outputs)
         except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
@@ -413,48 +404,12 @@ class ContactNode:
                 out.body_frames.append(BodyFrame(str(b.id), t, q))
         return out
 
-    def _library_mesh(self, name: str) -> MeshTopology | None:
-        """The library mesh for a free-text object name (``library.lookup``), cached; None when unknown."""
-        if self.library is None:
-            return None
-        label = self.library.lookup(name)
-        if label is None:
-            return None
-        mesh_id = self.library.mesh_id(label)
-        if mesh_id not in self._object_meshes:
-            mesh = self.library.mesh(label)
-            self._object_meshes[mesh_id] = MeshTopology(mesh_id, "object", label,
-                                                        np.asarray(mesh.vertices, dtype=np.float32),
-                                                        np.asarray(mesh.faces, dtype=np.int64))
-        return self._object_meshes[mesh_id]
-
-    def _add_object_contact(self, image, result) -> None:
-        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows
-        (``predictor.predict_object`` on that mesh); its stage times are added as ``object_<stage>``."""
-        for c in result.contacts:
-            if not c.found or c.object_probs is not None:
-                continue
-            mesh = self._library_mesh(c.label)
-            if mesh is None:
-                continue
-            obj = self.predictor.predict_object(image, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
-            for stage, ms in obj.timings_ms.items():
-                result.timings_ms[f"object_{stage}"] = result.timings_ms.get(f"object_{stage}", 0.0) + ms
-            oc = obj.contacts[0] if obj.contacts else None
-            if oc is not None and oc.found and oc.object_probs is not None:
-                c.object_probs, c.object_mesh_id = oc.object_probs, mesh.mesh_id
-
     def _object_mesh(self, contact) -> MeshTopology | None:
         """The mesh a contact's ``object_mesh_id`` names (published latched the first time), or None."""
-        mesh_id = contact.object_mesh_id
-        if not mesh_id:
-            return None
-        topo = self._object_meshes.get(mesh_id)
-        if topo is None and self.library is not None and mesh_id.split("@", 1)[0] in self.library:
-            topo = self._library_mesh(mesh_id.split("@", 1)[0])
-        if topo is not None and mesh_id not in self._published_topologies:
+        topo = self.pipeline.object_mesh(contact.object_mesh_id)
+        if topo is not None and topo.mesh_id not in self._published_topologies:
             self.sink.publish_topology(topo)
-            self._published_topologies.add(mesh_id)
+            self._published_topologies.add(topo.mesh_id)
         return topo
 
     # --- diagnostics --------------------------------------------------------------------------------------

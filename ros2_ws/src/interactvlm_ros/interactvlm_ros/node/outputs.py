@@ -21,24 +21,6 @@ class FrameHeader:
         return self.stamp_ns * 1e-9
 
 
-@dataclass(frozen=True)
-class MeshTopology:
-    """A mesh that per-vertex contact indices refer to (published once, latched).
-
-    ``vertices`` ``[N,3]`` float32 canonical positions (metres, y up), ``faces`` ``[F,3]`` int64.
-    """
-
-    mesh_id: str
-    kind: str  # "body" or "object"
-    name: str
-    vertices: np.ndarray
-    faces: np.ndarray
-
-    @property
-    def num_vertices(self) -> int:
-        return int(len(self.vertices))
-
-
 @dataclass
 class PlacedMesh:
     """A mesh drawn in the image's optical frame: ``points`` ``[N,3]`` float32 metres, ``probs`` ``[N]`` in [0,1].

@@ -64,3 +64,21 @@ class ContactResult:
     @property
     def total_ms(self) -> float:
         return float(sum(self.timings_ms.values()))
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    """A mesh that per-vertex contact indices refer to (published once, latched).
+
+    ``vertices`` ``[N,3]`` float32 canonical positions (metres, y up), ``faces`` ``[F,3]`` int64.
+    """
+
+    mesh_id: str
+    kind: str  # "body" or "object"
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    @property
+    def num_vertices(self) -> int:
+        return int(len(self.vertices))

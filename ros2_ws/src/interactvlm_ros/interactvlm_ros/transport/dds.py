@@ -38,7 +38,8 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from interactvlm_ros.node.inputs import InputCodec
-from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs
+from interactvlm_ros.pipeline.result import MeshTopology
 from interactvlm_ros.transport import endpoints
 from interactvlm_ros.transport import node_messages as messages
 from interactvlm_ros.transport.dds_config import domain_id_from_env, ros_topic

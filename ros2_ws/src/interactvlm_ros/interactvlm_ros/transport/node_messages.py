@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs
+from interactvlm_ros.pipeline.result import MeshTopology
 from interactvlm_ros.transport.clouds import contact_cloud
 from interactvlm_ros.transport.contacts import contact_array
 from interactvlm_ros.transport.diagnostics import diagnostic_array

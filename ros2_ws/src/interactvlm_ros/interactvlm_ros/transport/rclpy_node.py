@@ -54,7 +54,8 @@ from interactvlm_ros.config.loader import Config, ConfigError, validate_value
 from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
 from interactvlm_ros.node.core import ContactNode
 from interactvlm_ros.node.inputs import InputCodec
-from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs, MeshTopology
+from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs
+from interactvlm_ros.pipeline.result import MeshTopology
 from interactvlm_ros.transport import endpoints, node_messages
 from interactvlm_ros.transport.endpoints import QosSpec
 from interactvlm_ros.transport.image_codec import decode_image, image_pixels

@@ -1,6 +1,7 @@
-"""The node's reconstruction step (``recon.enabled``): one :class:`~interactvlm_ros.recon.scene.Reconstructor`
+"""The pipeline's reconstruction step (``recon.enabled``): one :class:`~interactvlm_ros.recon.scene.Reconstructor`
 kept across frames (keypoint worker, person tracks: warm starts and stable body ids), and failures turned into
-a reason instead of an exception, so the node still publishes the frame's contacts with the fixed placement.
+a reason instead of an exception, so the frame's contacts are still published (the node: with the fixed
+placement) and the reason is reported.
 
 A missing or broken MediaPipe environment (``KeypointError``) is retried at most every ``RETRY_S`` seconds
 (starting the worker costs about a second); other failures (no person, bad depth or camera info) are per frame.
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-LOG = logging.getLogger("interactvlm.node")
+LOG = logging.getLogger("interactvlm.pipeline")
 
 RETRY_S = 10.0
 """Seconds between attempts to (re)start a MediaPipe worker that failed."""
@@ -42,13 +43,16 @@ class ReconStage:
         body_model: the predictor's body model (shared, so contacts transfer by vertex index), or None to load.
         library: the node's ``ObjectLibrary`` (or None to load).
         num_body_vertices: vertex count of the published body topology (a mismatch is a skipped frame).
+        track: keep person tracks across frames (a camera stream); False for unrelated single images.
     """
 
-    def __init__(self, cfg: Mapping[str, Any], body_model=None, library=None, num_body_vertices: int = 0) -> None:
+    def __init__(self, cfg: Mapping[str, Any], body_model=None, library=None, num_body_vertices: int = 0,
+                 track: bool = True) -> None:
         from interactvlm_ros.recon.scene import Reconstructor
 
         self.reconstructor = Reconstructor(cfg, body=body_model, library=library)
         self.num_body_vertices = int(num_body_vertices)
+        self.track = bool(track)
         self.reconstructed = 0
         self.skipped = 0
         self.last_reason = ""
@@ -69,7 +73,7 @@ class ReconStage:
         try:
             h, w = rgb.shape[:2]
             intr = self.reconstructor.intrinsics_for(w, h, K)
-            rec = self.reconstructor.reconstruct(rgb, result, intrinsics=intr, depth=depth)
+            rec = self.reconstructor.reconstruct(rgb, result, intrinsics=intr, depth=depth, track=self.track)
         except KeypointError as exc:
             self._retry_after = now + RETRY_S
             self._retry_reason = f"keypoints unavailable (retrying every {RETRY_S:.0f} s): {_first_line(exc)}"

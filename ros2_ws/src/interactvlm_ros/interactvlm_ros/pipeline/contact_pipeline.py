@@ -1,0 +1,115 @@
+"""The pipeline, once for the node, ``interactvlm infer``, bags (through the node) and evaluation: one image and
+the object names → contacts on the body (and on each object's library mesh) → optionally, the people and
+objects reconstructed in the camera frame.
+
+Steps of :meth:`ContactPipeline.run`:
+
+1. the image is encoded once (vision tower, image features) and shared by every query of the frame;
+2. human contact for every object name (``predictor.predict``): the VLM names a contact token, the decoder
+   localizes it on 4 renders of the body, the masks are lifted to the body's vertices;
+3. object contact (``object_contact``): for every found object the library has a mesh for, the same on that
+   mesh (``predictor.predict_object``);
+4. reconstruction (``reconstruction`` given): the posed body and objects in the camera frame; a frame that
+   cannot be reconstructed keeps its contacts, with the reason (:mod:`.reconstruction`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
+from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
+
+
+@dataclass
+class PipelineResult:
+    """One frame through the pipeline: the contacts (``object_probs`` / ``object_mesh_id`` filled where the
+    object's mesh is known) and the reconstruction attempt (None when reconstruction is off)."""
+
+    contacts: ContactResult
+    reconstruction: ReconAttempt | None = None
+
+
+class ContactPipeline:
+    """Predictor + object library + optional reconstruction.
+
+    Args:
+        predictor: ``encode(rgb) -> image``, ``predict(image, names) -> ContactResult``,
+            ``predict_object(image, vertices, faces, name, mesh_id=) -> ContactResult``.
+        library: ``ObjectLibrary`` (name → mesh), or None (no object contact on meshes).
+        reconstruction: a :class:`ReconStage`, or None.
+        object_contact: predict contact on the library mesh of each found object.
+    """
+
+    def __init__(self, predictor, library=None, reconstruction: ReconStage | None = None,
+                 object_contact: bool = True) -> None:
+        self.predictor = predictor
+        self.library = library
+        self.reconstruction = reconstruction
+        self.object_contact = bool(object_contact)
+        self._meshes: dict[str, MeshTopology] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], predictor, library=None, num_body_vertices: int = 0,
+                    track: bool = True) -> ContactPipeline:
+        """The pipeline the parameters describe: ``node.object_contact``, and ``recon.enabled`` for the
+        reconstruction (``track``: keep person tracks across frames, as a camera stream does)."""
+        recon = None
+        if cfg["recon.enabled"]:
+            recon = ReconStage(cfg, body_model=getattr(predictor, "body_model", None), library=library,
+                               num_body_vertices=num_body_vertices, track=track)
+        return cls(predictor, library, recon, bool(cfg["node.object_contact"]))
+
+    def run(self, rgb: np.ndarray, objects: list[str], K: np.ndarray | None = None,
+            depth: np.ndarray | None = None) -> PipelineResult:
+        """Contacts for ``objects`` in ``rgb`` (uint8 ``[H,W,3]``); ``K [3,3]`` and ``depth [H,W]`` (metres) are
+        used by the reconstruction (None: ``camera.default_fov_deg``, no depth)."""
+        image = self.predictor.encode(rgb)
+        result = self.predictor.predict(image, objects)
+        if self.object_contact and self.library is not None:
+            self._add_object_contact(image, result)
+        attempt = self.reconstruction.run(rgb, result, K, depth) if self.reconstruction is not None else None
+        return PipelineResult(result, attempt)
+
+    def object_mesh(self, mesh_id: str) -> MeshTopology | None:
+        """The library mesh a contact's ``object_mesh_id`` names (``label@hash``), or None."""
+        if mesh_id and mesh_id not in self._meshes and self.library is not None:
+            label = mesh_id.split("@", 1)[0]
+            if label in self.library:
+                self._library_mesh(label)
+        return self._meshes.get(mesh_id)
+
+    def _library_mesh(self, label: str) -> MeshTopology:
+        mesh_id = self.library.mesh_id(label)
+        if mesh_id not in self._meshes:
+            mesh = self.library.mesh(label)
+            self._meshes[mesh_id] = MeshTopology(mesh_id, "object", label,
+                                                 np.asarray(mesh.vertices, dtype=np.float32),
+                                                 np.asarray(mesh.faces, dtype=np.int64))
+        return self._meshes[mesh_id]
+
+    def _add_object_contact(self, image, result: ContactResult) -> None:
+        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows; the
+        stage times are added to ``result.timings_ms`` as ``object_<stage>``."""
+        for c in result.contacts:
+            if not c.found or c.object_probs is not None:
+                continue
+            label = self.library.lookup(c.label)
+            if label is None:
+                continue
+            mesh = self._library_mesh(label)
+            obj = self.predictor.predict_object(image, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
+            for stage, ms in obj.timings_ms.items():
+                result.timings_ms[f"object_{stage}"] = result.timings_ms.get(f"object_{stage}", 0.0) + ms
+            oc = obj.contacts[0] if obj.contacts else None
+            if oc is not None and oc.found and oc.object_probs is not None:
+                c.object_probs, c.object_mesh_id = oc.object_probs, mesh.mesh_id
+
+    def close(self) -> None:
+        """Stop the reconstruction's keypoint worker (it restarts with the next frame)."""
+        if self.reconstruction is not None:
+            self.reconstruction.close()
