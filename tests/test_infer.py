@@ -26,18 +26,25 @@ def image_file(tmp_path_factory):
 
 def test_infer_human_writes_every_output(image_file, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["infer", str(image_file), "--object", "chair", "--object", "tennis_racket", "--out", str(out)])
+    rc = main(["infer", str(image_file), "--object", "chair", "--object", "basketball", "--object", "couch",
+               "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "chair:" in printed and "tennis racket:" in printed
+    # the default model knows 7 objects: basketball is asked as ball, a couch is not asked at all
+    assert "chair:" in printed and "basketball -> ball (synonym):" in printed
+    assert "couch: '' -> not found ('couch' is not an object this model was trained on; it knows: ball, board, " \
+           "bottle, box, chair, mug, table" in printed
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["body_chair.ply", "body_tennis_racket.ply", "contacts.json", "contacts.npz", "contacts.png"]
+    assert files == ["body_basketball.ply", "body_chair.ply", "contacts.json", "contacts.npz", "contacts.png"]
     with np.load(out / "contacts.npz") as z:
-        assert list(z["labels"]) == ["chair", "tennis racket"] and z["found"].all()
+        assert list(z["labels"]) == ["chair", "ball", "couch"] and z["found"].tolist() == [True, True, False]
         probs, masks = z["human_probs"], z["view_masks"]
     record = json.loads((out / "contacts.json").read_text())
-    assert record["body_model"] == "anny" and probs.shape == (2, record["num_body_vertices"])
-    assert masks.shape[:2] == (2, 4) and ((0 <= probs) & (probs <= 1)).all()
+    assert [(c["query"], c["label"], c["name_match"]) for c in record["contacts"]] == [
+        ("chair", "chair", "known"), ("basketball", "ball", "synonym"), ("couch", "couch", "unknown")]
+    assert "it knows: ball, board" in record["contacts"][2]["reason"] and "human_probs" not in record["contacts"][2]
+    assert record["body_model"] == "anny" and probs.shape == (3, record["num_body_vertices"])
+    assert masks.shape[:2] == (2, 4) and ((0 <= probs[:2]) & (probs[:2] <= 1)).all() and np.isnan(probs[2]).all()
     np.testing.assert_allclose(record["contacts"][1]["human_probs"], probs[1], atol=1e-5)
     import trimesh
 

@@ -151,6 +151,16 @@ def make_figure(image_rgb: np.ndarray, rows: list[dict], image_mask: bool = Fals
     return np.asarray(fig)
 
 
+def _shown_name(c, with_how: bool = True) -> str:
+    """A contact's object as printed: the prompt name, or ``asked -> known (how)`` when the model's vocabulary
+    mapped it (``name_match``), or the name as asked when the model does not know it."""
+    if not c.found and c.name_match == "unknown":
+        return c.asked
+    if c.name_match in ("", "open vocabulary") or c.asked == c.label:
+        return c.label
+    return f"{c.asked} -> {c.label}" + (f" ({c.name_match})" if with_how else "")
+
+
 def run(args) -> int:
     from PIL import Image
 
@@ -201,9 +211,10 @@ def run(args) -> int:
               "timings_ms": result.timings_ms, "contacts": []}
     rows = []
     for i, c in enumerate(result.contacts):
-        entry = {"label": c.label, "text": c.text, "found": c.found, "reason": c.reason,
-                 "object_mesh_id": c.object_mesh_id}
-        row = {"label": c.label, "text": c.text, "found": c.found, "reason": c.reason, "tiles": []}
+        entry = {"label": c.label, "query": c.asked, "name_match": c.name_match, "text": c.text, "found": c.found,
+                 "reason": c.reason, "object_mesh_id": c.object_mesh_id}
+        row = {"label": _shown_name(c, with_how=False), "text": c.text, "found": c.found, "reason": c.reason,
+               "tiles": []}
         if c.human_probs is not None:
             entry["human_probs"] = [round(float(p), 5) for p in c.human_probs]
         if c.object_probs is not None:
@@ -216,10 +227,10 @@ def run(args) -> int:
             row["tiles"] = [_overlay(views.images[v], c.view_masks[v]) for v in range(len(c.view_masks))]
             if args.mode == "human":
                 verts, faces, probs = body.canonical_vertices(), body.faces, c.human_probs
-                name = f"body_{_slug(c.label)}.ply"
+                name = f"body_{_slug(c.asked)}.ply"
             else:
                 verts, faces, probs = obj_mesh.vertices, obj_mesh.faces, c.object_probs
-                name = f"object_{_slug(c.label)}.ply"
+                name = f"object_{_slug(c.asked)}.ply"
             ply = _mesh_ply(verts, faces, probs)
             atomic_write_bytes(out / name, ply)
             row["tiles"] += _side_renders(verts, faces, probs, TILE)
@@ -248,7 +259,7 @@ def run(args) -> int:
             status = f"{int((probs >= thr).sum())} of {len(probs)} vertices >= {thr}"
         else:
             status = f"{float((c.view_masks >= thr).mean()) * 100:.1f}% of pixels >= {thr}"
-        print(f"{c.label}: {c.text!r} -> {status}")
+        print(f"{_shown_name(c)}: {c.text!r} -> {status}")
     print(f"wrote {out}/contacts.npz, contacts.json, contacts.png "
           f"({sum(result.timings_ms.values()):.0f} ms: " + ", ".join(
               f"{k} {v:.0f}" for k, v in result.timings_ms.items()) + ")")

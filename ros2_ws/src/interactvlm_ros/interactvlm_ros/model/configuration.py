@@ -134,6 +134,9 @@ class InteractVLMConfig:
         lift_fill_unseen: vertices no canonical view sees take the lifted value of the nearest seen vertex
             (``render.lift.Lifter``); off in the method, on for our default model (128 px renders).
         seed: initialisation seed for random weights (presets without a checkpoint).
+        object_classes: the object names the model was trained on (a closed vocabulary: other names are mapped
+            onto them or refused, see ``model.object_names``), or None for an open vocabulary (the official
+            checkpoints: any name is asked as typed).
     """
 
     name: str = "custom"
@@ -150,6 +153,7 @@ class InteractVLMConfig:
     render_resolution: int = 1024
     lift_fill_unseen: bool = False
     seed: int = 0
+    object_classes: list[str] | None = None
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +210,11 @@ class InteractVLMConfig:
                                    f"{self.prompts.answer_template!r}")
         if self.render_resolution < 16:
             raise ModelConfigError(f"{source}: render_resolution too small ({self.render_resolution})")
+        classes = self.object_classes
+        if classes is not None and (not isinstance(classes, list) or not classes
+                                    or not all(isinstance(c, str) and c.strip() for c in classes)):
+            raise ModelConfigError(f"{source}: object_classes must be null or a list of object names, got "
+                                   f"{classes!r}")
 
     @property
     def contact_token_ids(self) -> list[int]:

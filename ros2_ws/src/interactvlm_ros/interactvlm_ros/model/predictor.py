@@ -13,6 +13,9 @@ Per call (human contact, ``predict``)::
 SAM on the input image itself (2D contact mask). Every ``predict*`` takes the image array or the
 :class:`~interactvlm_ros.model.encoded_image.EncodedImage` of ``encode(image)``: give that to every query of a
 frame and the vision tower and the image's LLM prefill run once per frame, not once per query.
+Object names are mapped onto what the model knows first (``resolve_names``, ``model.object_names``): a model with
+a closed vocabulary asks "basketball" as ``ball`` and answers a name it never saw with ``found: false`` and the
+reason, without running; each contact records the name as asked (``query``) and the mapping (``name_match``).
 Models whose answer is a fixed template (config ``prompts.answer_template``, e.g. ``"Sure, [SEG]."``) skip
 generation: one prefill teacher-forces the template.
 """
@@ -39,6 +42,7 @@ from interactvlm_ros.model.generation import (
     prefill,
 )
 from interactvlm_ros.model.interactvlm import InteractVLMForCausalLM
+from interactvlm_ros.model.object_names import NameMatch, ObjectVocabulary
 from interactvlm_ros.model.prompts import conversation, encode_with_image, question, teacher_forced_prefix
 from interactvlm_ros.model.tokenizer import SEG, PromptTokenizer, sanitize_object_name
 from interactvlm_ros.model.vision import ClipImageProcessor, to_rgb_uint8
@@ -303,16 +307,17 @@ class ContactPredictor:
 
     def _split(self, ids: list[list[int]], encoded: EncodedImage
                ) -> tuple[PrefilledPrefix | None, torch.Tensor, list[torch.Tensor]]:
-        """A batch of prompts as (the frame's prefilled system text + image, the rest of their shared prefix
-        ``[Tp,D]``, per-prompt suffixes ``[Ts_b,D]``). The reference-style path (``use_kv_cache`` False) shares
-        nothing across calls: no prefilled start."""
+        """A batch of prompts as (the frame's prefilled system text + image, a shared prefix ``[Tp,D]``, per-prompt
+        suffixes ``[Ts_b,D]``). After the frame's prefilled start each prompt's question is a suffix: one decoder
+        call per batch. The reference-style path (``use_kv_cache`` False) shares nothing across calls."""
         m = self.stages.language_model
+        image = encoded.image_embeds
         n = _common_prefix_len(ids)
         k = image_prefix_len(ids[0], self.cfg.tokens.image, self.cfg.tokens.im_end) if self.use_kv_cache else 0
-        past = encoded.prefix(m, ids[0][:k]) if 0 < k <= n else None
-        start = k if past is not None else 0
-        image = encoded.image_embeds
-        return past, m.embed_prompt(ids[0][start:n], image), [m.embed_prompt(i[n:], image) for i in ids]
+        if 0 < k <= n:
+            return encoded.prefix(m, ids[0][:k]), image.new_zeros(0, image.shape[-1]), [
+                m.embed_prompt(i[k:], image) for i in ids]
+        return None, m.embed_prompt(ids[0][:n], image), [m.embed_prompt(i[n:], image) for i in ids]
 
     def _decode_batch(self, ids: list[list[int]], encoded: EncodedImage, settings: DecodeSettings
                       ) -> GenerationOutput:
@@ -338,12 +343,27 @@ class ContactPredictor:
         return GenerationOutput([list(tail[:cut]) for _ in ids], states, found, 0)
 
     # ------------------------------------------------------------------------------------ public API
-    def _labels(self, objects: list[str] | str) -> list[str]:
+    def resolve_names(self, objects: list[str] | str) -> list[NameMatch]:
+        """How each asked object name maps to a name this model knows (``config.object_classes``, see
+        ``model.object_names``), after sanitising it for the prompt (a name with nothing printable left is a
+        ``ValueError``)."""
         if isinstance(objects, str):
             objects = [objects]
         if not objects:
             raise ValueError("objects must name at least one object")
-        return [sanitize_object_name(o, self.cfg.prompts.max_object_chars) for o in objects]
+        vocabulary = ObjectVocabulary(self.cfg.object_classes)
+        return [vocabulary.resolve(sanitize_object_name(o, self.cfg.prompts.max_object_chars)) for o in objects]
+
+    def describe_names(self, objects: list[str]) -> str:
+        """How each name maps, in one line for logs and diagnostics: ``basketball -> ball (synonym); couch -> not
+        known`` ("" for no names; never raises)."""
+        parts = []
+        for name in objects:
+            try:
+                parts.append(self.resolve_names([name])[0].describe())
+            except ValueError as exc:
+                parts.append(f"{name} -> not usable ({exc})")
+        return "; ".join(parts)
 
     def _body_info(self) -> tuple[str, int]:
         if self.body_model is None:
@@ -354,12 +374,14 @@ class ContactPredictor:
     def predict(self, image: np.ndarray | EncodedImage, objects: list[str]) -> ContactResult:
         """Human contact on the body topology for each object name (image encoded once, prompts batched)."""
         timer = _Timer()
-        labels = self._labels(objects)
-        out, texts = self.contact_states(image, labels, "human", timer)
-        contacts = self._localise(out, texts, labels, self.body_views, timer, human=True)
-        _set_queries(contacts, objects)
+        matches = self.resolve_names(objects)
+        labels = [m.prompt_name for m in matches if m.found]
+        contacts = []
+        if labels:
+            out, texts = self.contact_states(image, labels, "human", timer)
+            contacts = self._localise(out, texts, labels, self.body_views, timer, human=True)
         name, nv = self._body_info()
-        return ContactResult(name, nv, contacts, timer.ms)
+        return ContactResult(name, nv, _in_query_order(matches, contacts, objects), timer.ms)
 
     @torch.no_grad()
     def predict_object(self, image: np.ndarray | EncodedImage, vertices: np.ndarray, faces: np.ndarray, label: str,
@@ -374,16 +396,18 @@ class ContactPredictor:
 
     def _predict_on_object(self, image, label: str, render_set, mesh_id: str) -> ContactResult:
         timer = _Timer()
-        labels = self._labels([label])
-        with timer("render"):
-            views = render_set()
-        out, texts = self.contact_states(image, labels, "object", timer)
-        contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
-        for c in contacts:
-            c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
-        _set_queries(contacts, [label])
+        matches = self.resolve_names([label])
+        labels = [m.prompt_name for m in matches if m.found]
+        contacts = []
+        if labels:
+            with timer("render"):
+                views = render_set()
+            out, texts = self.contact_states(image, labels, "object", timer)
+            contacts = self._localise(out, texts, labels, lambda: views, timer, human=False)
+            for c in contacts:
+                c.object_mesh_id = mesh_id or views.content_key.split(":")[1]
         name, nv = self._body_info()
-        return ContactResult(name, nv, contacts, timer.ms)
+        return ContactResult(name, nv, _in_query_order(matches, contacts, [label]), timer.ms)
 
     @torch.no_grad()
     def predict_2d(self, image: np.ndarray | EncodedImage, objects: list[str]) -> ContactResult:
@@ -393,11 +417,15 @@ class ContactPredictor:
         rendered view; the reference feeds random camera parameters here).
         """
         timer = _Timer()
-        labels = self._labels(objects)
+        matches = self.resolve_names(objects)
+        labels = [m.prompt_name for m in matches if m.found]
+        contacts = []
+        if not labels:
+            name, nv = self._body_info()
+            return ContactResult(name, nv, _in_query_order(matches, contacts, objects), timer.ms)
         encoded = self._encoded(image, timer)
         out, texts = self.contact_states(encoded, labels, "image2d", timer)
         sam = self.model.sam
-        contacts = []
         found = out.found[:, 0]
         masks = None
         if found.any():
@@ -418,8 +446,7 @@ class ContactPredictor:
             else:
                 contacts.append(self._not_found(label, texts[b]))
         name, nv = self._body_info()
-        _set_queries(contacts, objects)
-        return ContactResult(name, nv, contacts, timer.ms)
+        return ContactResult(name, nv, _in_query_order(matches, contacts, objects), timer.ms)
 
     # ------------------------------------------------------------------------------------ MV-Loc + lift
     def _not_found(self, label: str, text: str) -> ObjectContact:
@@ -468,7 +495,14 @@ class ContactPredictor:
 __all__ = ["OBJECT_COND_DIST", "ContactPredictor", "RenderSet"]
 
 
-def _set_queries(contacts: list[ObjectContact], asked: list[str] | str) -> None:
-    """Record on each contact the object name exactly as asked (``label`` is the sanitised prompt text)."""
-    for contact, query in zip(contacts, [asked] if isinstance(asked, str) else asked, strict=True):
-        contact.query = str(query)
+def _in_query_order(matches: list[NameMatch], contacts: list[ObjectContact], asked: list[str] | str
+                    ) -> list[ObjectContact]:
+    """The contacts of the names the model knows, with a not-found contact (and its reason) for each other name,
+    in query order; each records the name exactly as asked (``query``) and how it was mapped (``name_match``)."""
+    known = iter(contacts)
+    out = []
+    for match, query in zip(matches, [asked] if isinstance(asked, str) else asked, strict=True):
+        contact = next(known) if match.found else ObjectContact(match.asked, found=False, reason=match.reason)
+        contact.query, contact.name_match = str(query), match.how
+        out.append(contact)
+    return out

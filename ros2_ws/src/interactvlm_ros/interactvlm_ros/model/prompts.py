@@ -23,18 +23,6 @@ ANSWER_TEMPLATES = (
     "The affordance type is {affordance} with {class_name}, and the contact region is [SEG].",
 )
 
-# DAMON object classes (reference damon_objects.md), used for the tiny tokenizer and as examples.
-DAMON_OBJECTS = (
-    "motorcycle", "bicycle", "boat", "car", "truck", "bus", "train", "airplane", "backpack", "tie", "handbag",
-    "baseball glove", "bench", "chair", "couch", "bed", "toilet", "dining table", "book", "umbrella", "cell phone",
-    "laptop", "kite", "suitcase", "bottle", "remote", "toothbrush", "teddy bear", "scissors", "keyboard",
-    "hair drier", "traffic light", "fire hydrant", "stop sign", "tv", "vase", "parking meter", "clock",
-    "potted plant", "mouse", "frisbee", "sports ball", "tennis racket", "baseball bat", "skateboard", "snowboard",
-    "skis", "surfboard", "banana", "cake", "apple", "carrot", "pizza", "donut", "hot dog", "sandwich", "broccoli",
-    "orange", "knife", "spoon", "cup", "wine glass", "oven", "fork", "bowl", "refrigerator", "toaster", "sink",
-    "microwave", "scene",
-)
-
 
 def question(prompts: PromptConfig, mode: str, object_name: str) -> str:
     """The question for ``mode`` ("human", "object", "image2d") about a sanitised ``object_name``."""

@@ -217,7 +217,8 @@ BODY_PART_NAMES = (
 def tiny_tokenizer_corpus() -> list[str]:
     """Training text of the tiny tokenizer: the method's prompts/answers, body parts, DAMON objects."""
     from interactvlm_ros.model.configuration import PromptConfig
-    from interactvlm_ros.model.prompts import ANSWER_TEMPLATES, DAMON_OBJECTS
+    from interactvlm_ros.model.object_names import DAMON_OBJECTS
+    from interactvlm_ros.model.prompts import ANSWER_TEMPLATES
 
     p = PromptConfig()
     lines = [p.system, p.human_question, p.object_question, p.image2d_question, "USER: ASSISTANT:"]

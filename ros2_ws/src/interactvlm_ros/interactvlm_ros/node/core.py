@@ -457,6 +457,7 @@ class ContactNode:
             "idle_skipped": str(snap["idle_skipped"]),
             "rejected_object_queries": str(self.queries.rejected),
             "objects": ", ".join(self.queries.current()),
+            "object_names": self.predictor.describe_names(self.queries.current()),
             "backend": self.backend,
             "model": str(self.cfg["model.name"]),
             "body_model": self.body.name,

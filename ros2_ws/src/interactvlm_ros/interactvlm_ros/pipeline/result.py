@@ -26,7 +26,11 @@ class ObjectContact:
         view_masks: ``[V, H, W]`` float32 probabilities of the rendered views (or ``[1, H, W]`` for the 2D
             image mode), or None.
         reason: empty when found, else a short explanation.
-        query: the object name exactly as asked (``label`` is its sanitised form); "" = same as ``label``.
+        query: the object name exactly as asked (``label`` is its sanitised form, or the name the model knows it
+            by); "" = same as ``label``.
+        name_match: how ``query`` became ``label`` (``model.object_names``): ``known``, ``synonym``, ``head noun``,
+            ``open vocabulary``, ``unknown`` (not asked: the model was not trained on it; ``reason`` lists what it
+            knows), or "" when not recorded.
     """
 
     label: str
@@ -38,6 +42,7 @@ class ObjectContact:
     view_masks: np.ndarray | None = None
     reason: str = ""
     query: str = ""
+    name_match: str = ""
 
     @property
     def asked(self) -> str:
