@@ -145,42 +145,64 @@ def test_topology_is_latched_body_mesh(node):
     assert len(topo.triangles) % 3 == 0 and int(np.max(topo.triangles)) < topo.num_vertices
 
 
-def test_outputs_carry_the_image_header(node):
+def late_topologies(peer, count: int) -> dict:
+    """The latched MeshTopology samples a late joiner receives, by mesh id (waits for ``count`` of them)."""
+    topologies = {}
+    reader = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS)
+
+    def collect(m):
+        topologies[m.mesh_id] = m
+        return len(topologies) >= count
+
+    peer.wait(reader, collect, 10)
+    return topologies
+
+
+def test_contacts_carry_the_image_header_and_the_asked_labels(node):
     _, peer, _ = node
     stamp = peer.send_image()
     contacts = peer.wait_stamp("contacts", stamp)
     assert contacts.header.frame_id == FRAME
     assert [c.object_label for c in contacts.contacts] == ["cup", "bottle"]
-    c = contacts.contacts[0]
-    validate_contact(c)
-    assert c.body_model == "anny" and c.num_body_vertices > 1000 and c.body_mesh_id.startswith("anny:")
+    for c in contacts.contacts:
+        validate_contact(c)
+        assert c.body_model == "anny" and c.num_body_vertices > 1000 and c.body_mesh_id.startswith("anny:")
+
+
+def test_markers_draw_the_body_and_one_mesh_per_object(node):
+    _, peer, _ = node
+    stamp = peer.send_image()
     markers = peer.wait_stamp("markers", stamp)
     # DELETEALL, the body mesh, one mesh per object
     assert [m.ns for m in markers.markers] == ["", "interactvlm/body", "interactvlm/objects", "interactvlm/objects"]
     assert all(m.header.frame_id == FRAME for m in markers.markers)
-    assert len(markers.markers[1].points) == len(markers.markers[1].colors) == 3 * (len(
-        peer.wait(peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS),
-                  lambda m: m.kind == "body", 10).triangles) // 3)
-    for kind in ("human_cloud", "object_cloud"):
-        assert peer.wait_stamp(kind, stamp).header.frame_id == FRAME
+    body = next(t for t in late_topologies(peer, 3).values() if t.kind == "body")
+    assert len(markers.markers[1].points) == len(markers.markers[1].colors) == 3 * (len(body.triangles) // 3)
+
+
+def test_object_contact_is_on_library_meshes_published_latched(node):
+    _, peer, _ = node
+    contacts = peer.wait_stamp("contacts", peer.send_image())
     # the queried objects are in the library: object contact on their meshes (node.object_contact)
     for c in contacts.contacts:
-        assert c.object_mesh_id.startswith(c.object_label + "@") and c.num_object_vertices > 0, c.object_mesh_id
-    topologies = {}
-    reader = peer.p.reader(MeshTopology, "/interactvlm/contacts/topology", TOPOLOGY_QOS)  # a late joiner
-
-    def collect(m):
-        topologies[m.mesh_id] = m
-        return len(topologies) == 3  # the body + the two object meshes
-
-    peer.wait(reader, collect, 10)
+        assert "@" in c.object_mesh_id and c.num_object_vertices > 0, c.object_mesh_id
+    topologies = late_topologies(peer, 3)  # the body + the two object meshes
     assert {c.object_mesh_id for c in contacts.contacts} <= set(topologies)
+
+
+def test_clouds_hold_the_body_in_front_of_the_camera_and_the_objects_beside_it(node):
+    _, peer, _ = node
     stamp = peer.send_image()
-    points, probs = cloud_arrays(peer.wait_stamp("human_cloud", stamp))
-    assert points.shape == (c.num_body_vertices, 3) and probs.shape == (c.num_body_vertices,)
+    contacts = peer.wait_stamp("contacts", stamp)
+    clouds = {kind: peer.wait_stamp(kind, stamp) for kind in ("human_cloud", "object_cloud")}
+    assert all(c.header.frame_id == FRAME for c in clouds.values())
+    n_body = contacts.contacts[0].num_body_vertices
+    points, probs = cloud_arrays(clouds["human_cloud"])
+    assert points.shape == (n_body, 3) and probs.shape == (n_body,)
     assert np.all((probs >= 0) & (probs <= 1))
     assert 1.0 < np.median(points[:, 2]) < 5.0  # the documented fixed pose in front of the camera
-    obj_points, obj_probs = cloud_arrays(peer.wait_stamp("object_cloud", stamp))
+    topologies = late_topologies(peer, 3)
+    obj_points, obj_probs = cloud_arrays(clouds["object_cloud"])
     assert len(obj_points) == sum(topologies[c.object_mesh_id].num_vertices for c in contacts.contacts)
     assert obj_points[:, 0].min() > points[:, 0].max()  # objects stand beside the body
     assert np.all((obj_probs >= 0) & (obj_probs <= 1))
