@@ -1,8 +1,11 @@
 """The ``interactvlm`` command: help, doctor's report and exit codes, configuration errors."""
 
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 from interactvlm_ros.cli.main import main
 
@@ -12,11 +15,44 @@ def run_cli(*args):
                           timeout=300)
 
 
-def test_help_lists_commands():
+def test_help_lists_every_command_and_each_has_its_own_help(capsys):
+    from interactvlm_ros.cli.main import COMMANDS
+
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for command in ("doctor", "demo"):
-        assert command in proc.stdout
+    names = [name for name, _ in COMMANDS]
+    listed = re.findall(r"^    (\w+) ", proc.stdout, flags=re.MULTILINE)
+    assert listed == names
+    for name in names:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: interactvlm {name}") and "--config" in out and "--set" in out, name
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: interactvlm")
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = run_cli("frobnicate")
+    assert proc.returncode == 2 and "invalid choice: 'frobnicate'" in proc.stderr and not proc.stdout
+
+
+def test_a_corrupt_object_mesh_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "drill.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2\n")
+    image = tmp_path / "image.png"
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    proc = run_cli("infer", str(image), "--object", "drill", "--mode", "object", "--mesh",
+                   str(tmp_path / "drill.ply"), "--out", str(tmp_path / "out"), "--set", "model.name=tiny")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]  # after the engine build's progress
+    assert line.startswith("interactvlm infer: --mesh ") and "drill.ply" in line and "Traceback" not in proc.stderr
 
 
 def test_doctor_ready_for_defaults_here():
