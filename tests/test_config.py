@@ -104,3 +104,29 @@ def test_round_trip_through_yaml(tmp_path):
     path = tmp_path / "dump.yaml"
     path.write_text(cfg.to_yaml())
     assert dict(load_config(path)) == dict(cfg)
+
+
+def test_typed_settings_are_generated_from_the_schema_and_current():
+    from interactvlm_ros.config import generate_settings
+
+    assert generate_settings.TARGET.read_text() == generate_settings.render(), (
+        "config/settings.py is stale: run python -m interactvlm_ros.config.generate_settings")
+
+
+def test_typed_settings_read_every_parameter_with_its_value():
+    from interactvlm_ros.config.generate_settings import sections
+
+    cfg = load_config(None, ["objects=[cup, mug]", "node.watchdog_s=3.5", "topics.depth=depth"],
+                      use_default_file=False)
+    assert cfg.objects.names == ("cup", "mug") and cfg.node.watchdog_s == 3.5 and cfg.topics.depth == "depth"
+    seen = set()
+    for section, fields in sections().items():
+        for field, param in fields:
+            value = getattr(cfg, field) if not section else getattr(getattr(cfg, section), field)
+            expected = cfg[param.name]
+            assert value == (tuple(expected) if isinstance(expected, list) else expected), param.name
+            seen.add(param.name)
+    assert seen == {p.name for p in PARAMETERS}
+    assert cfg.replace(node__watchdog_s=1.0).node.watchdog_s == 1.0  # a copy gets its own sections
+    with pytest.raises(AttributeError):
+        cfg.node.watchdog = 2.0  # frozen (and a typo is an AttributeError, not a silent new key)

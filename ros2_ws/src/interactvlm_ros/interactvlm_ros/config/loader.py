@@ -11,22 +11,26 @@ from typing import Any
 import yaml
 
 from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
+from interactvlm_ros.config.settings import TypedSettings, build_sections
 
 
 class ConfigError(ValueError):
     """A parameter file or override is invalid; the message names the key and what was expected."""
 
 
-class Config(Mapping[str, Any]):
-    """Validated parameters: every key of the schema, with file values and overrides applied.
+class Config(TypedSettings, Mapping[str, Any]):
+    """Validated parameters: every key of the schema, with file values and overrides applied. Read them typed,
+    by section (:mod:`.settings`, generated from the schema), or by dotted key (for code that picks keys at run
+    time, and the ROS parameter interface).
 
     >>> cfg = load_config(None, ["contact.threshold=0.3"])
-    >>> cfg["contact.threshold"]
-    0.3
+    >>> cfg.contact.threshold, cfg["contact.threshold"]
+    (0.3, 0.3)
     """
 
     def __init__(self, values: Mapping[str, Any], source: str | None = None):
         self._values = dict(values)
+        self._sections = build_sections(self._values)
         self.source = source
 
     def __getitem__(self, key: str) -> Any:
