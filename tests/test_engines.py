@@ -313,9 +313,9 @@ def test_engines_cli_build_list_clean(tmp_path, capsys):
 
 
 def test_engines_bench_is_registered():
-    from interactvlm_ros.cli.bench import BENCHES
+    from interactvlm_ros.benchmarks import BENCHES
 
-    assert BENCHES["engines"] == "interactvlm_ros.engines.bench:run"
+    assert BENCHES["engines"] == "interactvlm_ros.benchmarks.engines:run"
 
 
 def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(tiny_model):
@@ -341,8 +341,8 @@ def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(tiny_model):
 def test_engines_bench_reports_the_contract_keys(tmp_path):
     from types import SimpleNamespace
 
+    from interactvlm_ros.benchmarks.engines import run
     from interactvlm_ros.config import load_config
-    from interactvlm_ros.engines.bench import run
 
     cfg = load_config(None, [f"engines.cache_dir={tmp_path}"])
     out = run(cfg, SimpleNamespace(quick=True))

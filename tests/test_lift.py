@@ -177,7 +177,7 @@ def test_point_lifter_is_mean_over_pixels_then_views():
 
 def test_bench_baselines_compute_the_same_lift(small):
     """The bench's speed baselines must be the same function as the sparse lift, or the ratio is meaningless."""
-    from interactvlm_ros.render.bench import index_add_lift, loop_lift
+    from interactvlm_ros.benchmarks.geometry import index_add_lift, loop_lift
 
     mesh, r = small
     lifter = Lifter(r.face_ids, r.bary, mesh.faces, len(mesh.vertices))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from interactvlm_ros.benchmarks.recon import joint_error_cm, max_penetration_mm
 from interactvlm_ros.config import load_config
-from interactvlm_ros.recon.bench import joint_error_cm, max_penetration_mm
 from interactvlm_ros.recon.body_fit import FACING_CAMERA, BodyFitter, check_keypoint_head, transform_camera_body
 from interactvlm_ros.recon.camera import Intrinsics, depth_to_metres
 from interactvlm_ros.recon.keypoints import KeypointError, PersonKeypoints, mediapipe_python

@@ -200,7 +200,7 @@ def test_render_on_gpu_matches_cpu():
 def test_geometry_bench_is_registered():
     import importlib
 
-    from interactvlm_ros.cli.bench import BENCHES
+    from interactvlm_ros.benchmarks import BENCHES
 
     module, func = BENCHES["geometry"].split(":")
     assert callable(getattr(importlib.import_module(module), func))

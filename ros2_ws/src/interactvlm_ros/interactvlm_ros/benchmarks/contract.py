@@ -26,6 +26,7 @@ from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 
+from interactvlm_ros.benchmarks import BENCHES
 from interactvlm_ros.files.atomic import atomic_write_bytes
 
 CONTRACT_FILE = Path(__file__).with_name("contract_figures.json")
@@ -54,8 +55,6 @@ class Figure:
 
 def load_contract(path: str | Path | None = None) -> tuple[dict[str, dict], list[Figure]]:
     """The ``runs`` (bench -> ``{"quick": bool, "fast": bool}``) and figures of ``path`` (default the repository's)."""
-    from interactvlm_ros.cli.bench import BENCHES
-
     path = Path(path) if path is not None else CONTRACT_FILE
     try:
         data = json.loads(path.read_text())
@@ -98,8 +97,6 @@ def target_met(fig: Figure, result: dict) -> bool:
 def measure(cfg, benches: list[str], runs: dict[str, dict], progress=None) -> dict[str, dict]:
     """Run each bench once in this process on one torch thread; their own printing goes to stderr."""
     import torch
-
-    from interactvlm_ros.cli.bench import BENCHES
 
     results = {}
     threads = torch.get_num_threads()

@@ -1,7 +1,7 @@
 """``interactvlm bench NAME --json``: measurements whose JSON keys are a contract other tools read.
 
-Each benchmark lives with its concern as a function ``run(cfg, args) -> dict`` and reports ratios against a
-baseline measured in the same process; this module only dispatches and prints.
+Each benchmark is a module of :mod:`interactvlm_ros.benchmarks` with a function ``run(cfg, args) -> dict`` that
+reports ratios against a baseline measured in the same process; this module only dispatches and prints.
 
 ``interactvlm bench check [--fast] [--update]`` compares the deterministic contract figures of these benches with
 their targets and with the values recorded in the repository (:mod:`interactvlm_ros.benchmarks.contract`); it
@@ -14,16 +14,7 @@ import importlib
 import json
 import sys
 
-# name -> "module:function"
-BENCHES: dict[str, str] = {
-    "geometry": "interactvlm_ros.render.bench:run",
-    "wire": "interactvlm_ros.transport.wire_bench:run",
-    "model": "interactvlm_ros.model.bench:run",
-    "node": "interactvlm_ros.node.bench:run",
-    "recon": "interactvlm_ros.recon.bench:run",
-    "engines": "interactvlm_ros.engines.bench:run",
-    "soak": "interactvlm_ros.benchmarks.soak:run",
-}
+from interactvlm_ros.benchmarks import BENCHES
 
 
 def add_parser(sub, common) -> None:

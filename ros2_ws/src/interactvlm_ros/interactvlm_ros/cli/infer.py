@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from interactvlm_ros.files.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from interactvlm_ros.render.contact_colors import contact_colors
 
-LOW = np.array([0.82, 0.82, 0.86])   # no contact: light grey
-HIGH = np.array([0.85, 0.05, 0.05])  # contact: red
 TILE = 224
 
 
@@ -69,12 +68,6 @@ def read_image(path: str | Path) -> np.ndarray:
             return np.asarray(im)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
-
-
-def contact_colors(probs: np.ndarray) -> np.ndarray:
-    """Per-vertex RGB in [0,1]: grey (0) to red (1)."""
-    p = np.clip(np.nan_to_num(np.asarray(probs, np.float32)), 0, 1)[:, None]
-    return (1 - p) * LOW + p * HIGH
 
 
 def _mesh_ply(vertices, faces, probs) -> bytes:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interactvlm_ros.cli.infer import contact_colors
 from interactvlm_ros.render.cameras import View
+from interactvlm_ros.render.contact_colors import contact_colors
 
 TILE = 224
 CAPTION_H = 18

@@ -97,7 +97,7 @@ def _png(image: np.ndarray) -> bytes:
 def _ply(vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray) -> bytes:
     import trimesh
 
-    from interactvlm_ros.cli.infer import contact_colors
+    from interactvlm_ros.render.contact_colors import contact_colors
 
     colors = (contact_colors(probs) * 255).astype(np.uint8)
     mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_colors=colors,

@@ -84,7 +84,7 @@ def dds_throughput(domain: int, count: int) -> float:
     from interactvlm_ros.transport.headers import make_header
     from interactvlm_ros.transport.image_codec import encode_image
 
-    cmd = [sys.executable, "-m", "interactvlm_ros.node.bench", "receiver", "--domain", str(domain), "--count",
+    cmd = [sys.executable, "-m", "interactvlm_ros.benchmarks.node", "receiver", "--domain", str(domain), "--count",
            str(count)]
     proc = subprocess.Popen(cmd, env=loopback_env(domain_id=domain), stdout=subprocess.PIPE, text=True)
     try:
