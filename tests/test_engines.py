@@ -22,7 +22,7 @@ from interactvlm_ros.engines.build import EngineBuilder, resolve_backend
 from interactvlm_ros.engines.cache import ArtifactKey, CorruptArtifact, EngineCache
 from interactvlm_ros.engines.export import ONNX_FILE
 from interactvlm_ros.engines.stages import STAGES, LanguageStage
-from interactvlm_ros.model.generation import DecodeSettings, generate_cached, generate_recompute
+from interactvlm_ros.model.generation import DecodeSettings, generate_cached, generate_recompute, prefill_prefix
 from interactvlm_ros.model.predictor import ContactPredictor
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
@@ -114,6 +114,23 @@ def test_generation_through_onnxruntime_gives_the_same_tokens_and_contact_embedd
     rec = generate_recompute(engine_lm, torch.cat([prefix, suffixes[0]]), settings)  # no cache: past of length 0
     assert rec.tokens[0] == ref.tokens[0]
     np.testing.assert_allclose(rec.contact_states[0].numpy(), ref.contact_states[0].numpy(), atol=1e-4, rtol=0)
+
+
+def test_generation_after_a_prefilled_start_through_onnxruntime(tiny_model, ort_stages):
+    """A frame's system text + image prefilled once by the engine serves several calls (its KV cache is copied)."""
+    m, engine_lm = tiny_model.model, ort_stages.language_model
+    torch.manual_seed(2)
+    prompt = torch.randn(24, 128)
+    suffixes = [torch.randn(n, 128) for n in (4, 2)]
+    settings = DecodeSettings(8, eos_id=2, contact_ids=[m.config.contact_token_ids[0]], force_contact_at=5)
+    ref = generate_cached(m, prompt, suffixes, settings)
+    past = prefill_prefix(engine_lm, prompt[:15])
+    kept = past.cache.kv.clone()
+    for _ in range(2):
+        out = generate_cached(engine_lm, prompt[15:], suffixes, settings, past=past)
+        assert out.tokens == ref.tokens and out.found.all()
+        np.testing.assert_allclose(out.contact_states.numpy(), ref.contact_states.numpy(), atol=1e-4, rtol=0)
+    assert torch.equal(past.cache.kv, kept)
 
 
 @pytest.mark.parametrize("k", [1, 5])
