@@ -141,15 +141,15 @@ def _run(cfg, repeats: int) -> dict:
     from interactvlm_ros.model.checkpoint import load_model
     from interactvlm_ros.model.predictor import ContactPredictor
 
-    loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], "cpu", "fp32")
+    loaded = load_model(cfg.model.name, cfg.model.clip_dir, "cpu", "fp32")
     body = load_body_model(cfg)
-    predictor = ContactPredictor(loaded.model, loaded.tokenizer, body_model=body, cache_dir=cfg["cache.dir"] or None)
-    predictor.set_answer(cfg["model.answer"], cfg["model.max_new_tokens"])
+    predictor = ContactPredictor(loaded.model, loaded.tokenizer, body_model=body, cache_dir=cfg.cache.dir or None)
+    predictor.set_answer(cfg.model.answer, cfg.model.max_new_tokens)
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     objects = list(BENCH_OBJECTS)
     inp = _stage_inputs(predictor, image)
     tmp = tempfile.TemporaryDirectory(prefix="interactvlm-bench-engines-")
-    cache_dir = cfg["engines.cache_dir"] or tmp.name  # a fresh cache unless one is configured
+    cache_dir = cfg.engines.cache_dir or tmp.name  # a fresh cache unless one is configured
     t0 = time.perf_counter()
     ort_stages = load_stages(loaded.model, "onnxruntime", cache_dir, threads=1)
     build_s = time.perf_counter() - t0
@@ -176,12 +176,12 @@ def _run(cfg, repeats: int) -> dict:
         if name in torch_out:
             row["max_abs_diff_onnxruntime"] = _diff(torch_out[name], ort_out[name])
         stages[name] = row
-    gpu = _gpu_rows(loaded, body, image, inp, repeats, cache_dir, stages, cfg["cache.dir"] or None)
+    gpu = _gpu_rows(loaded, body, image, inp, repeats, cache_dir, stages, cfg.cache.dir or None)
     tmp.cleanup()
     import onnxruntime as ort
 
     return {
-        "model": cfg["model.name"],
+        "model": cfg.model.name,
         "objects": objects,
         "repeats": repeats,
         "threads": 1,

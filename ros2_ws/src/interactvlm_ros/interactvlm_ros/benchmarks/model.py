@@ -50,10 +50,10 @@ def _run(cfg, repeats: int) -> dict:
     from interactvlm_ros.model.checkpoint import load_model
     from interactvlm_ros.model.predictor import ContactPredictor
 
-    loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
+    loaded = load_model(cfg.model.name, cfg.model.clip_dir, cfg.model.device, cfg.model.precision)
     model = loaded.model
     body = load_body_model(cfg)
-    common = dict(body_model=body, cache_dir=cfg["cache.dir"] or None)
+    common = dict(body_model=body, cache_dir=cfg.cache.dir or None)
     ours = ContactPredictor(model, loaded.tokenizer, **common)
     ref = ContactPredictor(model, loaded.tokenizer, use_kv_cache=False, use_embedding_cache=False, **common)
     for p in (ours, ref):
@@ -87,7 +87,7 @@ def _run(cfg, repeats: int) -> dict:
                for c, r in zip(res.contacts, ref_results, strict=True)) if found else float("inf")
     total, ref_total = statistics.median(our_totals), statistics.median(ref_totals)
     return {
-        "model": cfg["model.name"],
+        "model": cfg.model.name,
         "device": str(model.device),
         "torch_threads": torch.get_num_threads(),
         "objects": objects,

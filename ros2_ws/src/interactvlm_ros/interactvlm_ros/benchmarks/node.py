@@ -125,16 +125,16 @@ class NodeUnderTest:
                                       "--config", str(params)], env=loopback_env(domain_id=domain),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self._keep, p = _peer(domain)
-        name, ns = cfg["node.name"], cfg["node.namespace"]
-        self.image = p.writer(Image, resolve_topic(cfg["topics.image"], name, ns),
-                              image_qos(cfg["qos.image_reliability"], cfg["qos.image_depth"]))
-        self.contacts = p.reader(ContactArray, resolve_topic(cfg["topics.contacts"], name, ns), RELIABLE_QOS)
+        name, ns = cfg.node.name, cfg.node.namespace
+        self.image = p.writer(Image, resolve_topic(cfg.topics.image, name, ns),
+                              image_qos(cfg.qos.image_reliability, cfg.qos.image_depth))
+        self.contacts = p.reader(ContactArray, resolve_topic(cfg.topics.contacts, name, ns), RELIABLE_QOS)
         self.waitset = WaitSet(p.dp)  # block (not poll) while waiting: the bench must not eat the node's CPU
         self.waitset.attach(ReadCondition(self.contacts, SampleState.NotRead | ViewState.Any | InstanceState.Any))
-        self.objects = p.writer(String, resolve_topic(cfg["topics.objects"], name, ns), RELIABLE_QOS)
-        self.diagnostics = p.reader(DiagnosticArray, resolve_topic(cfg["topics.diagnostics"], name, ns),
+        self.objects = p.writer(String, resolve_topic(cfg.topics.objects, name, ns), RELIABLE_QOS)
+        self.diagnostics = p.reader(DiagnosticArray, resolve_topic(cfg.topics.diagnostics, name, ns),
                                     RELIABLE_QOS)
-        topology = p.reader(MeshTopology, resolve_topic(cfg["topics.topology"], name, ns), LATCHED_QOS)
+        topology = p.reader(MeshTopology, resolve_topic(cfg.topics.topology, name, ns), LATCHED_QOS)
         end = time.monotonic() + 600
         while not topology.take(N=4):
             if self.proc.poll() is not None or time.monotonic() > end:
@@ -234,8 +234,8 @@ def run(cfg, args) -> dict:
         out["objects_3_to_1_ratio"] = out["ms_per_frame_3_objects"] / out["ms_per_frame_1_object"]
     finally:
         node.close()
-    out["model"] = cfg["model.name"]
-    out["device"] = cfg["model.device"]
+    out["model"] = cfg.model.name
+    out["device"] = cfg.model.device
     return out
 
 

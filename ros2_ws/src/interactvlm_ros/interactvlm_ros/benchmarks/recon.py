@@ -50,12 +50,12 @@ def run(cfg, args) -> dict:
     quick = bool(getattr(args, "quick", False))
     n_scenes = 2 if quick else 5
     body = load_body_model(cfg)
-    fitter = BodyFitter(body, iterations=cfg["recon.iterations"], pose_prior_weight=cfg["recon.pose_prior_weight"],
-                        min_visibility=cfg["recon.min_visibility"])
+    fitter = BodyFitter(body, iterations=cfg.recon.iterations, pose_prior_weight=cfg.recon.pose_prior_weight,
+                        min_visibility=cfg.recon.min_visibility)
     library = ObjectLibrary.from_config(cfg)
     labels = [lab for lab in SCENE_OBJECTS if lab in library] or library.labels()
-    obj_iters = cfg["recon.object_iterations"]
-    with_term = ObjectFitter(iterations=obj_iters, penetration_weight=max(cfg["recon.penetration_weight"], 1e-6))
+    obj_iters = cfg.recon.object_iterations
+    with_term = ObjectFitter(iterations=obj_iters, penetration_weight=max(cfg.recon.penetration_weight, 1e-6))
     without_term = ObjectFitter(iterations=obj_iters, penetration_weight=0.0)
     detector = None
     try:

@@ -57,9 +57,9 @@ class SoakPeer:
     def __init__(self, cfg, domain: int) -> None:
         self._domain = loopback_domain(domain)
         self.p = DdsParticipant(domain)
-        node, ns = str(cfg["node.name"]), str(cfg["node.namespace"])
+        node, ns = str(cfg.node.name), str(cfg.node.namespace)
         name = lambda key: resolve_topic(str(cfg[f"topics.{key}"]), node, ns)  # noqa: E731
-        sensor = image_qos(str(cfg["qos.image_reliability"]), int(cfg["qos.image_depth"]))
+        sensor = image_qos(str(cfg.qos.image_reliability), int(cfg.qos.image_depth))
         self.writers = {"image": self.p.writer(Image, name("image"), sensor),
                         "camera_info": self.p.writer(CameraInfo, name("camera_info"), RELIABLE_QOS),
                         "depth": self.p.writer(Image, name("depth"), sensor),

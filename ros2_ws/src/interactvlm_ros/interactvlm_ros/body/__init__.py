@@ -20,7 +20,7 @@ def load_body_model(cfg_or_name="anny", **kw) -> BodyModel:
         name, model_dir, cache_root = cfg_or_name, kw.pop("model_dir", ""), kw.pop("cache_root", "")
     else:
         cfg = cfg_or_name
-        name, model_dir, cache_root = cfg["body.model"], kw.pop("model_dir", cfg["body.model_dir"]), cfg["cache.dir"]
+        name, model_dir, cache_root = cfg.body.model, kw.pop("model_dir", cfg.body.model_dir), cfg.cache.dir
     if name not in BODY_MODELS:
         raise ValueError(f"unknown body model {name!r}; choose one of {', '.join(BODY_MODELS)}")
     if name == "anny":

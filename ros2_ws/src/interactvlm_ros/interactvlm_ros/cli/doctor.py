@@ -47,7 +47,7 @@ def _import(module: str) -> tuple[object | None, str]:
 
 
 def transport_checks(cfg: Config) -> list[Check]:
-    want = cfg["transport"]
+    want = cfg.transport
     rclpy, err = _import("rclpy")
     distro = os.environ.get("ROS_DISTRO", "?")
     rclpy_check = Check(
@@ -66,7 +66,7 @@ def transport_checks(cfg: Config) -> list[Check]:
 
 
 def inference_checks(cfg: Config) -> list[Check]:
-    backend, device = cfg["inference.backend"], cfg["model.device"]
+    backend, device = cfg.inference.backend, cfg.model.device
     checks = []
     torch, err = _import("torch")
     checks.append(Check("inference", "torch", torch is not None,
@@ -94,10 +94,10 @@ def inference_checks(cfg: Config) -> list[Check]:
 
 
 def body_checks(cfg: Config) -> list[Check]:
-    body = cfg["body.model"]
+    body = cfg.body.model
     checks = []
     anny, err = _import("anny")
-    anny_cache = Path(os.environ.get("ANNY_CACHE_DIR", cache_dir(cfg["cache.dir"]) / "anny"))
+    anny_cache = Path(os.environ.get("ANNY_CACHE_DIR", cache_dir(cfg.cache.dir) / "anny"))
     built = anny_cache.is_dir() and any(anny_cache.iterdir())
     checks.append(Check(
         "body model", "anny", anny is not None,
@@ -110,7 +110,7 @@ def body_checks(cfg: Config) -> list[Check]:
                             f"smplx {_version('smplx')}" if smplx is not None else err,
                             fix="pip install -e 'ros2_ws/src/interactvlm_ros[smplx]' (MPI non-commercial licence)",
                             required=True))
-        model_dir = Path(cfg["body.model_dir"]).expanduser() if cfg["body.model_dir"] else None
+        model_dir = Path(cfg.body.model_dir).expanduser() if cfg.body.model_dir else None
         stem = {"smplx": "SMPLX_NEUTRAL", "smplh": "SMPLH_NEUTRAL", "smpl": "SMPL_NEUTRAL"}[body]
         found = None
         if model_dir is not None:
@@ -128,14 +128,14 @@ def body_checks(cfg: Config) -> list[Check]:
 def model_checks(cfg: Config) -> list[Check]:
     from interactvlm_ros.model.configuration import PRESET_NAMES, inspect_model_source
 
-    name = cfg["model.name"]
-    ok, detail, fix = inspect_model_source(name, cfg["model.clip_dir"])
+    name = cfg.model.name
+    ok, detail, fix = inspect_model_source(name, cfg.model.clip_dir)
     return [Check("model", "model" if name in PRESET_NAMES else "model directory", ok, detail, fix=fix,
                   required=True)]
 
 
 def engine_checks(cfg: Config) -> list[Check]:
-    path = engines_dir(cfg["engines.cache_dir"])
+    path = engines_dir(cfg.engines.cache_dir)
     n = len([p for p in path.rglob("*") if p.is_file() and p.name != "README.md"]) if path.is_dir() else 0
     return [Check("engines", "engine cache", True, f"{path} ({n} cached artifact(s))")]
 
@@ -143,9 +143,9 @@ def engine_checks(cfg: Config) -> list[Check]:
 def recon_checks(cfg: Config) -> list[Check]:
     from interactvlm_ros.recon.keypoints import probe_mediapipe
 
-    ok, detail = probe_mediapipe(cfg["recon.keypoint_python"])
+    ok, detail = probe_mediapipe(cfg.recon.keypoint_python)
     o3d, err = _import("open3d")
-    need = bool(cfg["recon.enabled"])
+    need = bool(cfg.recon.enabled)
     return [Check("recon", "MediaPipe keypoints", ok, detail, fix="`make setup` (creates .venv-mediapipe) or set "
                   "recon.keypoint_python", required=need),
             Check("recon", "open3d", o3d is not None, f"open3d {getattr(o3d, '__version__', '?')}"
@@ -169,8 +169,8 @@ def run(args) -> int:
     cfg: Config = args.cfg
     checks = run_checks(cfg)
     missing = [c for c in checks if c.required and not c.ok]
-    setup = (f"transport={cfg['transport']} backend={cfg['inference.backend']} device={cfg['model.device']} "
-             f"body={cfg['body.model']} model={cfg['model.name']}")
+    setup = (f"transport={cfg.transport} backend={cfg.inference.backend} device={cfg.model.device} "
+             f"body={cfg.body.model} model={cfg.model.name}")
     if args.json:
         print(json.dumps({"ready": not missing, "setup": setup, "config": cfg.source,
                           "python": sys.version.split()[0], "checks": [asdict(c) for c in checks]}, indent=2))

@@ -40,7 +40,7 @@ def _cache(cfg):
     from interactvlm_ros.config.paths import engines_dir
     from interactvlm_ros.engines.cache import EngineCache
 
-    return EngineCache(engines_dir(cfg["engines.cache_dir"]))
+    return EngineCache(engines_dir(cfg.engines.cache_dir))
 
 
 def run_build(args) -> int:
@@ -52,18 +52,18 @@ def run_build(args) -> int:
     from interactvlm_ros.model.checkpoint import load_model
 
     cfg = args.cfg
-    backend = args.backend or (cfg["inference.backend"] if cfg["inference.backend"] != "torch" else "onnxruntime")
+    backend = args.backend or (cfg.inference.backend if cfg.inference.backend != "torch" else "onnxruntime")
     t0 = time.monotonic()
     try:
-        loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
-        builder = EngineBuilder(loaded.model, engines_dir(cfg["engines.cache_dir"]), backend,
-                                force_rebuild=args.force or bool(cfg["engines.force_rebuild"]), progress=True,
+        loaded = load_model(cfg.model.name, cfg.model.clip_dir, cfg.model.device, cfg.model.precision)
+        builder = EngineBuilder(loaded.model, engines_dir(cfg.engines.cache_dir), backend,
+                                force_rebuild=args.force or bool(cfg.engines.force_rebuild), progress=True,
                                 tensorrt_precision=args.tensorrt_precision)
         stages = builder.build(tuple(args.stages or STAGES))
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"interactvlm engines build: {exc}", file=sys.stderr)
         return 1
-    print(f"{backend} engines for {cfg['model.name']} ready in {builder.cache.root} "
+    print(f"{backend} engines for {cfg.model.name} ready in {builder.cache.root} "
           f"({', '.join(stages.runners)}; {time.monotonic() - t0:.1f} s)")
     return 0
 

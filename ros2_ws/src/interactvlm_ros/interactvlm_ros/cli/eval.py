@@ -132,7 +132,7 @@ def run(args) -> int:
                 from interactvlm_ros.model import ContactPredictor
 
                 result = evaluate_piad(ContactPredictor.from_config(cfg), pairs, progress, args.limit)
-                result["model"] = cfg["model.name"]
+                result["model"] = cfg.model.name
         elif args.data:
             from interactvlm_ros.data import SyntheticDataset
             from interactvlm_ros.evaluation.runner import evaluate_synthetic
@@ -149,7 +149,7 @@ def run(args) -> int:
             scores = {ds.split: evaluate_synthetic(predictor, ds, train, library, predictor.body_model, progress,
                                                    args.limit) for ds in tests}
             result = scores[splits[0]] if len(splits) == 1 else {"splits": scores}
-            result.update({"model": cfg["model.name"], "split": ",".join(splits)})
+            result.update({"model": cfg.model.name, "split": ",".join(splits)})
         else:
             print("interactvlm eval: give --data DIR (synthetic), --damon NPZ or --piad-images/--piad-points DIR",
                   file=sys.stderr)

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from interactvlm_ros.cli.infer_reconstruction import add_arguments as add_recon_arguments
+from interactvlm_ros.cli.infer_reconstruction import parse_intrinsics, read_depth, write_reconstruction
 from interactvlm_ros.files.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
 from interactvlm_ros.render.contact_colors import contact_colors
 
 TILE = 224
@@ -40,8 +43,6 @@ def add_parser(sub, common) -> None:
     p.add_argument("--mesh", default=None, metavar="FILE", help="object mesh for --mode object (any trimesh "
                    "format); default: the object library's mesh for the first --object")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    from interactvlm_ros.recon.infer import add_arguments as add_recon_arguments
-
     add_recon_arguments(p)
     p.set_defaults(run=run)
 
@@ -163,7 +164,7 @@ def run(args) -> int:
     cfg = args.cfg
     if args.model:
         cfg = cfg.replace(model__name=args.model)
-    objects = args.objects or list(cfg["objects"])
+    objects = args.objects or list(cfg.objects.names)
     out = Path(args.out)
     try:
         image = read_image(args.image)
@@ -171,10 +172,27 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"interactvlm infer: {exc}")
         return 2
+    try:
+        K, depth = parse_intrinsics(args.intrinsics), read_depth(args.depth)
+    except ValueError as exc:
+        print(f"interactvlm infer: {exc}")
+        return 2
     predictor = ContactPredictor.from_config(cfg)
-    obj_mesh = None
+    recon = library = None
+    if args.reconstruct:
+        from interactvlm_ros.objects import ObjectLibrary
+        from interactvlm_ros.pipeline.reconstruction import ReconStage
+
+        library = ObjectLibrary.from_config(cfg)
+        recon = ReconStage(cfg, body_model=predictor.body_model, library=library, track=False)
+    obj_mesh, attempt = None, None
     if args.mode == "human":
-        result = predictor.predict(image, objects)
+        pipeline = ContactPipeline(predictor, library, recon, object_contact=recon is not None)
+        try:
+            run_ = pipeline.run(image, objects, K, depth)
+        finally:
+            pipeline.close()
+        result, attempt = run_.contacts, run_.reconstruction
     elif args.mode == "2d":
         result = predictor.predict_2d(image, objects)
     else:
@@ -199,7 +217,7 @@ def run(args) -> int:
     body = predictor.body_model
     arrays: dict[str, np.ndarray] = {"labels": np.array([c.label for c in result.contacts]),
                                      "found": np.array([c.found for c in result.contacts])}
-    record = {"model": cfg["model.name"], "mode": args.mode, "image": str(args.image),
+    record = {"model": cfg.model.name, "mode": args.mode, "image": str(args.image),
               "body_model": result.body_model, "num_body_vertices": result.num_body_vertices,
               "timings_ms": result.timings_ms, "contacts": []}
     rows = []
@@ -243,7 +261,7 @@ def run(args) -> int:
     figure = make_figure(rgb, rows, image_mask=args.mode == "2d")
     with atomic_path(out / "contacts.png") as tmp:
         Image.fromarray(figure).save(tmp, format="PNG")
-    thr = float(cfg["contact.threshold"])
+    thr = float(cfg.contact.threshold)
     for c in result.contacts:
         probs = c.human_probs if c.human_probs is not None else c.object_probs
         if not c.found:
@@ -256,12 +274,11 @@ def run(args) -> int:
     print(f"wrote {out}/contacts.npz, contacts.json, contacts.png "
           f"({sum(result.timings_ms.values()):.0f} ms: " + ", ".join(
               f"{k} {v:.0f}" for k, v in result.timings_ms.items()) + ")")
-    if getattr(args, "reconstruct", False):
-        from interactvlm_ros.recon.infer import reconstruct_and_write
-
-        try:
-            reconstruct_and_write(args, cfg, predictor, rgb, result if args.mode == "human" else None, out)
-        except (ValueError, RuntimeError) as exc:
-            print(f"interactvlm infer: reconstruction failed: {exc}")
-            return 1
+    if recon is not None:
+        if attempt is None:  # object / 2d mode: the people only
+            try:
+                attempt = recon.run(rgb, None, K, depth)
+            finally:
+                recon.close()
+        return write_reconstruction(out, rgb, attempt)
     return 0

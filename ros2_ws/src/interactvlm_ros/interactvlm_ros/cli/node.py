@@ -40,7 +40,7 @@ def choose_transport(requested: str) -> str:
 def run(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="[%(levelname)s] [%(name)s]: %(message)s")
     cfg = args.cfg
-    transport = choose_transport(args.transport or cfg["transport"])
+    transport = choose_transport(args.transport or cfg.transport)
     if transport == "rclpy":
         from interactvlm_ros.transport.rclpy_node import main as rclpy_main
 

@@ -55,8 +55,8 @@ def run(args) -> int:
     if args.num < 1:
         print("interactvlm synth: --num must be at least 1", file=sys.stderr)
         return 2
-    if cfg["body.model"] != "anny":
-        print(f"interactvlm synth: the generator poses Anny bodies; set body.model=anny (got {cfg['body.model']})",
+    if cfg.body.model != "anny":
+        print(f"interactvlm synth: the generator poses Anny bodies; set body.model=anny (got {cfg.body.model})",
               file=sys.stderr)
         return 2
     if args.workers < 1:
@@ -70,7 +70,7 @@ def run(args) -> int:
     hold_out = tuple(k.strip() for k in args.hold_out.split(",") if k.strip())
     synth = SynthConfig(num=args.num, seed=args.seed, image_size=args.image_size, mask_size=args.mask_size,
                         scenes=args.scenes, hold_out=hold_out, unseen_shapes=args.unseen_shapes)
-    build = partial(build_generator, cfg, synth, cache_dir(cfg["cache.dir"]) / "renders")
+    build = partial(build_generator, cfg, synth, cache_dir(cfg.cache.dir) / "renders")
     try:
         generator = build()
     except ValueError as exc:

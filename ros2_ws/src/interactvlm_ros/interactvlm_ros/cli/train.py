@@ -95,7 +95,7 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
         model = InteractVLMForCausalLM.build(mcfg, seed=seed)
         tokenizer = load_tokenizer(mcfg.tokenizer, PRESETS_DIR)
     else:
-        loaded = load_model(init, cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
+        loaded = load_model(init, cfg.model.clip_dir, cfg.model.device, cfg.model.precision)
         model, tokenizer, official = loaded.model, loaded.tokenizer, loaded.official
         source_dir = init if official else None
         if render_resolution and render_resolution != model.config.render_resolution:
@@ -115,7 +115,7 @@ def build_training(cfg: Config, init: str, render_resolution: int, data: str, an
                          f"model is {body.topology_hash}")
     library = ObjectLibrary.from_config(cfg)
     res = model.config.render_resolution
-    renders = cache_dir(cfg["cache.dir"]) / "renders"
+    renders = cache_dir(cfg.cache.dir) / "renders"
     fill = model.config.lift_fill_unseen
     bv = canonical_body_views(body, res, cache_dir=renders, fill_unseen=fill)
     ov = {}

@@ -66,7 +66,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("qos.image_reliability", "str", "best_effort", "Reliability of the image subscription "
           "(best_effort = SensorDataQoS).", choices=("best_effort", "reliable", "system_default")),
     Param("qos.image_depth", "int", 5, "History depth of the image subscription.", min=1, max=1000),
-    Param("objects", "str_list", ["object"], "Object names queried for every frame (semantic contact); "
+    Param("objects", "str_list", ["cup"], "Object names queried for every frame (semantic contact); "
           "replaced at run time by messages on ~/objects (comma-separated)."),
     # --- model and inference --------------------------------------------------------------------
     Param("model.name", "str", "default", "default (the shipped tiny model trained on synthetic data by "

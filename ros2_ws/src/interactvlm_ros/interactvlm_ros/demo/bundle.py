@@ -119,7 +119,7 @@ def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENE
     cfg = load_config(None, ["body.model=anny"])
     gen = SyntheticGenerator(load_body_model(cfg), ObjectLibrary.from_config(cfg),
                              SynthConfig(num=num, seed=seed, image_size=image_size),
-                             cache_dir=cache_dir(cfg["cache.dir"]) / "renders")
+                             cache_dir=cache_dir(cfg.cache.dir) / "renders")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     K = pinhole_k(image_size, image_size, FOV_DEG)

@@ -88,8 +88,8 @@ class RobotPeer:
         self.frame_id = frame_id
         self._domain = loopback_domain(domain)  # before the first participant of this domain
         self.p = DdsParticipant(domain)
-        node, ns = str(cfg["node.name"]), str(cfg["node.namespace"])
-        if not cfg["topics.camera_info"]:
+        node, ns = str(cfg.node.name), str(cfg.node.namespace)
+        if not cfg.topics.camera_info:
             raise ValueError("the demo publishes CameraInfo: topics.camera_info must not be empty")
         inputs = [e for e in endpoints.inputs(cfg) if e.key != "depth"]
         self.topics = {e.key: resolve_topic(str(cfg[f"topics.{e.key}"]), node, ns) for e in (*OUTPUTS, *inputs)}

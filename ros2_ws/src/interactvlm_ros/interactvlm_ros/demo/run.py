@@ -159,7 +159,7 @@ def run_live(cfg, frames: list[DemoFrame], options: DemoOptions, log=print) -> t
                 peer.set_objects([frame.object], timeout=30.0)
                 current = frame.object
             h, w = frame.image.shape[:2]
-            K = frame.K if frame.K is not None else pinhole_k(w, h, float(cfg["camera.default_fov_deg"]))
+            K = frame.K if frame.K is not None else pinhole_k(w, h, float(cfg.camera.default_fov_deg))
             sent = peer.publish_frame(frame.image, K)
             try:
                 got = peer.wait_frame(sent, options.frame_timeout)
@@ -219,7 +219,7 @@ class DemoReconstruction:
         if c is not None and c.body_id and rep.markers is not None:
             image = rep.frame.image
             h, w = image.shape[:2]
-            K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, float(self.cfg["camera.default_fov_deg"]))
+            K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, float(self.cfg.camera.default_fov_deg))
             n_tf = len(rep.tf.transforms) if rep.tf is not None else 0
             return marker_overlay(image, rep.markers, K), (
                 f"by the node: body_{c.body_id}, {len(c.human_contact_points)} body / {len(c.object_contact_points)} "
@@ -233,7 +233,7 @@ class DemoReconstruction:
 
         image = rep.frame.image
         h, w = image.shape[:2]
-        K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, float(self.cfg["camera.default_fov_deg"]))
+        K = rep.frame.K if rep.frame.K is not None else pinhole_k(w, h, float(self.cfg.camera.default_fov_deg))
         contacts = None
         if c is not None:
             contacts = ContactResult(c.body_model, int(c.num_body_vertices), [ObjectContact(
@@ -358,7 +358,7 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
     t0 = time.monotonic()
     reports, live = run_live(cfg, frames, options, log)
     t_live = time.monotonic() - t0
-    threshold = float(cfg["contact.threshold"])
+    threshold = float(cfg.contact.threshold)
     recon = DemoReconstruction(cfg, options.reconstruct, log)
     try:
         for rep in tqdm(reports, desc="figures, meshes, reconstruction", unit="frame"):
@@ -366,7 +366,7 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
     finally:
         recon.close()
     diag = live["diagnostics"]
-    device = cfg["model.device"] if cfg["model.device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = cfg.model.device if cfg.model.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
     for rep in reports:
         c = rep.contact()
@@ -385,8 +385,8 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
         "frames": rows, "threshold": threshold, "bag": str(out / "demo.mcap"),
         "seconds": {"live": round(t_live, 1), "total": round(time.monotonic() - t0, 1)},
         "ran_on": {"transport": f"dds (Cyclone DDS, ROS 2 wire protocol, loopback, domain {live['domain']})",
-                   "backend": diag.get("backend", cfg["inference.backend"]),
-                   "body_model": diag.get("body_model", cfg["body.model"]), "model": str(cfg["model.name"]),
+                   "backend": diag.get("backend", cfg.inference.backend),
+                   "body_model": diag.get("body_model", cfg.body.model), "model": str(cfg.model.name),
                    "device": device, "reconstruction": "node" if any(r.recon.startswith("by the node") for r in reports)
                    else ("off" if not options.reconstruct else "skipped" if recon.skip_reason else "demo process")},
         "node_diagnostics": diag,
@@ -430,10 +430,10 @@ def print_summary(summary: dict, cfg, out: Path, log=print) -> None:
     log(f"backend         {ran['backend']} (inference.backend)")
     log(f"body model      {ran['body_model']} (body.model)")
     log(f"model           {ran['model']} (model.name): {_model_note(ran['model'])}")
-    log(f"device          {ran['device']} (model.device={cfg['model.device']})")
+    log(f"device          {ran['device']} (model.device={cfg.model.device})")
     recon_line = {"node": "published by the node (recon.enabled=true)",
                   "demo process": f"run in the demo process on the received contacts (recon.enabled="
-                                  f"{str(bool(cfg['recon.enabled'])).lower()}: the node's meshes are canonical, at a "
+                                  f"{str(bool(cfg.recon.enabled)).lower()}: the node's meshes are canonical, at a "
                                   "fixed pose)",
                   "off": "off (--no-recon)",
                   "skipped": f"skipped: MediaPipe unavailable; {MEDIAPIPE_HINT}"}[ran["reconstruction"]]

@@ -302,11 +302,11 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
     from interactvlm_ros.evaluation.photo_sources import fetch_real_photos
     from interactvlm_ros.model import ContactPredictor
 
-    root = cache_dir(cfg["cache.dir"])
+    root = cache_dir(cfg.cache.dir)
     load_real_labels(labels)  # the file's own errors before the model loads; part names are checked below
-    if data_dir is None and cfg["body.model"] != "anny":
+    if data_dir is None and cfg.body.model != "anny":
         raise ValueError(f"the class prior is sampled from the synthetic generator, which poses Anny bodies: use "
-                         f"body.model=anny or give --data DIR (got body.model={cfg['body.model']})")
+                         f"body.model=anny or give --data DIR (got body.model={cfg.body.model})")
     predictor = ContactPredictor.from_config(cfg)
     body = predictor.body_model
     part_ids = body.part_vertex_ids()
@@ -337,5 +337,5 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
         prior_source = f"{prior_samples} training samples of synth --num {RECIPE_NUM} --seed {RECIPE_SEED}"
     preds, found = predict_real(predictor, photos.images, files, progress)
     out = score_real(photos.images, preds, prior, part_ids, found)
-    out.update({"model": cfg["model.name"], "real_labels": str(labels), "real_prior": prior_source})
+    out.update({"model": cfg.model.name, "real_labels": str(labels), "real_prior": prior_source})
     return out

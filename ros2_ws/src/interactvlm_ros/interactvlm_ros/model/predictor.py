@@ -124,21 +124,21 @@ class ContactPredictor:
     def from_config(cls, cfg) -> ContactPredictor:
         """From the parameter set: ``model.name`` (preset or directory), ``model.clip_dir``, ``model.device``,
         ``model.precision``, ``body.model`` (+ ``body.model_dir``), ``cache.dir``."""
-        loaded = load_model(cfg["model.name"], cfg["model.clip_dir"], cfg["model.device"], cfg["model.precision"])
+        loaded = load_model(cfg.model.name, cfg.model.clip_dir, cfg.model.device, cfg.model.precision)
         from interactvlm_ros.body import load_body_model
 
         body = load_body_model(cfg)
-        predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg["cache.dir"] or None)
-        predictor.set_answer(cfg["model.answer"], cfg["model.max_new_tokens"])
+        predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg.cache.dir or None)
+        predictor.set_answer(cfg.model.answer, cfg.model.max_new_tokens)
         from interactvlm_ros.engines.build import resolve_backend
 
-        backend = resolve_backend(cfg["inference.backend"], predictor.model.device)
+        backend = resolve_backend(cfg.inference.backend, predictor.model.device)
         if backend != "torch":
             from interactvlm_ros.config.paths import engines_dir
 
             try:
-                predictor.use_backend(backend, engines_dir(cfg["engines.cache_dir"]),
-                                      force_rebuild=bool(cfg["engines.force_rebuild"]), progress=True)
+                predictor.use_backend(backend, engines_dir(cfg.engines.cache_dir),
+                                      force_rebuild=bool(cfg.engines.force_rebuild), progress=True)
             except Exception as exc:  # noqa: BLE001 - an engine that cannot be built must not stop the node
                 import logging
 

@@ -38,9 +38,9 @@ class NodeComponents:
         body_model = getattr(predictor, "body_model", None) or load_body_model(cfg)
         body = body_topology(body_model)
         library = ObjectLibrary.from_config(cfg)
-        backend = str(getattr(predictor, "backend_name", cfg["inference.backend"]))
+        backend = str(getattr(predictor, "backend_name", cfg.inference.backend))
         load_s = time.monotonic() - t0
-        LOG.info("loaded model %s (%s backend), body %s (%d vertices) in %.1f s", cfg["model.name"], backend,
+        LOG.info("loaded model %s (%s backend), body %s (%d vertices) in %.1f s", cfg.model.name, backend,
                  body.name, body.num_vertices, load_s)
         return cls(predictor, body, library, backend, load_s)
 

@@ -117,18 +117,18 @@ class ContactNode:
         self.predictor = predictor
         self.body = body
         self.sink = sink
-        self.backend = backend or str(cfg["inference.backend"])
+        self.backend = backend or str(cfg.inference.backend)
         self.stats = NodeStats()
-        self.warnings = ThrottledWarnings(warn or LOG.warning, cfg["node.warn_throttle_s"])
+        self.warnings = ThrottledWarnings(warn or LOG.warning, cfg.node.warn_throttle_s)
         self.supervisor = Supervisor(on_death=self._on_thread_death)
-        self.queries = ObjectQueries(list(cfg["objects"]), cfg["node.max_objects"])
-        self.placement = FixedPlacement(distance_m=cfg["node.placement_distance_m"])
+        self.queries = ObjectQueries(list(cfg.objects.names), cfg.node.max_objects)
+        self.placement = FixedPlacement(distance_m=cfg.node.placement_distance_m)
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
         self.pipeline = ContactPipeline.from_config(cfg, predictor, objects_library, body.num_vertices)
         self.recon = self.pipeline.reconstruction
         self.slot: LatestSlot[Frame] = LatestSlot()
         streams = [s for s, key in (("camera_info", "topics.camera_info"), ("depth", "topics.depth")) if cfg[key]]
-        self.sync = ApproximateSync(streams, cfg["node.sync_tolerance_s"])
+        self.sync = ApproximateSync(streams, cfg.node.sync_tolerance_s)
         self.inputs = InputHealth(["image", "objects", *streams])
         self._handlers = {"image": self.on_image, "objects": self.on_objects, "camera_info": self.on_camera_info,
                           "depth": self.on_depth}
@@ -280,7 +280,7 @@ class ContactNode:
     # --- worker -------------------------------------------------------------------------------------------
     def active(self) -> bool:
         """Whether inference should run: someone subscribes to an output, or ``node.always_run``."""
-        return bool(self.cfg["node.always_run"]) or self.sink.subscriber_count() > 0
+        return bool(self.cfg.node.always_run) or self.sink.subscriber_count() > 0
 
     def _work(self, stop: threading.Event) -> None:
         """The worker loop: take the newest frame, run the pipeline, publish."""
@@ -296,7 +296,7 @@ class ContactNode:
 
     def _monitor(self, stop: threading.Event) -> None:
         """The diagnostics loop: every ``node.diagnostics_period_s``, and within 0.1 s of a reported problem."""
-        period = float(self.cfg["node.diagnostics_period_s"])
+        period = float(self.cfg.node.diagnostics_period_s)
         while not stop.is_set():
             self._diag_due.wait(max(0.0, period - (time.monotonic() - self._last_diag)))
             if stop.is_set():
@@ -340,14 +340,14 @@ class ContactNode:
 
     def _outputs(self, frame: Frame, result, attempt=None) -> FrameOutputs:
         now = time.monotonic()
-        rate = float(self.cfg["node.marker_rate_hz"])
-        with_markers = bool(self.cfg["node.publish_markers"]) and (rate == 0 or now - self._last_marker >= 1 / rate)
+        rate = float(self.cfg.node.marker_rate_hz)
+        with_markers = bool(self.cfg.node.publish_markers) and (rate == 0 or now - self._last_marker >= 1 / rate)
         if with_markers:
             self._last_marker = now
         human = None
         placed_objects: list[PlacedMesh] = []
         counts: dict[str, int] = {}
-        need_geometry = with_markers or bool(self.cfg["node.publish_clouds"])
+        need_geometry = with_markers or bool(self.cfg.node.publish_clouds)
         if result.num_body_vertices != self.body.num_vertices:
             raise InputError(f"model predicts on {result.num_body_vertices} body vertices but the body topology "
                              f"{self.body.mesh_id} has {self.body.num_vertices}")
@@ -390,8 +390,8 @@ class ContactNode:
             points = self.placement.place(v, lateral_m=lateral + half)
             lateral += 2 * half + self.placement.gap_m
             placed_objects.append(PlacedMesh(c.label, mesh.mesh_id, points, mesh.faces, obj_probs))
-        out = FrameOutputs(frame.header, result, float(self.cfg["contact.threshold"]), self.body.mesh_id, human,
-                           placed_objects, counts, with_markers, bool(self.cfg["node.publish_clouds"]))
+        out = FrameOutputs(frame.header, result, float(self.cfg.contact.threshold), self.body.mesh_id, human,
+                           placed_objects, counts, with_markers, bool(self.cfg.node.publish_clouds))
         if rec is not None:
             from interactvlm_ros.recon.scene import transform_to_tf
 
@@ -419,7 +419,7 @@ class ContactNode:
         all for ``node.watchdog_s``, or skipped reconstructions; OK otherwise."""
         snap = self.stats.snapshot()
         now = time.monotonic()
-        recent = max(5.0, 2 * float(self.cfg["node.diagnostics_period_s"]))
+        recent = max(5.0, 2 * float(self.cfg.node.diagnostics_period_s))
         active = self.active()
         problems: list[tuple[int, str]] = []
         death = self.supervisor.recent_death(recent)
@@ -459,7 +459,7 @@ class ContactNode:
             "objects": ", ".join(self.queries.current()),
             "object_names": self.predictor.describe_names(self.queries.current()),
             "backend": self.backend,
-            "model": str(self.cfg["model.name"]),
+            "model": str(self.cfg.model.name),
             "body_model": self.body.name,
             "active": str(active).lower(),
             "placement": self._placement_state(),
@@ -474,7 +474,7 @@ class ContactNode:
         if self.recon is not None:
             values.update({"recon_frames": str(self.recon.reconstructed), "recon_skipped": str(self.recon.skipped),
                            "recon_ms_p50": fmt(self.recon.ms_p50), "recon_last_skip": self.recon.last_reason})
-        return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg["node.name"]), values,
+        return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg.node.name), values,
                                  time.time_ns())
 
     def frame_accounting(self) -> dict[str, str]:
@@ -499,10 +499,10 @@ class ContactNode:
     def _watchdog(self, now: float, active: bool) -> list[tuple[int, str]]:
         """Liveness (``node.watchdog_s``; 0 = off): ERROR when images keep arriving but nothing was published
         for that long while there is work to do; WARN when no image arrived for that long."""
-        limit = float(self.cfg["node.watchdog_s"])
+        limit = float(self.cfg.node.watchdog_s)
         if limit <= 0 or self._started is None or now - self._started < limit:
             return []
-        topic = str(self.cfg["topics.image"])
+        topic = str(self.cfg.topics.image)
         silent = self.inputs.silent_for("image")
         if silent >= limit:
             return [(WARN, f"no image received on {topic} for {silent:.1f} s")]

@@ -116,11 +116,11 @@ class ObjectLibrary:
     # --- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Mapping) -> ObjectLibrary:
-        """From ``cfg["objects.library"]`` and ``cfg["objects.asset_dirs"]``; the folder of the parameter file
+        """From ``cfg.objects.library`` and ``cfg.objects.asset_dirs``; the folder of the parameter file
         (``cfg.source``, when it is a file) is an asset folder too."""
         source = Path(getattr(cfg, "source", None) or "")
         base = source.parent if source.name and source.is_file() else None
-        return cls.from_entries(cfg["objects.library"], base_dir=base, asset_dirs=cfg.get("objects.asset_dirs", ()))
+        return cls.from_entries(cfg.objects.library, base_dir=base, asset_dirs=cfg.get("objects.asset_dirs", ()))
 
     @classmethod
     def from_entries(cls, items: Iterable[str], base_dir: Path | None = None,

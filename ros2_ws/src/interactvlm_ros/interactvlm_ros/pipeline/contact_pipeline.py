@@ -59,10 +59,10 @@ class ContactPipeline:
         """The pipeline the parameters describe: ``node.object_contact``, and ``recon.enabled`` for the
         reconstruction (``track``: keep person tracks across frames, as a camera stream does)."""
         recon = None
-        if cfg["recon.enabled"]:
+        if cfg.recon.enabled:
             recon = ReconStage(cfg, body_model=getattr(predictor, "body_model", None), library=library,
                                num_body_vertices=num_body_vertices, track=track)
-        return cls(predictor, library, recon, bool(cfg["node.object_contact"]))
+        return cls(predictor, library, recon, bool(cfg.node.object_contact))
 
     def run(self, rgb: np.ndarray, objects: list[str], K: np.ndarray | None = None,
             depth: np.ndarray | None = None) -> PipelineResult:

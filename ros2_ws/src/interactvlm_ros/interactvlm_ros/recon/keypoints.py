@@ -131,8 +131,8 @@ class KeypointDetector:
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> KeypointDetector:
-        return cls(mediapipe_python(cfg["recon.keypoint_python"]), max_people=cfg["recon.max_people"],
-                   min_score=cfg["recon.min_visibility"])
+        return cls(mediapipe_python(cfg.recon.keypoint_python), max_people=cfg.recon.max_people,
+                   min_score=cfg.recon.min_visibility)
 
     # --- process ------------------------------------------------------------------------------------------
     def start(self) -> None:

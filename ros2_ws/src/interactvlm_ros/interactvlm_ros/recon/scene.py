@@ -127,19 +127,19 @@ class Reconstructor:
 
             body = load_body_model(cfg)
         self.body = body
-        self.fitter = BodyFitter(body, iterations=cfg["recon.iterations"],
-                                 pose_prior_weight=cfg["recon.pose_prior_weight"],
-                                 min_visibility=cfg["recon.min_visibility"])
-        self.object_fitter = ObjectFitter(iterations=cfg["recon.object_iterations"],
-                                          penetration_weight=cfg["recon.penetration_weight"])
-        self.tracker = PersonTracker(max_distance_m=cfg["recon.track_max_distance_m"])
+        self.fitter = BodyFitter(body, iterations=cfg.recon.iterations,
+                                 pose_prior_weight=cfg.recon.pose_prior_weight,
+                                 min_visibility=cfg.recon.min_visibility)
+        self.object_fitter = ObjectFitter(iterations=cfg.recon.object_iterations,
+                                          penetration_weight=cfg.recon.penetration_weight)
+        self.tracker = PersonTracker(max_distance_m=cfg.recon.track_max_distance_m)
         self._detector = detector
         if library is None:
             from interactvlm_ros.objects import ObjectLibrary
 
             library = ObjectLibrary.from_config(cfg)
         self.library = library
-        self.threshold = float(cfg["contact.threshold"])
+        self.threshold = float(cfg.contact.threshold)
 
     @property
     def detector(self):
@@ -157,7 +157,7 @@ class Reconstructor:
         """From a CameraInfo ``k`` (9 numbers) when given, else the default field of view."""
         if k is not None:
             return Intrinsics.from_k(k, width, height)
-        return Intrinsics.from_fov(width, height, self.cfg["camera.default_fov_deg"])
+        return Intrinsics.from_fov(width, height, self.cfg.camera.default_fov_deg)
 
     def reconstruct(self, image_rgb: np.ndarray, contacts: ContactResult | None = None,
                     intrinsics: Intrinsics | None = None, depth: np.ndarray | None = None,

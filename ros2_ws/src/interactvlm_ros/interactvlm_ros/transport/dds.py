@@ -83,7 +83,7 @@ def resolve_topic(name: str, node_name: str, namespace: str = "") -> str:
 
 def domain_id(cfg: Mapping[str, Any]) -> int:
     """``dds.domain_id``, or ``$ROS_DOMAIN_ID`` when it is -1 (default 0)."""
-    return domain_id_from_env(int(cfg["dds.domain_id"]))
+    return domain_id_from_env(int(cfg.dds.domain_id))
 
 
 def dds_qos(spec: QosSpec) -> Qos:
@@ -153,8 +153,8 @@ class DdsTransport:
 
     def __init__(self, cfg: Mapping[str, Any], participant: DdsParticipant | None = None) -> None:
         self.cfg = cfg
-        self.node_name = str(cfg["node.name"])
-        self.namespace = str(cfg["node.namespace"])
+        self.node_name = str(cfg.node.name)
+        self.namespace = str(cfg.node.namespace)
         self.participant = participant or DdsParticipant(domain_id(cfg))
         self._owns_participant = participant is None
         keys = [e.key for e in (*endpoints.OUTPUTS, endpoints.TOPOLOGY, *endpoints.inputs(cfg))]

@@ -62,10 +62,10 @@ FRAME_OUTPUTS = ("contacts", "markers", "human_cloud", "object_cloud")
 def image_qos(cfg: Mapping[str, Any]) -> QosSpec:
     """Images and depth: ``qos.image_reliability`` (SensorDataQoS = best effort by default), keep last
     ``qos.image_depth``."""
-    reliability = str(cfg["qos.image_reliability"])
+    reliability = str(cfg.qos.image_reliability)
     if reliability not in RELIABILITIES:
         raise ValueError(f"qos.image_reliability must be one of {', '.join(RELIABILITIES)}; got {reliability!r}")
-    return QosSpec(reliability, int(cfg["qos.image_depth"]))
+    return QosSpec(reliability, int(cfg.qos.image_depth))
 
 
 INPUT_TYPES = {"image": "sensor_msgs/msg/Image", "objects": "std_msgs/msg/String",

@@ -63,8 +63,8 @@ def input_codecs(cfg: Mapping[str, Any], deserializers: Mapping[str, Callable[[b
     bytes -> message with the transport's deserializer, message -> value with the strict numpy decoders bounded
     by ``node.max_image_pixels`` (``image`` replaces the image decoder, e.g. cv_bridge's). Images without a frame
     id get ``node.camera_frame``."""
-    limit = int(cfg["node.max_image_pixels"])
-    camera_frame = str(cfg["node.camera_frame"])
+    limit = int(cfg.node.max_image_pixels)
+    camera_frame = str(cfg.node.camera_frame)
     convert = {
         "image": functools.partial(_stamped, image or functools.partial(decode_image, max_pixels=limit),
                                    camera_frame),

@@ -137,7 +137,7 @@ def cv_bridge_image(cfg) -> Callable[[Any], np.ndarray] | None:
     except ImportError:
         return None
     bridge = CvBridge()
-    limit = int(cfg["node.max_image_pixels"])
+    limit = int(cfg.node.max_image_pixels)
 
     def image(msg) -> np.ndarray:
         image_pixels(msg, limit)  # validates encoding, size, step, data length (names the field)
@@ -248,10 +248,10 @@ class InteractVLMNode(LifecycleNode):
         self._output_publishers = {e.key: self.create_lifecycle_publisher(ROS_TYPES[e.ros_type],
                                                                           cfg[f"topics.{e.key}"], ros_qos(e.qos))
                                    for e in endpoints.OUTPUTS}
-        topology = functools.partial(self._topology_publisher, cfg["topics.topology"])
+        topology = functools.partial(self._topology_publisher, cfg.topics.topology)
         sink = RclpySink(self._output_publishers, topology)
         self.core = self.parts.build_node(cfg, sink, warn=self.get_logger().warning)
-        self.get_logger().info(f"configured: model {cfg['model.name']} ({self.parts.backend}), body "
+        self.get_logger().info(f"configured: model {cfg.model.name} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
         return TransitionCallbackReturn.SUCCESS
 
@@ -265,8 +265,8 @@ class InteractVLMNode(LifecycleNode):
         self._input_subscriptions = [self._raw_subscription(core, e.key, ROS_TYPES[e.ros_type], ros_qos(e.qos),
                                                             codecs[e.key]) for e in endpoints.inputs(cfg)]
         self._poll_timer = self.create_timer(0.05, core.poll)
-        self.get_logger().info(f"active: {self.resolve_topic_name(cfg['topics.image'])} -> "
-                               f"{self.resolve_topic_name(cfg['topics.contacts'])}")
+        self.get_logger().info(f"active: {self.resolve_topic_name(cfg.topics.image)} -> "
+                               f"{self.resolve_topic_name(cfg.topics.contacts)}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -1,8 +1,9 @@
 """``interactvlm infer … --reconstruct``: place the people and the queried objects in the camera frame and write
 posed meshes (PLY, camera frame, contact in red) and ``scene_recon.png`` (meshes drawn over the image).
 
-For each found object that has a mesh in ``objects.library``, object contact is predicted on that mesh
-(``predict_object``) so the pose fit can use both sides of the contact.
+The contacts and the reconstruction come from the one pipeline
+(:class:`~interactvlm_ros.pipeline.contact_pipeline.ContactPipeline`): for each found object that has a mesh in
+``objects.library``, object contact is predicted on that mesh so the pose fit can use both sides of the contact.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the heavy modules load only when --reconstruct is used
-    from interactvlm_ros.pipeline.result import ContactResult
-    from interactvlm_ros.recon.camera import Intrinsics
-    from interactvlm_ros.recon.scene import Reconstruction
+    from interactvlm_ros.pipeline.reconstruction import ReconAttempt
 
 
 def add_arguments(parser) -> None:
@@ -29,16 +28,17 @@ def add_arguments(parser) -> None:
                         help="aligned depth image for --reconstruct: 16-bit PNG in mm or .npy in metres")
 
 
-def parse_intrinsics(text: str | None, width: int, height: int, fov_deg: float) -> Intrinsics:
-    from interactvlm_ros.recon.camera import Intrinsics
-
+def parse_intrinsics(text: str | None) -> np.ndarray | None:
+    """``--intrinsics FX,FY,CX,CY`` -> ``K [3,3]``; None (no option): ``camera.default_fov_deg``."""
     if not text:
-        return Intrinsics.from_fov(width, height, fov_deg)
+        return None
     try:
         fx, fy, cx, cy = (float(x) for x in text.split(","))
     except ValueError:
         raise ValueError(f"--intrinsics expects FX,FY,CX,CY (4 numbers), got {text!r}") from None
-    return Intrinsics.from_k([fx, 0, cx, 0, fy, cy, 0, 0, 1], width, height)
+    if fx <= 0 or fy <= 0:
+        raise ValueError(f"--intrinsics: focal lengths must be positive, got fx={fx}, fy={fy}")
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def read_depth(path: str | None) -> np.ndarray | None:
@@ -54,40 +54,14 @@ def read_depth(path: str | None) -> np.ndarray | None:
     return np.asarray(Image.open(p))
 
 
-def add_object_contact(predictor, image_rgb: np.ndarray, result: ContactResult, library) -> None:
-    """Fill ``object_probs`` of found contacts with the model's contact on the library mesh (in place); the
-    image is encoded once for all of them."""
-    image = predictor.encode(image_rgb)
-    for oc in result.contacts:
-        if not oc.found or oc.object_probs is not None:
-            continue
-        label = library.lookup(oc.label)
-        if label is None:
-            continue
-        mesh = library.mesh(label)
-        obj = predictor.predict_object(image, mesh.vertices, mesh.faces, oc.label, mesh_id=library.mesh_id(label))
-        if obj.contacts and obj.contacts[0].found:
-            oc.object_probs = obj.contacts[0].object_probs
-            oc.object_mesh_id = library.mesh_id(label)
-
-
-def reconstruct_and_write(args, cfg, predictor, image_rgb: np.ndarray, result: ContactResult | None,
-                          out: Path) -> Reconstruction:
-    """Run the reconstruction for ``interactvlm infer`` and write its files into ``out``."""
+def write_reconstruction(out: Path, image_rgb: np.ndarray, attempt: ReconAttempt) -> int:
+    """Write the reconstruction's files into ``out`` and print what was placed; 1 when it was skipped."""
     from interactvlm_ros.recon.overlay import write_outputs
-    from interactvlm_ros.recon.scene import Reconstructor
 
-    h, w = image_rgb.shape[:2]
-    intr = parse_intrinsics(getattr(args, "intrinsics", None), w, h, cfg["camera.default_fov_deg"])
-    depth = read_depth(getattr(args, "depth", None))
-    body = getattr(predictor, "body_model", None) if predictor is not None else None
-    recon = Reconstructor(cfg, body=body)
-    try:
-        if result is not None and predictor is not None:
-            add_object_contact(predictor, image_rgb, result, recon.library)
-        rec = recon.reconstruct(image_rgb, contacts=result, intrinsics=intr, depth=depth, track=False)
-    finally:
-        recon.close()
+    rec = attempt.reconstruction
+    if rec is None:
+        print(f"interactvlm infer: reconstruction skipped: {attempt.reason}")
+        return 1
     paths = write_outputs(out, "scene", image_rgb, rec)
     for b in rec.bodies:
         t = b.transform_camera_body[:3, 3]
@@ -102,4 +76,4 @@ def reconstruct_and_write(args, cfg, predictor, image_rgb: np.ndarray, result: C
         print(f"note: {note}")
     print("wrote " + ", ".join(p.name for p in paths) + " (" + ", ".join(
         f"{k} {v:.0f} ms" for k, v in rec.timings_ms.items()) + ")")
-    return rec
+    return 0
