@@ -198,6 +198,63 @@ def test_lifecycle_node_end_to_end(context):
         node.destroy_node()
 
 
+def test_ros2_param_set_changes_threshold_and_objects_live_and_refuses_reload_parameters(context):
+    """``set_parameters`` (what ``ros2 param set`` calls) on the active lifecycle node: live parameters show in
+    the next ContactArray; a parameter read at configure is refused with a reason to reconfigure; a bad value is
+    refused with the schema's message."""
+    from rclpy.parameter import Parameter
+
+    os.environ["CYCLONEDDS_URI"] = loopback_env()["CYCLONEDDS_URI"]
+    rclpy.init(context=context, args=["test", "--ros-args", "--params-file", SHIPPED, "-r", "__node:=live_params",
+                                      "-p", "model.device:=cpu", "-p", "objects:=[cup]",
+                                      "-p", "node.marker_rate_hz:=0.0"], domain_id=DOMAIN + 20)
+    node = InteractVLMNode(context=context)
+    peer = rclpy.create_node("rclpy_live_peer", context=context)
+    contacts = []
+    peer.create_subscription(ivm_msgs.ContactArray, "/live_params/contacts", contacts.append, OUTPUT_QOS)
+    image_pub = peer.create_publisher(RosImage, "/image", qos_profile_sensor_data)
+    spinner = Spinner(context, node, peer)
+
+    def answer(stamp):
+        image_pub.publish(ros_image(stamp))
+        assert wait_for(lambda: any(stamp_of(m) == stamp for m in contacts), 120), "no ContactArray"
+        return next(m for m in contacts if stamp_of(m) == stamp)
+
+    try:
+        # unconfigured: anything valid may be set (configure reads it)
+        assert node.set_parameters([Parameter("model.precision", value="fp32")])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_for(lambda: peer.count_subscribers("/image") >= 1, 20)
+        msg = answer(1_700_000_000_000_000_001)
+        assert [c.object_label for c in msg.contacts] == ["cup"] and msg.contacts[0].threshold == pytest.approx(0.5)
+        results = node.set_parameters_atomically([Parameter("contact.threshold", value=0.9),
+                                                  Parameter("objects", value=["bottle", "cup"])])
+        assert results.successful, results.reason
+        msg = answer(1_700_000_000_000_000_002)
+        assert [c.object_label for c in msg.contacts] == ["bottle", "cup"]
+        assert all(c.threshold == pytest.approx(0.9) for c in msg.contacts)
+        assert all(min(c.human_probabilities, default=1.0) >= 0.9 for c in msg.contacts)
+        # read at configure: refused while configured, with the way to change it
+        refused = node.set_parameters([Parameter("model.device", value="cuda")])[0]
+        assert not refused.successful and "'model.device'" in refused.reason and "cleanup" in refused.reason
+        assert node.get_parameter("model.device").value == "cpu"
+        bad = node.set_parameters([Parameter("model.device", value="gpu")])[0]
+        assert not bad.successful and "expects one of 'auto', 'cpu', 'cuda', got 'gpu'" in bad.reason
+        too_many = node.set_parameters([Parameter("objects", value=[f"o{i}" for i in range(9)])])[0]
+        assert not too_many.successful and "node.max_objects" in too_many.reason
+        assert node.cfg.objects.names == ("bottle", "cup")
+        # after cleanup the refused parameter may be set, and configure uses it
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.set_parameters([Parameter("model.answer", value="Sure, [SEG].")])[0].successful
+        assert node.read_config().model.answer == "Sure, [SEG]." and node.read_config().contact.threshold == 0.9
+    finally:
+        spinner.stop()
+        peer.destroy_node()
+        node.destroy_node()
+
+
 # --- the dds transport seen from ROS 2 ---------------------------------------------------------------------
 def test_ros2_subscriber_receives_dds_transport_outputs(context, tmp_path):
     domain = DOMAIN + 50

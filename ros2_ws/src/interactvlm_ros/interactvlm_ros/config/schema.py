@@ -23,6 +23,12 @@ class Param:
     min: float | None = None
     max: float | None = None
 
+    @property
+    def live(self) -> bool:
+        """Whether a running node takes a new value at once (``ros2 param set``); the others are read at
+        *configure* and a configured node refuses to change them (:data:`LIVE_PARAMETERS`)."""
+        return self.name in LIVE_PARAMETERS
+
     def describe(self) -> str:
         """Human-readable expected type, e.g. ``int in [64, 4096]`` or ``one of 'a', 'b'``."""
         if self.choices:
@@ -46,10 +52,19 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("auto", "rclpy", "dds")),
     Param("dds.domain_id", "int", -1, "DDS domain for the dds transport; -1 reads ROS_DOMAIN_ID (default 0).",
           min=-1, max=232),
-    Param("topics.image", "str", "image", "Input sensor_msgs/Image topic."),
-    Param("topics.camera_info", "str", "camera_info", "Optional sensor_msgs/CameraInfo topic paired with the "
-          "image by timestamp; empty disables it."),
-    Param("topics.depth", "str", "", "Optional depth sensor_msgs/Image (16UC1 mm or 32FC1 m); empty disables it."),
+    Param("topics.image", "str", "image", "Input image base topic, as image_transport names it: the "
+          "sensor_msgs/Image itself (topics.image_transport raw) or <topics.image>/compressed."),
+    Param("topics.image_transport", "str", "raw", "How the image arrives: raw (sensor_msgs/Image on topics.image) "
+          "or compressed (sensor_msgs/CompressedImage, JPEG or PNG as image_transport's compressed plugin publishes "
+          "it, on <topics.image>/compressed).", choices=("raw", "compressed")),
+    Param("topics.camera_info", "str", "auto", "Optional sensor_msgs/CameraInfo topic paired with the image by "
+          "timestamp; auto = the image topic's sibling as image_transport names it (/camera/color/image_raw -> "
+          "/camera/color/camera_info); empty disables it; any other value is the topic."),
+    Param("topics.depth", "str", "", "Optional depth base topic (sensor_msgs/Image 16UC1 mm or 32FC1 m); empty "
+          "disables it."),
+    Param("topics.depth_transport", "str", "raw", "How depth arrives: raw (sensor_msgs/Image on topics.depth) or "
+          "compressedDepth (sensor_msgs/CompressedImage, 16-bit PNG as image_transport's compressedDepth plugin "
+          "publishes it, on <topics.depth>/compressedDepth).", choices=("raw", "compressedDepth")),
     Param("topics.objects", "str", "~/objects", "Input std_msgs/String of comma-separated object names that "
           "replaces the objects parameter at run time."),
     Param("topics.contacts", "str", "~/contacts", "Output interactvlm_msgs/ContactArray (reliable)."),
@@ -101,6 +116,12 @@ PARAMETERS: tuple[Param, ...] = (
           "10475x6890) used to transfer SMPL/SMPL-H contact to SMPL-X."),
     Param("contact.threshold", "float", 0.5, "Probability at which a vertex counts as in contact.",
           min=0.0, max=1.0),
+    Param("contact.person_gate", "str", "auto", "Person evidence before contact (MediaPipe pose + hand detectors "
+          "in the keypoint worker, overlapping the model): a frame with no person gets every contact found=false, "
+          "reason 'no person in the image (...)'; found contacts carry the evidence in Contact.confidence. auto = "
+          "on where the MediaPipe environment runs, else contacts are published unchecked with reason 'person gate "
+          "unavailable: ...'; on = no evidence (or no MediaPipe) means no contact; off = no gate.",
+          choices=("auto", "on", "off")),
     Param("cache.dir", "str", "", "Cache for canonical renders, SAM embeddings and the Anny build; "
           "empty = $INTERACTVLM_CACHE_DIR or ~/.cache/interactvlm."),
     # --- objects and 3D reconstruction (recon) --------------------------------------------------
@@ -168,3 +189,13 @@ PARAMETERS: tuple[Param, ...] = (
 )
 
 PARAMETERS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
+
+LIVE_PARAMETERS: frozenset[str] = frozenset({
+    "objects", "contact.threshold",
+    "node.always_run", "node.sync_tolerance_s", "node.max_objects", "node.publish_markers", "node.marker_rate_hz",
+    "node.publish_clouds", "node.object_contact", "node.placement_distance_m", "node.diagnostics_period_s",
+    "node.warn_throttle_s", "node.watchdog_s",
+})
+"""Parameters a running node applies at once (``ContactNode.apply``). Every other one (model, backend, device,
+engines, body model, transport, DDS, topics, QoS, recon, input limits...) is read at *configure*: the rclpy node
+refuses to change it while configured, with a reason that says to clean up, set it and configure again."""

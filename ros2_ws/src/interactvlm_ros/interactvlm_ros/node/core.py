@@ -173,6 +173,23 @@ class ContactNode:
     def running(self) -> bool:
         return self.supervisor.alive(WORKER)
 
+    def apply(self, cfg: Mapping[str, Any]) -> None:
+        """Take new values of the live parameters (``config/schema.py`` ``LIVE_PARAMETERS``) while running: the
+        worker and monitor read them from ``cfg`` from the next frame / report on; a changed ``objects``
+        replaces the current object list (also one set by ``~/objects``). ``cfg`` must equal the current one in
+        every other key (``node.live_parameters.update_parameters`` checks that)."""
+        old, self.cfg = self.cfg, cfg
+        self.warnings.period_s = float(cfg.node.warn_throttle_s)
+        self.sync.tolerance_s = float(cfg.node.sync_tolerance_s)
+        self.pipeline.object_contact = bool(cfg.node.object_contact)
+        if tuple(cfg.objects.names) != tuple(old.objects.names) or cfg.node.max_objects != old.node.max_objects:
+            names = list(cfg.objects.names) if cfg.objects.names != old.objects.names else None
+            self.queries.replace(names, cfg.node.max_objects)
+        if cfg.node.placement_distance_m != old.node.placement_distance_m:
+            placement = FixedPlacement(distance_m=cfg.node.placement_distance_m)
+            self._placed_body, self.placement = placement.place(self.body.vertices), placement
+        self._diag_due.set()
+
     # --- inputs (transport threads) ----------------------------------------------------------------------
     def on_serialized(self, topic: str, payload: bytes, codec: InputCodec) -> None:
         """One received sample of ``topic`` as bytes: deserialize, convert and handle it, each step inside its
@@ -296,8 +313,8 @@ class ContactNode:
 
     def _monitor(self, stop: threading.Event) -> None:
         """The diagnostics loop: every ``node.diagnostics_period_s``, and within 0.1 s of a reported problem."""
-        period = float(self.cfg.node.diagnostics_period_s)
         while not stop.is_set():
+            period = float(self.cfg.node.diagnostics_period_s)  # live parameter: read every round
             self._diag_due.wait(max(0.0, period - (time.monotonic() - self._last_diag)))
             if stop.is_set():
                 return

@@ -67,6 +67,14 @@ class ObjectQueries:
         with self._lock:
             return list(self._names)
 
+    def replace(self, names: list[str] | None, max_objects: int) -> None:
+        """New ``objects`` / ``node.max_objects`` parameters (validated by the caller): ``names`` (None keeps
+        the current list) replaces the list, the limit applies to later queries."""
+        with self._lock:
+            self.max_objects = int(max_objects)
+            if names is not None:
+                self._names = parse_object_query(",".join(names), self.max_objects) if names else []
+
     def update(self, text: str) -> list[str]:
         """Replace the list from a ``~/objects`` message; :class:`QueryError` (list unchanged) when invalid."""
         try:

@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -54,6 +60,7 @@ from interactvlm_ros.config.loader import Config, ConfigError, validate_value
 from interactvlm_ros.config.schema import PARAMETERS, PARAMETERS_BY_NAME, Param
 from interactvlm_ros.node.core import ContactNode
 from interactvlm_ros.node.inputs import InputCodec
+from interactvlm_ros.node.live_parameters import update_parameters
 from interactvlm_ros.node.outputs import DiagnosticsReport, FrameOutputs
 from interactvlm_ros.pipeline.result import MeshTopology
 from interactvlm_ros.transport import endpoints, node_messages
@@ -101,6 +108,11 @@ def parameter_descriptor(p: Param) -> ParameterDescriptor:
                                                      to_value=float(p.max if p.max is not None else 1e308),
                                                      step=0.0)]
     return d
+
+
+def _plain(value: Any) -> Any:
+    """A ROS parameter value as the schema's Python value (arrays -> lists)."""
+    return list(value) if not isinstance(value, (str, bytes)) and hasattr(value, "__len__") else value
 
 
 def _ros_default(p: Param) -> Any:
@@ -204,6 +216,8 @@ class InteractVLMNode(LifecycleNode):
         self._output_publishers: dict[str, Any] = {}
         self._input_subscriptions: list[Any] = []
         self._poll_timer = None
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
     # --- parameters -----------------------------------------------------------------------------------------
     def read_config(self) -> Config:
@@ -226,6 +240,36 @@ class InteractVLMNode(LifecycleNode):
             raise ConfigError(f"unknown parameter(s) for {self.get_fully_qualified_name()}: {', '.join(unknown)}")
         values["node.name"] = self.get_name()  # the real name (launch / --ros-args -r __node:=... may change it)
         return Config(values, source="ROS parameters")
+
+    def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """``ros2 param set``: validate like the parameter file; while configured, refuse parameters that are
+        read at configure (the reason says to reconfigure). rclpy has checked type and range already."""
+        changes = {p.name: _plain(p.value) for p in params if p.name in PARAMETERS_BY_NAME}
+        cfg = self.cfg
+        if cfg is None:  # unconfigured: any valid value is taken; configure reads it
+            try:
+                cfg = self.read_config()
+            except ConfigError:  # reported at configure; check the new values on their own
+                cfg = Config({p.name: p.default for p in PARAMETERS}, source="ROS parameters")
+        update = update_parameters(cfg, changes, configured=self.core is not None)
+        if not update.ok:
+            reason = "; ".join(update.reasons)
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list[Parameter]) -> None:
+        """After a successful set: a configured node applies the new live values to the running core."""
+        core, cfg = self.core, self.cfg
+        if core is None or cfg is None:
+            return
+        changes = {p.name: _plain(p.value) for p in params if p.name in PARAMETERS_BY_NAME}
+        update = update_parameters(cfg, changes)
+        if update.ok and update.changed:
+            self.cfg = update.config
+            core.apply(update.config)
+            self.get_logger().info("parameters applied: " + ", ".join(f"{k}={update.config[k]!r}"
+                                                                      for k in update.changed))
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
