@@ -29,12 +29,22 @@ class TopicsSettings:
     """The ``topics.*`` parameters."""
 
     image: str
-    """``topics.image``: Input sensor_msgs/Image topic."""
+    """``topics.image``: Input image base topic, as image_transport names it: the sensor_msgs/Image itself
+    (topics.image_transport raw) or <topics.image>/compressed."""
+    image_transport: str
+    """``topics.image_transport``: How the image arrives: raw (sensor_msgs/Image on topics.image) or compressed
+    (sensor_msgs/CompressedImage, JPEG or PNG as image_transport's compressed plugin publishes it, on
+    <topics.image>/compressed)."""
     camera_info: str
-    """``topics.camera_info``: Optional sensor_msgs/CameraInfo topic paired with the image by timestamp; empty
-    disables it."""
+    """``topics.camera_info``: Optional sensor_msgs/CameraInfo topic paired with the image by timestamp; auto = the
+    image topic's sibling as image_transport names it (/camera/color/image_raw -> /camera/color/camera_info);
+    empty disables it; any other value is the topic."""
     depth: str
-    """``topics.depth``: Optional depth sensor_msgs/Image (16UC1 mm or 32FC1 m); empty disables it."""
+    """``topics.depth``: Optional depth base topic (sensor_msgs/Image 16UC1 mm or 32FC1 m); empty disables it."""
+    depth_transport: str
+    """``topics.depth_transport``: How depth arrives: raw (sensor_msgs/Image on topics.depth) or compressedDepth
+    (sensor_msgs/CompressedImage, 16-bit PNG as image_transport's compressedDepth plugin publishes it, on
+    <topics.depth>/compressedDepth)."""
     objects: str
     """``topics.objects``: Input std_msgs/String of comma-separated object names that replaces the objects parameter
     at run time."""
@@ -57,8 +67,10 @@ class TopicsSettings:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> TopicsSettings:
-        return cls(image=values["topics.image"], camera_info=values["topics.camera_info"], depth=values["topics.depth"],
-            objects=values["topics.objects"], contacts=values["topics.contacts"], markers=values["topics.markers"],
+        return cls(image=values["topics.image"], image_transport=values["topics.image_transport"],
+            camera_info=values["topics.camera_info"], depth=values["topics.depth"],
+            depth_transport=values["topics.depth_transport"], objects=values["topics.objects"],
+            contacts=values["topics.contacts"], markers=values["topics.markers"],
             human_cloud=values["topics.human_cloud"], object_cloud=values["topics.object_cloud"],
             topology=values["topics.topology"], diagnostics=values["topics.diagnostics"], tf=values["topics.tf"])
 
@@ -182,10 +194,16 @@ class ContactSettings:
 
     threshold: float
     """``contact.threshold``: Probability at which a vertex counts as in contact."""
+    person_gate: str
+    """``contact.person_gate``: Person evidence before contact (MediaPipe pose + hand detectors in the keypoint
+    worker, overlapping the model): a frame with no person gets every contact found=false, reason 'no person in
+    the image (...)'; found contacts carry the evidence in Contact.confidence. auto = on where the MediaPipe
+    environment runs, else contacts are published unchecked with reason 'person gate unavailable: ...'; on = no
+    evidence (or no MediaPipe) means no contact; off = no gate."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ContactSettings:
-        return cls(threshold=values["contact.threshold"])
+        return cls(threshold=values["contact.threshold"], person_gate=values["contact.person_gate"])
 
 
 @dataclass(frozen=True)

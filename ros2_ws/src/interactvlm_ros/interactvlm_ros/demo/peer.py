@@ -91,8 +91,14 @@ class RobotPeer:
         node, ns = str(cfg.node.name), str(cfg.node.namespace)
         if not cfg.topics.camera_info:
             raise ValueError("the demo publishes CameraInfo: topics.camera_info must not be empty")
+        if cfg.topics.image_transport != "raw":
+            raise ValueError("the demo publishes raw sensor_msgs/Image: topics.image_transport must be raw")
         inputs = [e for e in endpoints.inputs(cfg) if e.key != "depth"]
-        self.topics = {e.key: resolve_topic(str(cfg[f"topics.{e.key}"]), node, ns) for e in (*OUTPUTS, *inputs)}
+
+        def resolve(name: str) -> str:
+            return resolve_topic(name, node, ns)
+
+        self.topics = {e.key: resolve(endpoints.topic_name(cfg, e.key, resolve)) for e in (*OUTPUTS, *inputs)}
         self.bag = bag
         self._conn = {e.key: bag.add_topic(self.topics[e.key], e.ros_type, [bag_qos(e.qos)])
                       for e in (*inputs, *OUTPUTS)}

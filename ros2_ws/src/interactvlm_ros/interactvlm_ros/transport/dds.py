@@ -4,6 +4,9 @@ ROS topic ``/a/b`` is DDS topic ``rt/a/b``; types are the ``pkg::msg::dds_::Type
 ``transport/msgs`` (final, XCDR1, keyless) with the REP-2011 type hash in USER_DATA, so ``ros2 topic echo``
 and rclpy subscribers on rmw_cyclonedds_cpp / rmw_fastrtps_cpp see ordinary ROS topics.
 
+Input topics are named as image_transport names them (``endpoints.input_topic``): ``<image>/compressed`` for
+compressed images, camera info on the image's sibling ``camera_info`` unless ``topics.camera_info`` names one.
+
 QoS as ROS does it (REP-2003): the image (and depth) subscription is SensorDataQoS by default (best effort,
 keep last ``qos.image_depth`` = 5), or reliable (``qos.image_reliability``); camera info and object queries
 are reliable keep-last 10; outputs are reliable keep-last 10; the mesh topology is latched (reliable,
@@ -158,7 +161,8 @@ class DdsTransport:
         self.participant = participant or DdsParticipant(domain_id(cfg))
         self._owns_participant = participant is None
         keys = [e.key for e in (*endpoints.OUTPUTS, endpoints.TOPOLOGY, *endpoints.inputs(cfg))]
-        self.names = {key: resolve_topic(str(cfg[f"topics.{key}"]), self.node_name, self.namespace) for key in keys}
+        resolve = self.resolve
+        self.names = {key: resolve(endpoints.topic_name(cfg, key, resolve)) for key in keys}
         self._writers: dict[str, DataWriter] = {}
         self._readers: dict[str, DataReader] = {}
         self._codecs: dict[str, InputCodec] = {}
@@ -166,6 +170,10 @@ class DdsTransport:
         self._guard: GuardCondition | None = None
         self._write_lock = threading.Lock()
         self.node = None
+
+    def resolve(self, name: str) -> str:
+        """ROS name resolution in this node's name and namespace (:func:`resolve_topic`)."""
+        return resolve_topic(name, self.node_name, self.namespace)
 
     # --- OutputSink ----------------------------------------------------------------------------------------
     def open(self) -> DdsTransport:

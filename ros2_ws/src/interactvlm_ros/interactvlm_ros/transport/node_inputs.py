@@ -2,8 +2,11 @@
 depth, object query text. The only place that reads input message fields; both transports and bag processing
 build their :class:`~interactvlm_ros.node.inputs.InputCodec` here.
 
+Images and depth arrive raw (``sensor_msgs/Image``) or compressed (``sensor_msgs/CompressedImage``:
+``topics.image_transport: compressed``, ``topics.depth_transport: compressedDepth``) and decode to the same values.
 Checks (each a ``ValueError`` naming the field): an image's encoding, size, ``step``, data length and
-``node.max_image_pixels``; CameraInfo intrinsics; a ``header.frame_id`` the outputs and TF cannot carry
+``node.max_image_pixels`` (for a compressed image from the file header, before decompressing); corrupt compressed
+data; CameraInfo intrinsics; a ``header.frame_id`` the outputs and TF cannot carry
 (control characters, U+FFFD — invalid UTF-8 as rclpy decodes it — or over 256 characters).
 """
 
@@ -18,7 +21,13 @@ from interactvlm_ros.node.inputs import Calibration, InputCodec, Stamped
 from interactvlm_ros.node.outputs import FrameHeader
 from interactvlm_ros.node.queries import REPLACEMENT_CHARACTER
 from interactvlm_ros.transport import endpoints
-from interactvlm_ros.transport.image_codec import decode_camera_info, decode_depth, decode_image
+from interactvlm_ros.transport.image_codec import (
+    decode_camera_info,
+    decode_compressed_depth,
+    decode_compressed_image,
+    decode_depth,
+    decode_image,
+)
 from interactvlm_ros.transport.msgs import MESSAGE_TYPES
 
 MAX_FRAME_ID_CHARS = 256
@@ -61,15 +70,19 @@ def input_codecs(cfg: Mapping[str, Any], deserializers: Mapping[str, Callable[[b
                  image: Callable[[Any], Any] | None = None) -> dict[str, InputCodec]:
     """The codec of each input topic in ``deserializers`` (``image``, ``objects``, ``camera_info``, ``depth``):
     bytes -> message with the transport's deserializer, message -> value with the strict numpy decoders bounded
-    by ``node.max_image_pixels`` (``image`` replaces the image decoder, e.g. cv_bridge's). Images without a frame
-    id get ``node.camera_frame``."""
+    by ``node.max_image_pixels`` (``image`` replaces the raw image decoder, e.g. cv_bridge's; compressed images
+    always use :func:`decode_compressed_image`). The deserializers must produce the types of
+    :func:`endpoints.input_types`. Images without a frame id get ``node.camera_frame``."""
     limit = int(cfg.node.max_image_pixels)
     camera_frame = str(cfg.node.camera_frame)
+    if endpoints.transport(cfg, "image") == "compressed":
+        image = functools.partial(decode_compressed_image, max_pixels=limit)
+    depth = decode_compressed_depth if endpoints.transport(cfg, "depth") == "compressedDepth" else decode_depth
     convert = {
         "image": functools.partial(_stamped, image or functools.partial(decode_image, max_pixels=limit),
                                    camera_frame),
         "camera_info": functools.partial(_stamped, calibration, ""),
-        "depth": functools.partial(_stamped, functools.partial(decode_depth, max_pixels=limit), ""),
+        "depth": functools.partial(_stamped, functools.partial(depth, max_pixels=limit), ""),
         "objects": _query_text,
     }
     return {topic: InputCodec(deserialize, convert[topic]) for topic, deserialize in deserializers.items()}
@@ -78,4 +91,13 @@ def input_codecs(cfg: Mapping[str, Any], deserializers: Mapping[str, Callable[[b
 def wire_codecs(cfg: Mapping[str, Any]) -> dict[str, InputCodec]:
     """The codecs over this package's wire types (``transport/msgs``): the dds transport, bags and tests."""
     return input_codecs(cfg, {topic: MESSAGE_TYPES[ros_type].deserialize
-                              for topic, ros_type in endpoints.INPUT_TYPES.items()})
+                              for topic, ros_type in endpoints.input_types(cfg).items()})
+
+
+def wire_image_codec(cfg: Mapping[str, Any], ros_type: str) -> InputCodec:
+    """The image codec for a topic of ``ros_type`` (``sensor_msgs/msg/Image`` or ``CompressedImage``), whatever
+    ``topics.image_transport`` says: bags name each topic's type."""
+    kind = {endpoints.INPUT_TYPES["image"]: "raw", endpoints.COMPRESSED_IMAGE: "compressed"}.get(ros_type)
+    if kind is None:
+        raise ValueError(f"{ros_type} is not an image type (sensor_msgs/msg/Image or CompressedImage)")
+    return wire_codecs(cfg.replace(topics__image_transport=kind))["image"]

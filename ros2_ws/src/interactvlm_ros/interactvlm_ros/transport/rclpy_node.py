@@ -51,7 +51,7 @@ try:  # Jazzy; Humble's name for the same class is rclpy.qos_event
 except ImportError:  # pragma: no cover - Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
@@ -137,7 +137,8 @@ OUTPUT_QOS = ros_qos(endpoints.DEFAULT)
 ROS_TYPES = {"interactvlm_msgs/msg/ContactArray": ContactArray, "visualization_msgs/msg/MarkerArray": MarkerArray,
              "sensor_msgs/msg/PointCloud2": PointCloud2, "diagnostic_msgs/msg/DiagnosticArray": DiagnosticArray,
              "tf2_msgs/msg/TFMessage": TFMessage, "interactvlm_msgs/msg/MeshTopology": MeshTopologyMsg,
-             "sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo, "std_msgs/msg/String": String}
+             "sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage,
+             "sensor_msgs/msg/CameraInfo": CameraInfo, "std_msgs/msg/String": String}
 """ROS type name -> rclpy message class."""
 
 
@@ -164,7 +165,7 @@ def ros_codecs(cfg) -> dict[str, InputCodec]:
     """The input codecs over rclpy's own message classes (``deserialize_message``), cv_bridge for images when
     installed."""
     deserializers = {key: functools.partial(deserialize_message, message_type=ROS_TYPES[ros_type])
-                     for key, ros_type in endpoints.INPUT_TYPES.items()}
+                     for key, ros_type in endpoints.input_types(cfg).items()}
     return input_codecs(cfg, deserializers, image=cv_bridge_image(cfg))
 
 
@@ -309,7 +310,7 @@ class InteractVLMNode(LifecycleNode):
         self._input_subscriptions = [self._raw_subscription(core, e.key, ROS_TYPES[e.ros_type], ros_qos(e.qos),
                                                             codecs[e.key]) for e in endpoints.inputs(cfg)]
         self._poll_timer = self.create_timer(0.05, core.poll)
-        self.get_logger().info(f"active: {self.resolve_topic_name(cfg.topics.image)} -> "
+        self.get_logger().info(f"active: {endpoints.input_topic(cfg, 'image', self.resolve_topic_name)} -> "
                                f"{self.resolve_topic_name(cfg.topics.contacts)}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -342,7 +343,8 @@ class InteractVLMNode(LifecycleNode):
         """Subscribe ``topics.<key>`` as serialized bytes; the node decodes each sample in its error boundary."""
         events = SubscriptionEventCallbacks(
             message_lost=lambda info: core.on_transport_lost(key, int(info.total_count)))
-        return self.create_subscription(msg_type, self.cfg[f"topics.{key}"],
+        topic = endpoints.input_topic(self.cfg, key, self.resolve_topic_name)  # as image_transport names it
+        return self.create_subscription(msg_type, topic,
                                         lambda data: core.on_serialized(key, data, codec), qos,
                                         event_callbacks=events, raw=True)
 
