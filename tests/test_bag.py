@@ -128,6 +128,72 @@ def test_bag_round_trip(tmp_path, cfg, components, storage, out_name):
         assert (out / "metadata.yaml").is_file()
 
 
+def make_compressed_bag(path: Path, frames: int, size=(48, 64), corrupt=()) -> list[np.ndarray]:
+    """A bag as robots record it: JPEG colour images (image_transport ``compressed``), camera info and
+    ``compressedDepth`` depth; frame indices in ``corrupt`` get a truncated JPEG. Returns the RGB images."""
+    from interactvlm_ros.transport.image_codec import encode_compressed_depth, encode_compressed_image
+
+    store = typestore()
+    rng = np.random.default_rng(1)
+    images = []
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        img = w.add_connection(IMAGE_TOPIC + "/compressed", "sensor_msgs/msg/CompressedImage", typestore=store)
+        info = w.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store)
+        depth = w.add_connection("/camera/depth/image_raw/compressedDepth", "sensor_msgs/msg/CompressedImage",
+                                 typestore=store)
+        for i in range(frames):
+            t = T0 + i * 100_000_000
+            hdr = make_header(t, "camera_color_optical_frame")
+            rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            images.append(rgb)
+            msg = encode_compressed_image(rgb, "jpeg", "rgb8", hdr)
+            if i in corrupt:
+                msg.data = bytes(msg.data)[:200]
+            w.write(img, t, msg.serialize())
+            w.write(info, t, wire.CameraInfo(header=hdr, height=size[0], width=size[1],
+                                             k=[50.0, 0, 32, 0, 50, 24, 0, 0, 1]).serialize())
+            w.write(depth, t, encode_compressed_depth(np.full(size, 1500, np.uint16), hdr).serialize())
+    return images
+
+
+@pytest.mark.slow
+def test_bag_with_compressed_images_is_processed(tmp_path, cfg, components):
+    src = tmp_path / "in"
+    make_compressed_bag(src, 3, corrupt=(1,))
+    topic = IMAGE_TOPIC + "/compressed"
+    with InputBag(src) as bag:  # compressedDepth has "depth" in its name: not a colour topic
+        assert bag.image_topics() == [topic, "/camera/depth/image_raw/compressedDepth"]
+        assert bag.select_image_topics() == [topic]
+    report = process_bag(cfg, src, tmp_path / "out.mcap", objects=["bottle"], components=components)
+    assert (report.images, report.processed, report.failed) == (3, 2, 1)  # the truncated JPEG is dropped
+    names = output_topics(cfg)
+    _conns, msgs = _read_rosbags(tmp_path / "out.mcap")
+    assert len(msgs[topic]) == 3 and len(msgs["/camera/depth/image_raw/compressedDepth"]) == 3  # inputs copied
+    contacts = msgs[names["contacts"]]
+    images = [m for _t, m in msgs[topic]]
+    assert [(t, arr.header) for t, arr in contacts] == [(T0, images[0].header), (T0 + 200_000_000, images[2].header)]
+    assert [c.object_label for _t, arr in contacts for c in arr.contacts] == ["bottle", "bottle"]
+    diag = {kv.key: kv.value for kv in msgs[names["diagnostics"]][-1][1].status[0].values}
+    assert diag["image_dropped_invalid"] == "1"
+    assert "sensor_msgs/CompressedImage.data" in diag["image_last_drop"] and "JPEG" in diag["image_last_drop"]
+
+
+def test_compressed_copy_of_a_raw_topic_is_not_processed_twice(tmp_path):
+    src = tmp_path / "in"
+    store = typestore()
+    with Writer(src, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = [w.add_connection(IMAGE_TOPIC, "sensor_msgs/msg/Image", typestore=store),
+                 w.add_connection(IMAGE_TOPIC + "/compressed", "sensor_msgs/msg/CompressedImage", typestore=store),
+                 w.add_connection("/wrist/image/compressed", "sensor_msgs/msg/CompressedImage", typestore=store)]
+        for c in conns:
+            msg = (encode_image(np.zeros((4, 4, 3), np.uint8), "rgb8") if c.msgtype.endswith("/Image")
+                   else wire.CompressedImage(format="jpeg", data=b"\xff\xd8\xff"))
+            w.write(c, T0, msg.serialize())
+    with InputBag(src) as bag:
+        assert bag.select_image_topics() == [IMAGE_TOPIC, "/wrist/image/compressed"]
+        assert bag.select_image_topics([IMAGE_TOPIC + "/compressed"]) == [IMAGE_TOPIC + "/compressed"]
+
+
 @pytest.mark.slow
 def test_stop_before_first_frame_writes_nothing(tmp_path, cfg, components):
     make_input_bag(tmp_path / "in", 2, StoragePlugin.MCAP)
@@ -145,7 +211,7 @@ def test_reader_and_writer_errors(tmp_path):
     with InputBag(tmp_path / "in") as bag:
         assert bag.image_topics() == ["/camera/color/image_raw", "/camera/depth/image_raw"]
         assert bag.select_image_topics() == [IMAGE_TOPIC]
-        with pytest.raises(BagReadError, match="no sensor_msgs/msg/Image topic /nope"):
+        with pytest.raises(BagReadError, match=r"no image topic \(sensor_msgs/msg/Image or CompressedImage\) /nope"):
             bag.select_image_topics(["/nope"])
     (tmp_path / "exists.mcap").write_bytes(b"x")
     with pytest.raises(BagWriteError, match="exists"):

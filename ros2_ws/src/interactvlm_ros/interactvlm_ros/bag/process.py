@@ -1,4 +1,5 @@
-"""Run the contact node over a rosbag2 bag: every image of the chosen topics is processed (none dropped), the
+"""Run the contact node over a rosbag2 bag: every image of the chosen topics (sensor_msgs/Image, or CompressedImage
+as image_transport's ``compressed`` records it, decoded as the live node does) is processed (none dropped), the
 input messages and every output topic go into an MCAP bag.
 
 The node logic is the live node's (:class:`~interactvlm_ros.node.core.ContactNode`): a :class:`BagSink` takes the
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from interactvlm_ros.bag.qos import bag_qos
-from interactvlm_ros.bag.reader import IMAGE_TYPE, InputBag
+from interactvlm_ros.bag.reader import IMAGE_TYPES, InputBag
 from interactvlm_ros.bag.resume import ResumeState
 from interactvlm_ros.bag.unfinished import UnfinishedRun, claim_unfinished_run
 from interactvlm_ros.bag.writer import AtomicBagWriter, BagTopic, BagWriteError
@@ -32,7 +33,7 @@ from interactvlm_ros.node.components import NodeComponents
 from interactvlm_ros.transport import endpoints
 from interactvlm_ros.transport.dds import resolve_topic
 from interactvlm_ros.transport.diagnostics import diagnostic_array
-from interactvlm_ros.transport.node_inputs import wire_codecs
+from interactvlm_ros.transport.node_inputs import wire_image_codec
 from interactvlm_ros.transport.node_messages import frame_messages
 from interactvlm_ros.transport.topology import topology_of
 
@@ -155,7 +156,7 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
             sink = BagSink(writer, names, state.meshes)
             sink.log_time_ns = bag.start_time
             node = components.build_node(cfg, sink)
-            codec = wire_codecs(cfg)["image"]
+            codecs = {msgtype: wire_image_codec(cfg, msgtype) for msgtype in IMAGE_TYPES}  # by each topic's type
             if objects:
                 node.dispatch("objects", ",".join(objects))
             node.start()
@@ -168,10 +169,10 @@ def process_bag(cfg, bag_in: str | Path, out: str | Path, image_topics: Sequence
                 if state.take(conn.topic, log_time, raw):
                     continue  # already in the resumed bag
                 writer.write(copies[conn.id], log_time, raw)
-                if conn.topic not in topics or conn.msgtype != IMAGE_TYPE:
+                if conn.topic not in topics or conn.msgtype not in IMAGE_TYPES:
                     continue
                 sink.log_time_ns = log_time
-                ok = _feed(node, raw, codec)
+                ok = _feed(node, raw, codecs[conn.msgtype])
                 processed += ok
                 failed += not ok
                 since_flush += 1

@@ -15,6 +15,10 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2
 from interactvlm_ros.transport.typestore import typestore
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+"""Topics of these types are image topics: raw, or image_transport's ``compressed`` (JPEG/PNG) as robot bags
+usually hold them."""
 
 
 class BagReadError(ValueError):
@@ -22,9 +26,9 @@ class BagReadError(ValueError):
 
 
 class InputBag:
-    """An open rosbag2 bag. ``image_topics()`` lists Image topics; ``messages()`` yields them in log-time order
-    (file order for a salvaged bag). ``salvaged`` is True when the bag was read by the salvage reader;
-    :meth:`problems` then says what was wrong and what was read."""
+    """An open rosbag2 bag. ``image_topics()`` lists image topics (Image or CompressedImage); ``messages()``
+    yields them in log-time order (file order for a salvaged bag). ``salvaged`` is True when the bag was read by
+    the salvage reader; :meth:`problems` then says what was wrong and what was read."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -60,21 +64,33 @@ class InputBag:
         return int(self.reader.start_time)
 
     def image_topics(self) -> list[str]:
-        return sorted({c.topic for c in self.reader.connections if c.msgtype == IMAGE_TYPE})
+        """Topics of sensor_msgs/msg/Image or CompressedImage (a topic recorded with both types is left out: its
+        messages could not be told apart by topic)."""
+        types: dict[str, set[str]] = {}
+        for c in self.reader.connections:
+            types.setdefault(c.topic, set()).add(c.msgtype)
+        return sorted(t for t, kinds in types.items() if len(kinds) == 1 and kinds <= set(IMAGE_TYPES))
+
+    def image_type(self, topic: str) -> str:
+        """The message type of image topic ``topic``."""
+        return next(c.msgtype for c in self.reader.connections if c.topic == topic)
 
     def select_image_topics(self, requested: Sequence[str] = ()) -> list[str]:
-        """``requested`` (checked), else every Image topic without "depth" in its name."""
+        """``requested`` (checked), else every image topic without "depth" in its name, leaving out a
+        ``<topic>/compressed`` whose raw ``<topic>`` is in the bag too (the same camera twice)."""
         available = self.image_topics()
         if requested:
             missing = [t for t in requested if t not in available]
             if missing:
-                raise BagReadError(f"no sensor_msgs/msg/Image topic {', '.join(missing)} in {self.path} "
-                                   f"(Image topics: {', '.join(available) or 'none'})")
+                raise BagReadError(f"no image topic (sensor_msgs/msg/Image or CompressedImage) {', '.join(missing)} "
+                                   f"in {self.path} (image topics: {', '.join(available) or 'none'})")
             return list(requested)
         chosen = [t for t in available if "depth" not in t.lower()]
+        chosen = [t for t in chosen if not (self.image_type(t) == COMPRESSED_IMAGE_TYPE and t.endswith("/compressed")
+                                            and t[: -len("/compressed")] in chosen)]
         if not chosen:
-            raise BagReadError(f"{self.path} has no colour sensor_msgs/msg/Image topic "
-                               f"(Image topics: {', '.join(available) or 'none'})")
+            raise BagReadError(f"{self.path} has no colour image topic (sensor_msgs/msg/Image or CompressedImage; "
+                               f"image topics: {', '.join(available) or 'none'})")
         return chosen
 
     def count(self, topics: Sequence[str]) -> int:

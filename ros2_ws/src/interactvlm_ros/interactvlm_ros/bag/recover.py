@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interactvlm_ros.bag.process import OUTPUTS, output_topics
-from interactvlm_ros.bag.reader import IMAGE_TYPE
+from interactvlm_ros.bag.reader import IMAGE_TYPES
 from interactvlm_ros.bag.resume import ResumeState
 from interactvlm_ros.bag.unfinished import UnfinishedRun
 from interactvlm_ros.bag.writer import AtomicBagWriter, BagTopic, BagWriteError
@@ -54,7 +54,7 @@ def recover_bag(out: str | os.PathLike, overwrite: bool = False) -> RecoverRepor
                                 set(run.manifest.get("image_topics", [])), names["topology"])
 
         def count(topic: BagTopic, log_time: int, data: bytes) -> None:
-            images[topic.topic] += topic.msgtype == IMAGE_TYPE
+            images[topic.topic] += topic.msgtype in IMAGE_TYPES
             if state is not None:
                 state.add(topic, log_time, data)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from interactvlm_ros.bag.reader import IMAGE_TYPE
+from interactvlm_ros.bag.reader import IMAGE_TYPES
 from interactvlm_ros.bag.writer import BagTopic
 
 
@@ -44,7 +44,7 @@ class ResumeState:
                 self.meshes.add(MeshTopology.deserialize(data).mesh_id)
             return
         self.done[message_key(topic.topic, log_time, data)] += 1
-        self.frames += topic.topic in self.image_topics and topic.msgtype == IMAGE_TYPE
+        self.frames += topic.topic in self.image_topics and topic.msgtype in IMAGE_TYPES
 
     def take(self, topic: str, log_time: int, data: bytes) -> bool:
         """Whether this input message is already in the output (each kept copy matches one input message)."""

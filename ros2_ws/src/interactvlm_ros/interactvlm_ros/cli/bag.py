@@ -24,8 +24,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--out", metavar="OUT",
                    help="output bag: OUT.mcap = one MCAP file; any other name = a rosbag2 folder")
     p.add_argument("--topic", action="append", default=[], dest="topics", metavar="TOPIC",
-                   help="image topic to process (repeatable; default: every sensor_msgs/msg/Image topic whose name "
-                        "has no 'depth')")
+                   help="image topic to process, sensor_msgs/msg/Image or CompressedImage (repeatable; default: "
+                        "every image topic whose name has no 'depth', a <topic>/compressed only when <topic> is not "
+                        "in the bag)")
     p.add_argument("--objects", default="", metavar="A,B",
                    help="comma-separated object names to query (default: the 'objects' parameter)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
