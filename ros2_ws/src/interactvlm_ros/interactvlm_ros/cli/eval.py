@@ -94,8 +94,10 @@ def run(args) -> int:
             from interactvlm_ros.evaluation.real_photos import evaluate_real, shipped_labels_path
 
             labels = shipped_labels_path() if args.real == "shipped" else args.real
+            from interactvlm_ros.pipeline.person_gate import PersonGate
+
             result = evaluate_real(cfg, labels, args.real_images, args.data, args.prior_samples, progress,
-                                   args.limit)
+                                   args.limit, PersonGate.from_config(cfg))
         elif args.damon:
             split = read_damon_npz(args.damon)
             geo = None

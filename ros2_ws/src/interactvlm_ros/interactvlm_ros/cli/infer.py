@@ -26,6 +26,7 @@ from interactvlm_ros.cli.infer_reconstruction import add_arguments as add_recon_
 from interactvlm_ros.cli.infer_reconstruction import parse_intrinsics, read_depth, write_reconstruction
 from interactvlm_ros.files.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
+from interactvlm_ros.pipeline.person_gate import PersonGate
 from interactvlm_ros.render.contact_colors import contact_colors
 
 TILE = 224
@@ -187,7 +188,8 @@ def run(args) -> int:
         recon = ReconStage(cfg, body_model=predictor.body_model, library=library, track=False)
     obj_mesh, attempt = None, None
     if args.mode == "human":
-        pipeline = ContactPipeline(predictor, library, recon, object_contact=recon is not None)
+        pipeline = ContactPipeline(predictor, library, recon, object_contact=recon is not None,
+                                   person_gate=PersonGate.from_config(cfg, recon))
         try:
             run_ = pipeline.run(image, objects, K, depth)
         finally:

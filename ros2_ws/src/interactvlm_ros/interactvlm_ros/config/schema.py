@@ -119,9 +119,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("contact.person_gate", "str", "auto", "Person evidence before contact (MediaPipe pose + hand detectors "
           "in the keypoint worker, overlapping the model): a frame with no person gets every contact found=false, "
           "reason 'no person in the image (...)'; found contacts carry the evidence in Contact.confidence. auto = "
-          "on where the MediaPipe environment runs, else contacts are published unchecked with reason 'person gate "
-          "unavailable: ...'; on = no evidence (or no MediaPipe) means no contact; off = no gate.",
-          choices=("auto", "on", "off")),
+          "the gate where the MediaPipe environment runs, else contacts are published unchecked with reason 'person "
+          "gate unavailable: ...'; required = no evidence (or no MediaPipe) means no contact; disabled = no gate.",
+          choices=("auto", "required", "disabled")),
     Param("cache.dir", "str", "", "Cache for canonical renders, SAM embeddings and the Anny build; "
           "empty = $INTERACTVLM_CACHE_DIR or ~/.cache/interactvlm."),
     # --- objects and 3D reconstruction (recon) --------------------------------------------------

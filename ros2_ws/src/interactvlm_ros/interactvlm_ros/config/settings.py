@@ -197,9 +197,9 @@ class ContactSettings:
     person_gate: str
     """``contact.person_gate``: Person evidence before contact (MediaPipe pose + hand detectors in the keypoint
     worker, overlapping the model): a frame with no person gets every contact found=false, reason 'no person in
-    the image (...)'; found contacts carry the evidence in Contact.confidence. auto = on where the MediaPipe
-    environment runs, else contacts are published unchecked with reason 'person gate unavailable: ...'; on = no
-    evidence (or no MediaPipe) means no contact; off = no gate."""
+    the image (...)'; found contacts carry the evidence in Contact.confidence. auto = the gate where the MediaPipe
+    environment runs, else contacts are published unchecked with reason 'person gate unavailable: ...'; required =
+    no evidence (or no MediaPipe) means no contact; disabled = no gate."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ContactSettings:

@@ -275,9 +275,12 @@ def recipe_class_prior(generator, count: int, cache_file: str | Path | None = No
 
 
 def predict_real(predictor, photos: list[RealPhoto], files: dict[str, Path],
-                 progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+                 progress: bool = True, person_gate=None,
+                 evidence: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
     """Run ``predictor`` (human mode) on each image with its object name: ``({id: p [N]}, {id: found})``; a contact
-    reported not found is all zeros."""
+    reported not found is all zeros. ``person_gate`` (``contact.person_gate``, a ``pipeline.person_gate.PersonGate``
+    given by the caller): each result is gated as the node gates it (no person: not found); each image's evidence
+    goes into ``evidence`` ({id: PersonEvidence}) when given."""
     from PIL import Image
 
     preds, found = {}, {}
@@ -288,16 +291,24 @@ def predict_real(predictor, photos: list[RealPhoto], files: dict[str, Path],
                 rgb = np.asarray(im.convert("RGB"))
         except OSError as exc:
             raise ValueError(f"image {photo.id!r}: unreadable ({exc})") from None
-        c = predictor.predict(rgb, [photo.object]).contacts[0]
+        result = predictor.predict(rgb, [photo.object])
+        if person_gate is not None:
+            ev = person_gate.gate(rgb, result)
+            if evidence is not None:
+                evidence[photo.id] = ev
+        c = result.contacts[0]
         found[photo.id] = bool(c.found and c.human_probs is not None)
         preds[photo.id] = np.asarray(c.human_probs, np.float32) if found[photo.id] else np.zeros(n, np.float32)
     return preds, found
 
 
 def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None, data_dir: str | Path | None = None,
-                  prior_samples: int = 350, progress: bool = True, limit: int | None = None) -> dict:
+                  prior_samples: int = 350, progress: bool = True, limit: int | None = None,
+                  person_gate=None) -> dict:
     """``interactvlm eval --real``: fetch the images, run the configured model, score it and the class prior
-    (from ``data_dir``'s train split, else ``prior_samples`` samples of the default recipe's training data)."""
+    (from ``data_dir``'s train split, else ``prior_samples`` samples of the default recipe's training data).
+    ``person_gate``: the ``contact.person_gate`` gate the CLI builds (None: disabled); ``real_person_gate`` reports
+    it and each image's ``person`` what it saw."""
     from interactvlm_ros.config.paths import cache_dir
     from interactvlm_ros.evaluation.photo_sources import fetch_real_photos
     from interactvlm_ros.model import ContactPredictor
@@ -335,7 +346,15 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
                                        f"{body.topology_hash[:12]}_{meshes}.npz"
         prior = recipe_class_prior(gen, prior_samples, cache, progress)
         prior_source = f"{prior_samples} training samples of synth --num {RECIPE_NUM} --seed {RECIPE_SEED}"
-    preds, found = predict_real(predictor, photos.images, files, progress)
+    evidence: dict = {}
+    try:
+        preds, found = predict_real(predictor, photos.images, files, progress, person_gate, evidence)
+    finally:
+        if person_gate is not None:
+            person_gate.close()
     out = score_real(photos.images, preds, prior, part_ids, found)
-    out.update({"model": cfg.model.name, "real_labels": str(labels), "real_prior": prior_source})
+    out.update({"model": cfg.model.name, "real_labels": str(labels), "real_prior": prior_source,
+                "real_person_gate": str(cfg.contact.person_gate) if person_gate is not None else "disabled"})
+    for pid, ev in evidence.items():
+        out["real_per_image"][pid]["person"] = ev.describe()
     return out

@@ -448,6 +448,9 @@ class ContactNode:
         if self.recon is not None and self.recon.last_reason and self.recon.last_failure_time is not None and (
                 now - self.recon.last_failure_time < recent):
             problems.append((WARN, f"reconstruction skipped (fixed placement): {self.recon.last_reason}"))
+        person = getattr(self.pipeline, "last_person", None)
+        if person is not None and not person.available:
+            problems.append((WARN, f"person gate unavailable: {person.reason}"))
         if problems:
             level, message = max(problems, key=lambda p: p[0])
         elif not active:
@@ -491,6 +494,15 @@ class ContactNode:
         if self.recon is not None:
             values.update({"recon_frames": str(self.recon.reconstructed), "recon_skipped": str(self.recon.skipped),
                            "recon_ms_p50": fmt(self.recon.ms_p50), "recon_last_skip": self.recon.last_reason})
+        # the last frame's person evidence (contact.person_gate): "true"/"false", "unknown" when off or unavailable
+        values["person_present"] = ("unknown" if person is None or not person.available
+                                    else str(person.present).lower())
+        gate = str(self.cfg.contact.person_gate)
+        if person is not None:
+            gate = f"{gate}: {person.describe()}"
+        elif getattr(self.pipeline, "person_gate", None) is not None:
+            gate = f"{gate}: no frame yet"
+        values["person_gate"] = gate
         return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg.node.name), values,
                                  time.time_ns())
 

@@ -11,16 +11,22 @@ Steps of :meth:`ContactPipeline.run`:
    mesh (``predictor.predict_object``);
 4. reconstruction (``reconstruction`` given): the posed body and objects in the camera frame; a frame that
    cannot be reconstructed keeps its contacts, with the reason (:mod:`.reconstruction`).
+
+With a person gate (``contact.person_gate``, :mod:`.person_gate`) MediaPipe's pose and hand detectors run in
+their worker process while steps 1–2 run; a frame without a person gets every contact ``found=False`` (step 3 is
+skipped for it), and the gate's people are the reconstruction's keypoints (MediaPipe once per frame).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate, apply_person_evidence
 from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
 from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
 
@@ -28,10 +34,12 @@ from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
 @dataclass
 class PipelineResult:
     """One frame through the pipeline: the contacts (``object_probs`` / ``object_mesh_id`` filled where the
-    object's mesh is known) and the reconstruction attempt (None when reconstruction is off)."""
+    object's mesh is known), the reconstruction attempt (None when reconstruction is off) and the person
+    evidence (None when the person gate is off)."""
 
     contacts: ContactResult
     reconstruction: ReconAttempt | None = None
+    person: PersonEvidence | None = None
 
 
 class ContactPipeline:
@@ -43,26 +51,30 @@ class ContactPipeline:
         library: ``ObjectLibrary`` (name → mesh), or None (no object contact on meshes).
         reconstruction: a :class:`ReconStage`, or None.
         object_contact: predict contact on the library mesh of each found object.
+        person_gate: a :class:`PersonGate` (contacts need a person in the frame), or None.
     """
 
     def __init__(self, predictor, library=None, reconstruction: ReconStage | None = None,
-                 object_contact: bool = True) -> None:
+                 object_contact: bool = True, person_gate: PersonGate | None = None) -> None:
         self.predictor = predictor
         self.library = library
         self.reconstruction = reconstruction
         self.object_contact = bool(object_contact)
+        self.person_gate = person_gate
+        self.last_person: PersonEvidence | None = None
         self._meshes: dict[str, MeshTopology] = {}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], predictor, library=None, num_body_vertices: int = 0,
                     track: bool = True) -> ContactPipeline:
-        """The pipeline the parameters describe: ``node.object_contact``, and ``recon.enabled`` for the
-        reconstruction (``track``: keep person tracks across frames, as a camera stream does)."""
+        """The pipeline the parameters describe: ``node.object_contact``, ``recon.enabled`` for the
+        reconstruction (``track``: keep person tracks across frames, as a camera stream does) and
+        ``contact.person_gate`` (sharing the reconstruction's keypoint worker)."""
         recon = None
         if cfg.recon.enabled:
             recon = ReconStage(cfg, body_model=getattr(predictor, "body_model", None), library=library,
                                num_body_vertices=num_body_vertices, track=track)
-        return cls(predictor, library, recon, bool(cfg.node.object_contact))
+        return cls(predictor, library, recon, bool(cfg.node.object_contact), PersonGate.from_config(cfg, recon))
 
     def run(self, rgb: np.ndarray, objects: list[str], K: np.ndarray | None = None,
             depth: np.ndarray | None = None) -> PipelineResult:
@@ -110,6 +122,8 @@ class ContactPipeline:
                 c.object_probs, c.object_mesh_id = oc.object_probs, mesh.mesh_id
 
     def close(self) -> None:
-        """Stop the reconstruction's keypoint worker (it restarts with the next frame)."""
+        """Stop the person gate and the reconstruction's keypoint worker (they restart with the next frame)."""
+        if self.person_gate is not None:
+            self.person_gate.close()
         if self.reconstruction is not None:
             self.reconstruction.close()

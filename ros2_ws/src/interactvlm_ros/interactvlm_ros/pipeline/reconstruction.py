@@ -61,19 +61,22 @@ class ReconStage:
         self._retry_reason = ""
         self._ms: deque[float] = deque(maxlen=64)
 
-    def run(self, rgb: np.ndarray, result, K: np.ndarray | None, depth: np.ndarray | None) -> ReconAttempt:
+    def run(self, rgb: np.ndarray, result, K: np.ndarray | None, depth: np.ndarray | None,
+            people: list | None = None) -> ReconAttempt:
         """Reconstruct one frame: ``rgb`` uint8 ``[H,W,3]``, ``result`` the frame's ``ContactResult``, ``K [3,3]``
-        from the synced CameraInfo (None: ``camera.default_fov_deg``), ``depth [H,W]`` metres or None."""
+        from the synced CameraInfo (None: ``camera.default_fov_deg``), ``depth [H,W]`` metres or None; ``people``:
+        the frame's keypoints when already detected (the person gate's request), else MediaPipe runs here."""
         from interactvlm_ros.recon.keypoints import KeypointError
 
         now = time.monotonic()
-        if now < self._retry_after:
+        if now < self._retry_after and people is None:
             return self._skip(self._retry_reason, 0.0)
         t0 = time.perf_counter()
         try:
             h, w = rgb.shape[:2]
             intr = self.reconstructor.intrinsics_for(w, h, K)
-            rec = self.reconstructor.reconstruct(rgb, result, intrinsics=intr, depth=depth, track=self.track)
+            rec = self.reconstructor.reconstruct(rgb, result, intrinsics=intr, depth=depth, track=self.track,
+                                                 people=people)
         except KeypointError as exc:
             self._retry_after = now + RETRY_S
             self._retry_reason = f"keypoints unavailable (retrying every {RETRY_S:.0f} s): {_first_line(exc)}"
@@ -102,6 +105,11 @@ class ReconStage:
     def ms_p50(self) -> float:
         """Median wall time of the last successful reconstructions (nan before the first)."""
         return float(np.median(self._ms)) if self._ms else float("nan")
+
+    @property
+    def detector(self):
+        """The reconstruction's keypoint detector (built on first use; the person gate shares it)."""
+        return self.reconstructor.detector
 
     def close(self) -> None:
         """Stop the keypoint worker (it restarts on the next frame; tracks are kept)."""

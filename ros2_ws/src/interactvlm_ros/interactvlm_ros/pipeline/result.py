@@ -31,6 +31,8 @@ class ObjectContact:
         name_match: how ``query`` became ``label`` (``model.object_names``): ``known``, ``synonym``, ``head noun``,
             ``open vocabulary``, ``unknown`` (not asked: the model was not trained on it; ``reason`` lists what it
             knows), or "" when not recorded.
+        person_confidence: the person evidence of the frame (``contact.person_gate``,
+            :mod:`interactvlm_ros.pipeline.person_gate`) in [0, 1], or None when no gate checked it.
     """
 
     label: str
@@ -43,6 +45,7 @@ class ObjectContact:
     reason: str = ""
     query: str = ""
     name_match: str = ""
+    person_confidence: float | None = None
 
     @property
     def asked(self) -> str:

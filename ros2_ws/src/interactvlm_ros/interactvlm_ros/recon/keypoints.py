@@ -92,6 +92,25 @@ class PersonKeypoints:
                    landmarks=lm, world=world, mask=mask)
 
 
+@dataclass
+class Detections:
+    """One image's people and hands (:meth:`KeypointDetector.detect_with_hands`).
+
+    Attributes:
+        people: the detected people, as :meth:`KeypointDetector.detect` returns them.
+        hands: float32 ``[n,21,3]`` hand landmarks (x, y pixels, relative z) of MediaPipe Hands.
+        hand_scores: float32 ``[n]`` handedness score of each hand (MediaPipe's solution API keeps the palm
+            detector's own score internal; a hand is only reported once it passed detection and landmarks).
+        hands_checked: False when the hand detector was skipped (a person was found and hands were asked for
+            only without people).
+    """
+
+    people: list[PersonKeypoints]
+    hands: np.ndarray
+    hand_scores: np.ndarray
+    hands_checked: bool = True
+
+
 def mediapipe_python(configured: str = "") -> Path:
     """The interpreter of the MediaPipe environment: parameter, ``$INTERACTVLM_MEDIAPIPE_PYTHON``, or
     ``<repo>/.venv-mediapipe/bin/python``. Raises :class:`KeypointError` with the fix when none exists."""
@@ -190,6 +209,31 @@ class KeypointDetector:
                                         "min_score": self.min_score}, {"image": image})
         return [PersonKeypoints.from_mediapipe(arrays[f"landmarks_{i}"], arrays[f"world_{i}"],
                                                arrays[f"mask_{i}"]) for i in range(header["people"])]
+
+    def detect_with_hands(self, image_rgb: np.ndarray, max_people: int | None = None, max_hands: int = 4,
+                          hands_without_people_only: bool = False, segmentation: bool = True) -> Detections:
+        """People (as :meth:`detect`) and hands (MediaPipe Hands) in ``image_rgb`` in one worker request.
+        ``hands_without_people_only``: look for hands only when the pose detector found nobody (then
+        ``Detections.hands_checked`` is False when it found someone); ``segmentation=False``: no person masks
+        (``PersonKeypoints.mask`` None), faster."""
+        image = np.asarray(image_rgb)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
+        self.start()
+        header, arrays = self._request({"op": "detect", "max_people": max_people or self.max_people,
+                                        "min_score": self.min_score, "hands": int(max_hands),
+                                        "hands_without_people_only": bool(hands_without_people_only),
+                                        "segmentation": bool(segmentation)}, {"image": image})
+        people = []
+        for i in range(header["people"]):
+            mask = arrays[f"mask_{i}"]
+            people.append(PersonKeypoints.from_mediapipe(arrays[f"landmarks_{i}"], arrays[f"world_{i}"],
+                                                         mask if mask.size else None))
+        n = int(header.get("hands", 0))
+        hands = (np.stack([arrays[f"hand_{i}"] for i in range(n)]) if n else np.zeros((0, 21, 3), np.float32))
+        scores = arrays.get("hand_scores", np.zeros(0, np.float32))
+        return Detections(people, hands.astype(np.float32), np.asarray(scores, np.float32).reshape(-1),
+                          "hands" in header)
 
     def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
         with self._lock:

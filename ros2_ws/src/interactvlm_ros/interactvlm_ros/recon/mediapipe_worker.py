@@ -12,6 +12,13 @@ Requests: ``{"op": "detect", "max_people": int, "min_score": float}`` with one a
 ``world_i`` (float32 ``[33,3]`` metres, hip-centred, MediaPipe's axes: x right, y down, z towards the camera
 being negative) and ``mask_i`` (float32 ``[H,W]`` person segmentation probability).
 
+Optional detect fields (for the person gate; without them request and reply are the pose-only ones above):
+``"hands": N > 0`` also runs MediaPipe Hands (palm detector + hand landmarks, ``model_complexity=1``, up to N
+hands) on the original image, and the reply has ``"hands": n`` and the arrays ``hand_i`` (float32 ``[21,3]``: x, y
+in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness classifier's score of each hand);
+``"hands_without_people_only": true`` skips the hands (no ``"hands"`` in the reply) when a person was found;
+``"segmentation": false`` runs Pose without its segmentation (faster; ``mask_i`` is then empty, ``[0,0]``).
+
 Several people: MediaPipe Pose finds one person per call, so the worker detects repeatedly, each time
 painting the people already found (their segmentation mask dilated, plus their landmark box) with the
 image mean colour, until nobody is found, the new detection overlaps an earlier one, or ``max_people``.
@@ -76,9 +83,39 @@ class PoseWorker:
         # model_complexity=1 is the only Pose model bundled in the 0.10.21 wheel (0 and 2 would download).
         self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
                                            min_detection_confidence=0.5)
+        self._hands = None  # built on the first request that asks for hands
+        self._pose_noseg = None  # Pose without segmentation, built on the first request that asks for it
 
-    def detect(self, image: np.ndarray, max_people: int, min_score: float) -> dict[str, np.ndarray]:
+    def hands(self, image: np.ndarray, max_hands: int) -> dict[str, np.ndarray]:
+        """MediaPipe Hands on ``image``: ``hand_i [21,3]`` (x, y px, relative z) and ``hand_scores [n]``."""
+        if self._hands is None:
+            # static images; the full palm detector and landmark model, both bundled in the 0.10.21 wheel
+            self._hands = self._mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=4, model_complexity=1,
+                                                         min_detection_confidence=0.5)
+        h, w = image.shape[:2]
+        res = self._hands.process(image)
+        out: dict[str, np.ndarray] = {}
+        scores = []
+        found = zip(res.multi_hand_landmarks or [], res.multi_handedness or [], strict=False)
+        for i, (lms, handed) in enumerate(found):
+            if i >= max_hands:
+                break
+            out[f"hand_{i}"] = np.array([[p.x * w, p.y * h, p.z * w] for p in lms.landmark], dtype=np.float32)
+            scores.append(handed.classification[0].score)
+        out["hand_scores"] = np.asarray(scores, dtype=np.float32)
+        return out
+
+    def detect(self, image: np.ndarray, max_people: int, min_score: float,
+               segmentation: bool = True) -> dict[str, np.ndarray]:
         import cv2
+
+        pose = self.pose
+        if not segmentation:
+            if self._pose_noseg is None:
+                self._pose_noseg = self._mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                                enable_segmentation=False,
+                                                                min_detection_confidence=0.5)
+            pose = self._pose_noseg
 
         h, w = image.shape[:2]
         work = image.copy()
@@ -86,7 +123,7 @@ class PoseWorker:
         out: dict[str, np.ndarray] = {}
         boxes: list[tuple[int, int, int, int]] = []
         for i in range(max_people):
-            res = self.pose.process(work)
+            res = pose.process(work)
             if res.pose_landmarks is None:
                 break
             lm = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in res.pose_landmarks.landmark],
@@ -99,11 +136,12 @@ class PoseWorker:
                 break
             world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], dtype=np.float32)
             mask = (res.segmentation_mask.astype(np.float32) if res.segmentation_mask is not None
-                    else np.zeros((h, w), np.float32))
+                    else np.zeros((h, w) if segmentation else (0, 0), np.float32))
             out[f"landmarks_{i}"], out[f"world_{i}"], out[f"mask_{i}"] = lm, world, mask
             boxes.append(box)
             # Hide this person for the next pass: dilated mask and the landmark box.
-            hide = cv2.dilate((mask > 0.3).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            hide = (cv2.dilate((mask > 0.3).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0 if mask.size
+                    else np.zeros((h, w), bool))
             x0, y0, x1, y1 = box
             pad = int(0.05 * max(x1 - x0, y1 - y0))
             hide[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad] = True
@@ -136,9 +174,16 @@ def main() -> int:
                 image = arrays["image"]
                 if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                     raise ValueError(f"image must be uint8 [H,W,3], got {image.dtype} {list(image.shape)}")
-                found = worker.detect(np.ascontiguousarray(image), int(header.get("max_people", 1)),
-                                      float(header.get("min_score", 0.5)))
-                write_message(stdout, {"ok": True, "people": len(found) // 3}, found)
+                image = np.ascontiguousarray(image)
+                found = worker.detect(image, int(header.get("max_people", 1)), float(header.get("min_score", 0.5)),
+                                      bool(header.get("segmentation", True)))
+                reply = {"ok": True, "people": len(found) // 3}
+                if int(header.get("hands", 0)) > 0 and not (header.get("hands_without_people_only")
+                                                             and reply["people"]):
+                    hands = worker.hands(image, int(header["hands"]))
+                    reply["hands"] = len(hands["hand_scores"])
+                    found.update(hands)
+                write_message(stdout, reply, found)
             else:
                 raise ValueError(f"unknown op {op!r}")
         except Exception as exc:  # noqa: BLE001 - reported to the client, which raises it

@@ -45,6 +45,16 @@ def _points(posed: np.ndarray | None, idx: np.ndarray, num_vertices: int, what: 
     return v[idx]
 
 
+def contact_confidence(oc: Any) -> float:
+    """``Contact.confidence``: the highest human contact probability, times the frame's person evidence when the
+    person gate checked it (``person_confidence``: P(contact | person) · P(person)); 0 when not found."""
+    if not oc.found or oc.human_probs is None or not np.size(oc.human_probs):
+        return 0.0
+    p = float(np.max(oc.human_probs))
+    person = getattr(oc, "person_confidence", None)
+    return float(np.clip(p * float(person), 0.0, 1.0)) if person is not None else p
+
+
 def contact_array(result: Any, header: Any, threshold: float, body_mesh_id: str = "", body_id: str = "",
                   body_vertices: np.ndarray | None = None,
                   object_vertices: Mapping[str, np.ndarray] | None = None,
@@ -81,8 +91,7 @@ def contact_array(result: Any, header: Any, threshold: float, body_mesh_id: str 
             object_vertex_indices=o_idx, object_probabilities=o_p, threshold=float(threshold),
             human_contact_points=_points(body_vertices, h_idx, nb, "human") if h_idx.size else np.zeros((0, 3)),
             object_contact_points=_points(posed_obj, o_idx, n_obj, "object") if o_idx.size else np.zeros((0, 3)),
-            confidence=float(np.max(oc.human_probs)) if found and oc.human_probs is not None and np.size(
-                oc.human_probs) else 0.0,
+            confidence=contact_confidence(oc),
         ))
     return ContactArray(header=as_header(header), contacts=contacts)
 

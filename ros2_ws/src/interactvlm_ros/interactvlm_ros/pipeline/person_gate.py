@@ -1,0 +1,260 @@
+"""Person evidence (``contact.person_gate``): is there a person in the frame at all? Human contact on an image
+with no person in it is the model's class prior, not an answer, so the pipeline withholds it.
+
+Evidence comes from MediaPipe in the keypoint worker (:mod:`interactvlm_ros.recon.keypoints`), one request per
+frame: the Pose detector (BlazePose finds a person through the face and upper body) and the Hands detector (palm
+detector + hand landmarks), so a person whose face is hidden behind what they hold still counts when a hand is
+visible. With ``recon.enabled`` the same request's people feed the reconstruction: MediaPipe runs once per frame.
+
+The request is sent before the model runs and read after it (:meth:`PersonGate.begin`, then
+:meth:`PendingEvidence.result`): the worker is its own process, so the detection overlaps the model's forward
+pass as far as free cores allow.
+
+Modes (not on/off: YAML reads those as booleans): ``disabled`` (no gate); ``required`` (a frame without evidence,
+or whose evidence cannot be computed, gets no contact); ``auto``, the default (the gate where the MediaPipe
+environment runs; where it cannot start, contacts are published unchecked, with ``reason`` and the diagnostics
+saying so). See :func:`apply_person_evidence`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LOG = logging.getLogger("interactvlm.pipeline")
+
+MODES = ("auto", "required", "disabled")
+RETRY_S = 10.0
+"""Seconds between attempts to (re)start a MediaPipe worker that failed (starting one costs about a second)."""
+
+
+@dataclass
+class PersonEvidence:
+    """Whether a person is in one frame.
+
+    Attributes:
+        present: a person (pose) or at least one hand was detected.
+        confidence: in [0, 1]; the strongest evidence: a pose's landmark visibility (mean of its more visible
+            half: a person cut by the image border is not penalised for the cut part) or a hand's score. 0 when
+            absent or unavailable.
+        reason: what the detectors saw, e.g. ``pose: 1 person (0.93); hands: 2 (0.97)``, or why no evidence.
+        people: people found by the pose detector.
+        hands: hands found by the hand detector.
+        available: False when the detectors could not run (then ``present`` is False and ``reason`` says why).
+        ms: wall time of the detection request (it overlaps the model when run through :class:`PersonGate`).
+    """
+
+    present: bool
+    confidence: float
+    reason: str
+    people: int = 0
+    hands: int = 0
+    available: bool = True
+    ms: float = 0.0
+
+    def describe(self) -> str:
+        """One line for diagnostics, e.g. ``person: pose: 1 person (0.93); hands: none``."""
+        if not self.available:
+            return f"unavailable: {self.reason}"
+        return ("person: " if self.present else "no person: ") + self.reason
+
+
+def pose_confidence(person) -> float:
+    """A detected person's confidence: the mean visibility of the more visible half of MediaPipe's 33 landmarks."""
+    lm = getattr(person, "landmarks", None)
+    vis = np.asarray(lm[:, 3] if lm is not None else person.confidence, dtype=np.float32)
+    top = np.sort(np.clip(vis, 0.0, 1.0))[::-1][:max(1, len(vis) // 2)]
+    return float(top.mean()) if top.size else 0.0
+
+
+def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonEvidence:
+    """:class:`PersonEvidence` from one frame's :class:`~interactvlm_ros.recon.keypoints.Detections`;
+    ``size`` = (width, height) for the reason."""
+    pose = [pose_confidence(p) for p in detections.people]
+    hands = [float(s) for s in np.asarray(detections.hand_scores).reshape(-1)]
+    parts = [f"pose: {len(pose)} person{'s' if len(pose) != 1 else ''} ({max(pose):.2f})" if pose
+             else "pose: no person",
+             (f"hands: {len(hands)} ({max(hands):.2f})" if hands else "hands: none")
+             if getattr(detections, "hands_checked", True) else "hands: not needed",
+             f"MediaPipe on {size[0]}x{size[1]}"]
+    conf = max(pose + hands, default=0.0)
+    return PersonEvidence(bool(pose or hands), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts), len(pose),
+                          len(hands), True, ms)
+
+
+class PendingEvidence:
+    """A detection request in flight; :meth:`result` waits for it: ``(PersonEvidence, people or None)``. The
+    people (keypoints) are None when the detectors could not run."""
+
+    def __init__(self, future: Future | None = None, ready: tuple[PersonEvidence, list | None] | None = None):
+        self._future, self._ready = future, ready
+
+    def result(self) -> tuple[PersonEvidence, list | None]:
+        if self._ready is None:
+            self._ready = self._future.result()
+        return self._ready
+
+
+class PersonGate:
+    """MediaPipe person evidence for the pipeline; never raises for a frame (a failure is evidence that is not
+    ``available``, with the reason). Thread-safe; one request at a time.
+
+    Args:
+        mode: ``auto``, ``required`` or ``disabled`` (``contact.person_gate``).
+        detector: a :class:`~interactvlm_ros.recon.keypoints.KeypointDetector`-like object with
+            ``detect_with_hands(rgb, max_people, max_hands)`` and ``close()``, or a callable returning one (built on
+            first use, so a missing MediaPipe environment is a frame's reason, not a start-up crash). Share the
+            reconstruction's detector to run MediaPipe once per frame.
+        max_people: people the pose detector looks for (1 suffices for the gate; the reconstruction wants more).
+        owns_detector: :meth:`close` stops the detector's worker (False when the reconstruction owns it).
+        segmentation: ask for person masks (the reconstruction's silhouette term needs them; the gate does not).
+
+    The hand detector runs only when the pose detector found nobody: one person is enough evidence, and it saves
+    the hand model's time on most frames with people.
+    """
+
+    def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,
+                 owns_detector: bool = True, segmentation: bool = False) -> None:
+        if mode not in MODES:
+            raise ValueError(f"person gate mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self._detector = detector
+        self.max_people = int(max_people)
+        self.max_hands = int(max_hands)
+        self.owns_detector = bool(owns_detector)
+        self.segmentation = bool(segmentation)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._retry_after = 0.0
+        self._retry_reason = ""
+        self.last: PersonEvidence | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], reconstruction: Any = None) -> PersonGate | None:
+        """The gate ``contact.person_gate`` asks for (None when ``disabled``). With a ``reconstruction`` (a
+        :class:`~interactvlm_ros.pipeline.reconstruction.ReconStage`) the gate shares its keypoint worker and
+        detects up to ``recon.max_people`` people for it; else it starts its own worker (``recon.keypoint_python``)
+        on the first frame and looks for one person."""
+        mode = str(cfg.contact.person_gate)
+        if mode == "disabled":
+            return None
+        if reconstruction is not None:
+            return cls(mode, lambda: reconstruction.detector, max_people=cfg.recon.max_people, owns_detector=False,
+                       segmentation=True)
+
+        def detector():
+            from interactvlm_ros.recon.keypoints import KeypointDetector, mediapipe_python
+
+            return KeypointDetector(mediapipe_python(cfg.recon.keypoint_python), max_people=1,
+                                    min_score=cfg.recon.min_visibility)
+
+        return cls(mode, detector, max_people=1)
+
+    @property
+    def strict(self) -> bool:
+        """``required``: contacts need evidence; unavailable evidence withholds them too."""
+        return self.mode == "required"
+
+    def _get_detector(self):
+        if callable(self._detector) and not hasattr(self._detector, "detect_with_hands"):
+            self._detector = self._detector()
+        return self._detector
+
+    def check(self, rgb: np.ndarray, max_people: int | None = None) -> tuple[PersonEvidence, list | None]:
+        """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``."""
+        now = time.monotonic()
+        if now < self._retry_after:
+            ev = PersonEvidence(False, 0.0, self._retry_reason, available=False)
+            self.last = ev
+            return ev, None
+        t0 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        try:
+            det = self._get_detector().detect_with_hands(rgb, max_people or self.max_people, self.max_hands,
+                                                         hands_without_people_only=True,
+                                                         segmentation=self.segmentation)
+        except Exception as exc:  # noqa: BLE001 - a missing/broken MediaPipe is reported, never raised
+            from interactvlm_ros.recon.keypoints import KeypointError
+
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+            detail = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+            if isinstance(exc, KeypointError):
+                self._retry_after = now + RETRY_S
+                detail = f"{detail} (retrying every {RETRY_S:.0f} s)"
+            else:
+                detail = f"{type(exc).__name__}: {detail}"
+            self._retry_reason = detail
+            ev = PersonEvidence(False, 0.0, detail, available=False, ms=(time.perf_counter() - t0) * 1000.0)
+            self.last = ev
+            return ev, None
+        ev = evidence_from(det, (w, h), (time.perf_counter() - t0) * 1000.0)
+        self.last = ev
+        return ev, det.people
+
+    def gate(self, rgb: np.ndarray, result) -> PersonEvidence:
+        """:meth:`check` ``rgb`` and :func:`apply_person_evidence` to its ``ContactResult`` (blocking)."""
+        evidence, _ = self.check(rgb)
+        apply_person_evidence(result, evidence, self.strict)
+        return evidence
+
+    def begin(self, rgb: np.ndarray, max_people: int | None = None) -> PendingEvidence:
+        """Start :meth:`check` on a helper thread (it waits on the worker process, which computes in parallel with
+        the caller's model pass); read it with ``.result()``."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="person-gate")
+            return PendingEvidence(self._pool.submit(self.check, np.ascontiguousarray(rgb), max_people))
+
+    def close(self) -> None:
+        """Stop the helper thread and (when owned) the MediaPipe worker; both restart on the next frame."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        det = self._detector
+        if self.owns_detector and det is not None and hasattr(det, "close"):
+            try:
+                det.close()
+            except Exception as exc:  # noqa: BLE001 - shutdown is best effort
+                LOG.warning("closing the person gate's keypoint worker failed: %s: %s", type(exc).__name__, exc)
+
+
+def apply_person_evidence(result, evidence: PersonEvidence, strict: bool) -> None:
+    """Gate one frame's ``ContactResult`` in place by ``evidence``.
+
+    * person present: every found contact gets ``person_confidence`` (the published ``Contact.confidence`` is the
+      highest human contact probability times it);
+    * no person: every found contact becomes ``found=False`` with ``reason`` "no person in the image (<what the
+      detectors saw>)", and its maps are dropped (the model's human map is not an answer on an absent person);
+      contacts that were already not found keep their own reason;
+    * evidence unavailable: with ``strict`` (``required``) the same as no person, reason "person gate unavailable:
+      ..."; otherwise (``auto``) found contacts stay as the model answered, unchecked, and their ``reason`` says
+      "person gate unavailable: ... (not checked for a person)".
+    """
+    if evidence.available and evidence.present:
+        for c in result.contacts:
+            if c.found:
+                c.person_confidence = float(evidence.confidence)
+        return
+    if evidence.available:
+        why = f"no person in the image ({evidence.reason})"
+    elif strict:
+        why = f"person gate unavailable: {evidence.reason}"
+    else:
+        for c in result.contacts:
+            if c.found:
+                c.reason = f"person gate unavailable: {evidence.reason} (not checked for a person)"
+        return
+    for c in result.contacts:
+        if c.found:
+            c.found, c.reason = False, why
+            c.human_probs = c.object_probs = c.view_masks = None
+            c.object_mesh_id = ""
+            c.person_confidence = 0.0
