@@ -80,12 +80,21 @@ class ContactPipeline:
             depth: np.ndarray | None = None) -> PipelineResult:
         """Contacts for ``objects`` in ``rgb`` (uint8 ``[H,W,3]``); ``K [3,3]`` and ``depth [H,W]`` (metres) are
         used by the reconstruction (None: ``camera.default_fov_deg``, no depth)."""
+        pending = self.person_gate.begin(rgb) if self.person_gate is not None else None
         image = self.predictor.encode(rgb)
         result = self.predictor.predict(image, objects)
+        evidence = people = None
+        if pending is not None:
+            t0 = time.perf_counter()
+            evidence, people = pending.result()
+            result.timings_ms["person_gate_wait"] = (time.perf_counter() - t0) * 1000.0
+            apply_person_evidence(result, evidence, self.person_gate.strict)
+            self.last_person = evidence
         if self.object_contact and self.library is not None:
             self._add_object_contact(image, result)
-        attempt = self.reconstruction.run(rgb, result, K, depth) if self.reconstruction is not None else None
-        return PipelineResult(result, attempt)
+        attempt = (self.reconstruction.run(rgb, result, K, depth, people=people)
+                   if self.reconstruction is not None else None)
+        return PipelineResult(result, attempt, evidence)
 
     def object_mesh(self, mesh_id: str) -> MeshTopology | None:
         """The library mesh a contact's ``object_mesh_id`` names (``label@hash``), or None."""
