@@ -155,7 +155,10 @@ class InferenceStages:
 
     def mvloc(self, contact_states: torch.Tensor, render_embeddings: torch.Tensor, cam_params: torch.Tensor,
               mask_size: int) -> torch.Tensor:
-        """Γ + MV-Loc: ``[K,D]`` hidden states, ``[V,C,h,w]``, ``[V,5]`` -> mask logits ``[K,V,R,R]``."""
+        """Γ + MV-Loc: ``[K,D]`` hidden states, ``[V,C,h,w]``, ``[V,5]`` -> mask logits ``[K,V,R,R]``.
+
+        ``[K,V,C,h,w]`` and ``[K,V,5]`` give row k its own render set (several meshes in one call); the exported
+        MV-Loc graph takes one render set, so an engine runs once per row then."""
         m = self.model
         runner = self.runners.get("mvloc")
         if runner is None:
@@ -164,7 +167,11 @@ class InferenceStages:
         if mask_size != self.mask_size:
             raise ValueError(f"the {self.backend} MV-Loc engine was built for {self.mask_size}px masks, "
                              f"{mask_size}px were asked (model render_resolution changed? rebuild the engines)")
-        return runner(contact_states.to(m.dtype), render_embeddings.to(m.dtype), cam_params.to(m.device, m.dtype))[0]
+        states, emb, cams = contact_states.to(m.dtype), render_embeddings.to(m.dtype), cam_params.to(m.device, m.dtype)
+        if emb.dim() == 5:
+            return torch.cat([runner(states[k:k + 1], emb[k], cams[k] if cams.dim() == 3 else cams)[0]
+                              for k in range(states.shape[0])])
+        return runner(states, emb, cams)[0]
 
     def embed_images(self, images: np.ndarray, progress: bool = False) -> torch.Tensor:
         """SAM image embeddings ``[V,C,h,w]`` of uint8 renders ``[V,H,W,3]``."""

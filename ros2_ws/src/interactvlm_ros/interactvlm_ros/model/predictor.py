@@ -9,10 +9,12 @@ Per call (human contact, ``predict``)::
     ──SAM mask decoder over the cached SAM embeddings of the 4 canonical renders──► logits [B,4,R,R]
     ──Lifter──► per-vertex probabilities [B,N] on the body topology
 
-``predict_object`` does the same over 4 renders of a given mesh (object question); ``predict_2d`` prompts
-SAM on the input image itself (2D contact mask). Every ``predict*`` takes the image array or the
-:class:`~interactvlm_ros.model.encoded_image.EncodedImage` of ``encode(image)``: give that to every query of a
-frame and the vision tower and the image's LLM prefill run once per frame, not once per query.
+``predict_object`` does the same over 4 renders of a given mesh (object question), ``predict_objects`` over
+several meshes of one frame at once (one LLM batch for their questions, one MV-Loc call over all their renders
+``[K,V,C,h,w]``, one lift per mesh); ``predict_2d`` prompts SAM on the input image itself (2D contact mask).
+Every ``predict*`` takes the image array or the :class:`~interactvlm_ros.model.encoded_image.EncodedImage` of
+``encode(image)``: give that to every query of a frame and the vision tower and the image's LLM prefill run once
+per frame, not once per query.
 Object names are mapped onto what the model knows first (``resolve_names``, ``model.object_names``): a model with
 a closed vocabulary asks "basketball" as ``ball`` and answers a name it never saw with ``found: false`` and the
 reason, without running; each contact records the name as asked (``query``) and the mapping (``name_match``).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -394,6 +397,36 @@ class ContactPredictor:
         """Object affordance on a point cloud ``points [Np,3]`` (PIAD): ``object_probs [Np]`` per point."""
         return self._predict_on_object(image, label, lambda: self.point_render_set(points), "")
 
+    @torch.no_grad()
+    def predict_objects(self, image: np.ndarray | EncodedImage, meshes: Sequence[tuple[np.ndarray, np.ndarray]],
+                        labels: Sequence[str], mesh_ids: Sequence[str] | None = None) -> ContactResult:
+        """Object contact on several meshes of one frame: ``meshes[i] = (vertices [No,3], faces [F,3])`` asked
+        about ``labels[i]`` (``mesh_ids[i]``: its ``object_mesh_id``, "" for the content hash). One contact per
+        mesh, in order, each what ``predict_object`` gives for it (within float rounding), at the cost of one
+        call: the object questions are one LLM batch, MV-Loc runs once over every mesh's renders, then one lift
+        per mesh."""
+        meshes, labels = list(meshes), list(labels)
+        mesh_ids = list(mesh_ids) if mesh_ids is not None else [""] * len(labels)
+        if not len(meshes) == len(labels) == len(mesh_ids):
+            raise ValueError(f"predict_objects needs one label and mesh id per mesh; got {len(meshes)} meshes, "
+                             f"{len(labels)} labels, {len(mesh_ids)} mesh ids")
+        timer = _Timer()
+        name, nv = self._body_info()
+        if not labels:
+            return ContactResult(name, nv, [], timer.ms)
+        matches = self.resolve_names(labels)
+        known = [i for i, m in enumerate(matches) if m.found]
+        contacts = []
+        if known:
+            with timer("render"):
+                views = [self.object_render_set(*meshes[i]) for i in known]
+            prompt_labels = [matches[i].prompt_name for i in known]
+            out, texts = self.contact_states(image, prompt_labels, "object", timer)
+            contacts = self._localise(out, texts, prompt_labels, lambda: views, timer, human=False)
+            for c, i, v in zip(contacts, known, views, strict=True):
+                c.object_mesh_id = mesh_ids[i] or v.content_key.split(":")[1]
+        return ContactResult(name, nv, _in_query_order(matches, contacts, labels), timer.ms)
+
     def _predict_on_object(self, image, label: str, render_set, mesh_id: str) -> ContactResult:
         timer = _Timer()
         matches = self.resolve_names([label])
@@ -457,24 +490,33 @@ class ContactPredictor:
 
     def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], get_views,
                   timer: _Timer, human: bool) -> list[ObjectContact]:
-        """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders."""
+        """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders: one
+        :class:`RenderSet` for every row, or a list with one per row (several meshes: MV-Loc then runs over
+        their renders stacked ``[K,V,C,h,w]``, and each row is lifted by its own mesh's lifter)."""
         col = 0 if human or out.found.shape[1] == 1 else 1  # joint model: [HSEG] for the body, [OSEG] for objects
         found = out.found[:, col]
         probs = masks = None
         if found.any():
             with timer("render"):
                 views = get_views()
+            rows = [views[b] for b in range(len(labels)) if found[b]] if isinstance(views, list) else None
             with timer("render_embed"):
-                emb = self.render_embeddings(views)
+                if rows is None:
+                    emb, cams, size = self.render_embeddings(views), views.cam_params, views.images.shape[1]
+                else:
+                    emb = torch.stack([self.render_embeddings(v) for v in rows])
+                    cams = torch.stack([v.cam_params for v in rows])
+                    size = rows[0].images.shape[1]
+                    if any(v.images.shape[1] != size for v in rows):
+                        raise ValueError("the meshes' renders differ in size; localise them in separate calls")
             with timer("mvloc"):
-                logits = self.stages.mvloc(out.contact_states[found, col], emb, views.cam_params,
-                                           mask_size=views.images.shape[1]).float()
+                logits = self.stages.mvloc(out.contact_states[found, col], emb, cams, mask_size=size).float()
             with timer("lift"):
-                lifter = views.lifter
-                if getattr(lifter, "device", torch.device("cpu")) != logits.device:
-                    lifter = lifter.to(logits.device)
-                    views.lifter = lifter
-                probs = lifter(logits).cpu().numpy().astype(np.float32)
+                if rows is None:
+                    probs = self._lifter(views, logits.device)(logits).cpu().numpy().astype(np.float32)
+                else:
+                    probs = [self._lifter(v, logits.device)(logits[j:j + 1])[0].cpu().numpy().astype(np.float32)
+                             for j, v in enumerate(rows)]
                 masks = torch.sigmoid(logits).cpu().numpy().astype(np.float32)
         contacts = []
         j = 0
@@ -490,6 +532,13 @@ class ContactPredictor:
             contacts.append(c)
             j += 1
         return contacts
+
+    @staticmethod
+    def _lifter(views: RenderSet, device: torch.device):
+        """The renders' lift operator on ``device`` (moved once, then kept there)."""
+        if getattr(views.lifter, "device", torch.device("cpu")) != device:
+            views.lifter = views.lifter.to(device)
+        return views.lifter
 
 
 __all__ = ["OBJECT_COND_DIST", "ContactPredictor", "RenderSet"]

@@ -114,19 +114,31 @@ class ContactPipeline:
         return self._meshes[mesh_id]
 
     def _add_object_contact(self, image, result: ContactResult) -> None:
-        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows; the
-        stage times are added to ``result.timings_ms`` as ``object_<stage>``."""
+        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows, all in
+        one ``predictor.predict_objects`` call (one LLM batch, one MV-Loc call for the frame's meshes; a predictor
+        without it is asked ``predict_object`` per mesh); the stage times are added to ``result.timings_ms`` as
+        ``object_<stage>``."""
+        todo = []  # (contact, its library mesh)
         for c in result.contacts:
             if not c.found or c.object_probs is not None:
                 continue
             label = self.library.lookup(c.label)
-            if label is None:
-                continue
-            mesh = self._library_mesh(label)
-            obj = self.predictor.predict_object(image, mesh.vertices, mesh.faces, c.label, mesh_id=mesh.mesh_id)
+            if label is not None:
+                todo.append((c, self._library_mesh(label)))
+        if not todo:
+            return
+        if hasattr(self.predictor, "predict_objects"):
+            objs = [self.predictor.predict_objects(image, [(m.vertices, m.faces) for _, m in todo],
+                                                   [c.label for c, _ in todo], [m.mesh_id for _, m in todo])]
+            answers = objs[0].contacts
+        else:
+            objs = [self.predictor.predict_object(image, m.vertices, m.faces, c.label, mesh_id=m.mesh_id)
+                    for c, m in todo]
+            answers = [o.contacts[0] if o.contacts else None for o in objs]
+        for obj in objs:
             for stage, ms in obj.timings_ms.items():
                 result.timings_ms[f"object_{stage}"] = result.timings_ms.get(f"object_{stage}", 0.0) + ms
-            oc = obj.contacts[0] if obj.contacts else None
+        for (c, mesh), oc in zip(todo, answers, strict=True):
             if oc is not None and oc.found and oc.object_probs is not None:
                 c.object_probs, c.object_mesh_id = oc.object_probs, mesh.mesh_id
 
