@@ -21,7 +21,7 @@ export ANNY_CACHE_DIR ?= $(HOME)/.cache/interactvlm/anny
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint apt clean-venv train-default
+.PHONY: setup demo test lint apt clean-venv train-default ros2-venv ros2-build
 
 setup: apt $(STAMP) $(MP_STAMP)
 
@@ -83,6 +83,34 @@ train-default: setup
 	$(BIN)/interactvlm eval --data $(TD)/data --model $(TD)/run4/model --json --threads 1 --no-progress \
 	  > $(TD)/eval.json.tmp && mv $(TD)/eval.json.tmp $(TD)/eval.json
 	cat $(TD)/eval.json
+
+# ROS 2 (not part of setup/test): the Python dependencies in a venv made from the interpreter ROS 2 runs on, seeing
+# the system site packages, ignored by colcon (COLCON_IGNORE); colcon then runs with that venv's python, so the
+# installed entry points (ros2 run / ros2 launch) start with it and find torch, cyclonedds... without PYTHONPATH.
+# This is the ROS 2 docs' "Using Python Packages with ROS 2" recipe. With a sourced ROS 2:
+#   make ros2-build && source install/setup.bash
+ROS_PYTHON ?= /usr/bin/python3
+ROS_VENV ?= .venv-ros
+ROS_STAMP := $(ROS_VENV)/.installed
+# Where colcon writes (build/, install/, log/ under it); the repository root by default, as in the README.
+ROS_WS ?= .
+
+ros2-venv: apt $(ROS_STAMP) $(MP_STAMP)
+
+$(ROS_STAMP): $(CONSTRAINTS) $(PKG)/setup.py Makefile
+	@test -x $(ROS_VENV)/bin/python || $(ROS_PYTHON) -m venv --system-site-packages $(ROS_VENV)
+	@touch $(ROS_VENV)/COLCON_IGNORE
+	$(ROS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ROS_VENV)/bin/pip install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(ROS_VENV)/bin/pip install -q -c $(CONSTRAINTS) -e "$(PKG)[test,smplx]"
+	@touch $@
+
+ros2-build: ros2-venv
+	@test -n "$$AMENT_PREFIX_PATH" || { echo "ros2-build: source ROS 2 first (source /opt/ros/jazzy/setup.bash)"; exit 2; }
+	@$(ROS_VENV)/bin/python -c 'import colcon_core' 2>/dev/null || \
+	  { echo "ros2-build: colcon is not importable by $(ROS_VENV)/bin/python (apt install python3-colcon-common-extensions)"; exit 2; }
+	$(ROS_VENV)/bin/python -m colcon --log-base $(ROS_WS)/log build --base-paths $(CURDIR)/ros2_ws/src \
+	  --build-base $(ROS_WS)/build --install-base $(ROS_WS)/install
 
 clean-venv:
 	rm -rf $(VENV) $(MP_VENV)
