@@ -15,6 +15,11 @@ STAMP := $(VENV)/.installed
 MP_VENV ?= .venv-mediapipe
 MP_CONSTRAINTS := $(PKG)/constraints-mediapipe.txt
 MP_STAMP := $(MP_VENV)/.installed
+# Triton serving (docs/serving.md): pytriton and its client in the main venv (--no-deps: it declares numpy<2), and
+# the numpy<2 environment its Python backend stub runs in (see constraints-triton.txt).
+TRITON_CONSTRAINTS := $(PKG)/constraints-triton.txt
+TRITON_STUB_VENV ?= .venv-triton-stub
+TRITON_STAMP := $(TRITON_STUB_VENV)/.installed
 BIN := $(VENV)/bin
 # The Anny body model builds a ~780 MB cache on first use (~60 s); keep it outside the clone so CI reuses it.
 export ANNY_CACHE_DIR ?= $(HOME)/.cache/interactvlm/anny
@@ -23,7 +28,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: setup demo test lint apt clean-venv train-default ros2-venv ros2-build
 
-setup: apt $(STAMP) $(MP_STAMP)
+setup: apt $(STAMP) $(MP_STAMP) $(TRITON_STAMP)
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -45,6 +50,13 @@ $(STAMP): $(CONSTRAINTS) $(PKG)/setup.py Makefile
 $(MP_STAMP): $(MP_CONSTRAINTS)
 	@test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
 	$(MP_VENV)/bin/pip install -q --no-deps -r $(MP_CONSTRAINTS)
+	@touch $@
+
+$(TRITON_STAMP): $(TRITON_CONSTRAINTS) $(STAMP)
+	$(BIN)/pip install -q --no-deps -r $(TRITON_CONSTRAINTS)
+	@test -x $(TRITON_STUB_VENV)/bin/python || $(BIN)/python -m venv --without-pip $(TRITON_STUB_VENV)
+	$(BIN)/pip --python $(TRITON_STUB_VENV)/bin/python install -q --no-deps numpy==1.26.4
+	$(TRITON_STUB_VENV)/bin/python -c 'import sysconfig; open(sysconfig.get_path("purelib") + "/main_venv.pth", "w").write("$(CURDIR)/$(VENV)/lib/python%s/site-packages\n" % sysconfig.get_python_version())'
 	@touch $@
 
 demo: setup

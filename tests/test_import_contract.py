@@ -29,7 +29,9 @@ ALLOWED = {
     "training": BASE | {"body", "render", "objects", "data", "model", "engines", "pipeline.result"},
     "evaluation": BASE | {"body", "render", "objects", "data", "model", "engines", "pipeline.result"},
     "pipeline": BASE | {"body", "render", "objects", "model", "engines", "recon", "pipeline.result"},
-    "node": BASE | {"body", "render", "objects", "model", "engines", "recon", "pipeline", "pipeline.result"},
+    "serving": BASE | {"body", "render", "model", "engines", "pipeline.result"},
+    "node": BASE | {"body", "render", "objects", "model", "engines", "recon", "pipeline", "pipeline.result",
+                    "serving"},
     "transport": BASE | {"node", "pipeline", "pipeline.result"},
     "bag": BASE | {"node", "transport", "pipeline", "pipeline.result"},
 }

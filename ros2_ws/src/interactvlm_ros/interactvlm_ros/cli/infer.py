@@ -159,8 +159,8 @@ def _shown_name(c, with_how: bool = True) -> str:
 def run(args) -> int:
     from PIL import Image
 
-    from interactvlm_ros.model.predictor import ContactPredictor
     from interactvlm_ros.model.vision import to_rgb_uint8
+    from interactvlm_ros.serving.factory import load_predictor
 
     cfg = args.cfg
     if args.model:
@@ -178,7 +178,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"interactvlm infer: {exc}")
         return 2
-    predictor = ContactPredictor.from_config(cfg)
+    predictor = load_predictor(cfg)  # a Triton client when inference.backend is triton
     recon = library = None
     if args.reconstruct:
         from interactvlm_ros.objects import ObjectLibrary

@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "interactvlm_ros.cli.train"),
     ("eval", "interactvlm_ros.cli.eval"),
     ("engines", "interactvlm_ros.cli.engines"),
+    ("serve", "interactvlm_ros.cli.serve"),
 )
 
 

@@ -102,7 +102,29 @@ PARAMETERS: tuple[Param, ...] = (
     Param("inference.backend", "str", "onnxruntime", "Inference backend for the per-frame stages (vision, LLM, "
           "MV-Loc, SAM encoder); engines are built from ONNX at start-up and cached (engines/README.md). "
           "onnxruntime on a CUDA model without ORT's CUDA provider runs torch.",
-          choices=("torch", "onnxruntime", "tensorrt")),
+          choices=("torch", "onnxruntime", "tensorrt", "triton")),
+    Param("inference.triton_url", "str", "127.0.0.1:8001", "backend triton: gRPC host:port of the Triton server "
+          "(`interactvlm serve`, docs/serving.md) that runs the model; the node sends image and object names."),
+    Param("inference.triton_timeout_s", "float", 10.0, "backend triton: deadline of one request; a late answer "
+          "is a failed frame (state timeout).", min=0.1, max=600.0),
+    Param("inference.triton_model_hash", "str", "", "backend triton: the model hash the server must serve "
+          "(printed by `interactvlm serve`); another one fails every frame (state model_mismatch); empty = any."),
+    Param("inference.triton_retry_s", "float", 0.5, "backend triton: wait after a failed request before the "
+          "server is asked again (frames in between fail at once), doubling per failure.", min=0.0, max=60.0),
+    Param("inference.triton_retry_max_s", "float", 10.0, "backend triton: longest wait between tries.",
+          min=0.0, max=600.0),
+    Param("serve.address", "str", "127.0.0.1", "interactvlm serve: address the Triton server binds (HTTP, gRPC, "
+          "metrics); 0.0.0.0 to serve other machines."),
+    Param("serve.http_port", "int", 8000, "interactvlm serve: HTTP/REST port (/v2/health/ready, "
+          "/v2/models/interactvlm/ready, inference).", min=1, max=65535),
+    Param("serve.grpc_port", "int", 8001, "interactvlm serve: gRPC port (what inference.triton_url names).",
+          min=1, max=65535),
+    Param("serve.metrics_port", "int", 8002, "interactvlm serve: Prometheus metrics port (/metrics).",
+          min=1, max=65535),
+    Param("serve.max_batch_size", "int", 8, "interactvlm serve: most requests the dynamic batcher groups into "
+          "one call (requests of equal image size and name count).", min=1, max=256),
+    Param("serve.max_queue_delay_us", "int", 2000, "interactvlm serve: how long the dynamic batcher waits for "
+          "more requests to group (microseconds).", min=0, max=1000000),
     Param("engines.cache_dir", "str", "", "Where ONNX/TensorRT engines are cached; empty = the repository's "
           "engines/ folder when run from source, else ~/.cache/interactvlm/engines."),
     Param("engines.force_rebuild", "bool", False, "Rebuild engines at start-up even when a valid cached one "

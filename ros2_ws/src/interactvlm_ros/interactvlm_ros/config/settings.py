@@ -148,10 +148,55 @@ class InferenceSettings:
     """``inference.backend``: Inference backend for the per-frame stages (vision, LLM, MV-Loc, SAM encoder); engines
     are built from ONNX at start-up and cached (engines/README.md). onnxruntime on a CUDA model without ORT's CUDA
     provider runs torch."""
+    triton_url: str
+    """``inference.triton_url``: backend triton: gRPC host:port of the Triton server (`interactvlm serve`,
+    docs/serving.md) that runs the model; the node sends image and object names."""
+    triton_timeout_s: float
+    """``inference.triton_timeout_s``: backend triton: deadline of one request; a late answer is a failed frame
+    (state timeout)."""
+    triton_model_hash: str
+    """``inference.triton_model_hash``: backend triton: the model hash the server must serve (printed by `interactvlm
+    serve`); another one fails every frame (state model_mismatch); empty = any."""
+    triton_retry_s: float
+    """``inference.triton_retry_s``: backend triton: wait after a failed request before the server is asked again
+    (frames in between fail at once), doubling per failure."""
+    triton_retry_max_s: float
+    """``inference.triton_retry_max_s``: backend triton: longest wait between tries."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> InferenceSettings:
-        return cls(backend=values["inference.backend"])
+        return cls(backend=values["inference.backend"], triton_url=values["inference.triton_url"],
+            triton_timeout_s=values["inference.triton_timeout_s"],
+            triton_model_hash=values["inference.triton_model_hash"], triton_retry_s=values["inference.triton_retry_s"],
+            triton_retry_max_s=values["inference.triton_retry_max_s"])
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``serve.*`` parameters."""
+
+    address: str
+    """``serve.address``: interactvlm serve: address the Triton server binds (HTTP, gRPC, metrics); 0.0.0.0 to serve
+    other machines."""
+    http_port: int
+    """``serve.http_port``: interactvlm serve: HTTP/REST port (/v2/health/ready, /v2/models/interactvlm/ready,
+    inference)."""
+    grpc_port: int
+    """``serve.grpc_port``: interactvlm serve: gRPC port (what inference.triton_url names)."""
+    metrics_port: int
+    """``serve.metrics_port``: interactvlm serve: Prometheus metrics port (/metrics)."""
+    max_batch_size: int
+    """``serve.max_batch_size``: interactvlm serve: most requests the dynamic batcher groups into one call (requests
+    of equal image size and name count)."""
+    max_queue_delay_us: int
+    """``serve.max_queue_delay_us``: interactvlm serve: how long the dynamic batcher waits for more requests to group
+    (microseconds)."""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> ServeSettings:
+        return cls(address=values["serve.address"], http_port=values["serve.http_port"],
+            grpc_port=values["serve.grpc_port"], metrics_port=values["serve.metrics_port"],
+            max_batch_size=values["serve.max_batch_size"], max_queue_delay_us=values["serve.max_queue_delay_us"])
 
 
 @dataclass(frozen=True)
@@ -357,6 +402,10 @@ class TypedSettings:
         return self._sections["inference"]
 
     @property
+    def serve(self) -> ServeSettings:
+        return self._sections["serve"]
+
+    @property
     def engines(self) -> EnginesSettings:
         return self._sections["engines"]
 
@@ -396,7 +445,7 @@ def build_sections(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"dds": DdsSettings.from_values(values), "topics": TopicsSettings.from_values(values),
         "qos": QosSettings.from_values(values), "objects": ObjectsSettings.from_values(values),
         "model": ModelSettings.from_values(values), "inference": InferenceSettings.from_values(values),
-        "engines": EnginesSettings.from_values(values), "body": BodySettings.from_values(values),
-        "contact": ContactSettings.from_values(values), "cache": CacheSettings.from_values(values),
-        "recon": ReconSettings.from_values(values), "camera": CameraSettings.from_values(values),
-        "node": NodeSettings.from_values(values)}
+        "serve": ServeSettings.from_values(values), "engines": EnginesSettings.from_values(values),
+        "body": BodySettings.from_values(values), "contact": ContactSettings.from_values(values),
+        "cache": CacheSettings.from_values(values), "recon": ReconSettings.from_values(values),
+        "camera": CameraSettings.from_values(values), "node": NodeSettings.from_values(values)}

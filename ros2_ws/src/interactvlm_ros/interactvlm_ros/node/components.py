@@ -28,13 +28,14 @@ class NodeComponents:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> NodeComponents:
-        """Load the model (``ContactPredictor.from_config``), the body model's canonical mesh and the library."""
+        """Load the model (``ContactPredictor.from_config``, or a Triton client: ``serving.factory``), the body
+        model's canonical mesh and the library."""
         from interactvlm_ros.body import load_body_model
-        from interactvlm_ros.model import ContactPredictor
         from interactvlm_ros.objects import ObjectLibrary
+        from interactvlm_ros.serving.factory import load_predictor
 
         t0 = time.monotonic()
-        predictor = ContactPredictor.from_config(cfg)
+        predictor = load_predictor(cfg)  # a Triton client when inference.backend is triton
         body_model = getattr(predictor, "body_model", None) or load_body_model(cfg)
         body = body_topology(body_model)
         library = ObjectLibrary.from_config(cfg)
