@@ -164,3 +164,100 @@ def test_ros2_launch_rclpy_lifecycle_node(tmp_path):
     except PackageNotFoundError:
         pytest.skip("interactvlm_ros is not colcon-built/sourced (needed for launch_ros' LifecycleNode)")
     launch_and_check(["transport:=rclpy", *COMMON], tmp_path, 170 + os.getpid() % 40)
+
+
+# --- one node per camera -----------------------------------------------------------------------------------
+MULTI_LAUNCH_FILE = ROOT / "launch" / "interactvlm_multi.launch.py"
+
+
+def load_multi_launch_module():
+    spec = importlib.util.spec_from_file_location("interactvlm_multi_launch", MULTI_LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_multi_launch_file_declares_the_single_files_arguments_and_parses_cameras():
+    from launch.actions import DeclareLaunchArgument
+
+    module = load_multi_launch_module()
+    names = {a.name for a in module.generate_launch_description().entities if isinstance(a, DeclareLaunchArgument)}
+    assert names == (EXPECTED_ARGS - {"namespace", "use_rviz"}) | {"cameras"}
+    assert module.parse_cameras(" front, /wrist=/wrist_cam/image ") == [("front", ""), ("wrist", "/wrist_cam/image")]
+    for bad in ("", " , ", "front,front", "=image"):
+        with pytest.raises(ValueError):
+            module.parse_cameras(bad)
+
+
+def test_ros2_launch_two_cameras_answer_on_their_own_namespaced_topics(tmp_path):
+    """``ros2 launch interactvlm_multi.launch.py cameras:=cam_left,cam_right``: each node reads its own
+    namespace's image topic and answers on ``/<camera>/interactvlm/contacts`` with that camera's frames only."""
+    rclpy = pytest.importorskip("rclpy", reason="rclpy is not importable")
+    ivm = pytest.importorskip("interactvlm_msgs.msg", reason="interactvlm_msgs is not built/sourced")
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from interactvlm_ros.transport.rclpy_node import OUTPUT_QOS
+
+    transport = "dds"
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        get_package_prefix("interactvlm_ros")
+        transport = "rclpy"  # the lifecycle node when the package is colcon-built
+    except Exception:  # noqa: BLE001 - not built: the dds transport needs no colcon build
+        pass
+    domain = 210 + os.getpid() % 20
+    env = loopback_env(domain_id=domain)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", ""), *site.getsitepackages()]).strip(os.pathsep)
+    cameras = {"cam_left": 1_700_000_000_000_000_000, "cam_right": 1_800_000_000_000_000_000}
+    log = tmp_path / "launch.log"
+    proc = subprocess.Popen([ros2_cli(), "launch", str(MULTI_LAUNCH_FILE), f"cameras:={','.join(cameras)}",
+                             "image_topic:=camera/image_raw", "objects:=cup", f"transport:={transport}"],
+                            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    os.environ["CYCLONEDDS_URI"] = env["CYCLONEDDS_URI"]
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, args=["test"], domain_id=domain)
+    peer = rclpy.create_node("multi_launch_test_peer", context=ctx)
+    got = {ns: [] for ns in cameras}
+    pubs = {}
+    for ns in cameras:
+        peer.create_subscription(ivm.ContactArray, f"/{ns}/interactvlm/contacts", got[ns].append, OUTPUT_QOS)
+        pubs[ns] = peer.create_publisher(Image, f"/{ns}/camera/image_raw", qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(peer)
+    try:
+        end = time.monotonic() + 300
+        while time.monotonic() < end and not all(got.values()):
+            for ns, pub in pubs.items():
+                if pub.get_subscription_count() and not got[ns]:
+                    cameras[ns] += 10**8
+                    msg = Image()
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(cameras[ns], 10**9)
+                    msg.header.frame_id = f"{ns}_optical_frame"
+                    msg.height, msg.width, msg.encoding, msg.step = 48, 64, "rgb8", 192
+                    msg.data = np.full(48 * 64 * 3, 128, np.uint8).tobytes()
+                    pub.publish(msg)
+            executor.spin_once(timeout_sec=0.5)
+            assert proc.poll() is None, log.read_text()[-3000:]
+        assert all(got.values()), f"no ContactArray from {[ns for ns in got if not got[ns]]}:\n" + \
+            log.read_text()[-3000:]
+        for ns, msgs in got.items():
+            assert {m.header.frame_id for m in msgs} == {f"{ns}_optical_frame"}
+            assert [c.object_label for c in msgs[0].contacts] == ["cup"]
+        text = log.read_text()
+        for ns in cameras:
+            assert f"/{ns}/camera/image_raw -> /{ns}/interactvlm/contacts" in text or transport == "dds", text[-3000:]
+    finally:
+        executor.shutdown()
+        peer.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert rc == 0, log.read_text()[-3000:]

@@ -503,7 +503,8 @@ class ContactNode:
         elif getattr(self.pipeline, "person_gate", None) is not None:
             gate = f"{gate}: no frame yet"
         values["person_gate"] = gate
-        return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, str(self.cfg.node.name), values,
+        ns, name = str(self.cfg.node.namespace).strip("/"), str(self.cfg.node.name)
+        return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, f"/{ns}/{name}" if ns else name, values,
                                  time.time_ns())
 
     def frame_accounting(self) -> dict[str, str]:

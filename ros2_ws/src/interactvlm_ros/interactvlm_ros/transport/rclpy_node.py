@@ -240,6 +240,7 @@ class InteractVLMNode(LifecycleNode):
         if unknown:
             raise ConfigError(f"unknown parameter(s) for {self.get_fully_qualified_name()}: {', '.join(unknown)}")
         values["node.name"] = self.get_name()  # the real name (launch / --ros-args -r __node:=... may change it)
+        values["node.namespace"] = self.get_namespace().strip("/")  # likewise (diagnostics' hardware_id)
         return Config(values, source="ROS parameters")
 
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
