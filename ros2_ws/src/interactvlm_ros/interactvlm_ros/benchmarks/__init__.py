@@ -9,4 +9,5 @@ BENCHES: dict[str, str] = {  # name -> "module:function"
     "recon": "interactvlm_ros.benchmarks.recon:run",
     "engines": "interactvlm_ros.benchmarks.engines:run",
     "soak": "interactvlm_ros.benchmarks.soak:run",
+    "serve": "interactvlm_ros.benchmarks.serve:run",
 }
