@@ -129,13 +129,17 @@ def test_not_up_then_up_parity_restart_and_hash(predictor, image, serve_config):
 
 
 def test_concurrent_clients_are_answered(predictor, image, serve_config):
-    """Several clients at once (the dynamic batcher groups equal-sized requests): every answer is right."""
+    """Several clients at once against two model instances (the dynamic batcher groups equal-sized requests):
+    every answer is right."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.model import ContactPredictor
     from interactvlm_ros.serving.server import ContactServer
 
     local = predictor.predict(image, OBJECTS)
-    with ContactServer(predictor, serve_config):
+    second = ContactPredictor.from_config(load_config(None, ["inference.backend=torch"]))
+    with ContactServer([predictor, second], serve_config):
         clients = [client_for(serve_config) for _ in range(4)]
         until_answered(clients[0], image)
         with ThreadPoolExecutor(4) as pool:

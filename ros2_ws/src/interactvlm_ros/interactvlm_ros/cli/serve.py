@@ -27,8 +27,9 @@ def run(args) -> int:
     cfg = args.cfg
     if cfg.inference.backend == "triton":  # the server runs the model locally: the default local backend
         cfg = cfg.replace(inference__backend="onnxruntime")
-    predictor = ContactPredictor.from_config(cfg)
-    server = ContactServer(predictor, ServeConfig.from_config(cfg), log_verbose=args.log_verbose)
+    predictors = [ContactPredictor.from_config(cfg) for _ in range(int(cfg.serve.instances))]
+    predictor = predictors[0]
+    server = ContactServer(predictors, ServeConfig.from_config(cfg), log_verbose=args.log_verbose)
     server.start()
     c = server.config
     print(f"serving model {cfg.model.name} (hash {server.model_hash}, {predictor.backend_name} backend)\n"

@@ -125,6 +125,10 @@ PARAMETERS: tuple[Param, ...] = (
           "one call (requests of equal image size and name count).", min=1, max=256),
     Param("serve.max_queue_delay_us", "int", 2000, "interactvlm serve: how long the dynamic batcher waits for "
           "more requests to group (microseconds).", min=0, max=1000000),
+    Param("serve.instances", "int", 1, "interactvlm serve: model instances (each its own predictor, run in "
+          "parallel by Triton); more instances use more cores and memory.", min=1, max=64),
+    Param("serve.threads", "int", 0, "interactvlm serve: torch intra-op threads of the server process; 0 = torch's "
+          "default.", min=0, max=256),
     Param("engines.cache_dir", "str", "", "Where ONNX/TensorRT engines are cached; empty = the repository's "
           "engines/ folder when run from source, else ~/.cache/interactvlm/engines."),
     Param("engines.force_rebuild", "bool", False, "Rebuild engines at start-up even when a valid cached one "

@@ -191,12 +191,18 @@ class ServeSettings:
     max_queue_delay_us: int
     """``serve.max_queue_delay_us``: interactvlm serve: how long the dynamic batcher waits for more requests to group
     (microseconds)."""
+    instances: int
+    """``serve.instances``: interactvlm serve: model instances (each its own predictor, run in parallel by Triton);
+    more instances use more cores and memory."""
+    threads: int
+    """``serve.threads``: interactvlm serve: torch intra-op threads of the server process; 0 = torch's default."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ServeSettings:
         return cls(address=values["serve.address"], http_port=values["serve.http_port"],
             grpc_port=values["serve.grpc_port"], metrics_port=values["serve.metrics_port"],
-            max_batch_size=values["serve.max_batch_size"], max_queue_delay_us=values["serve.max_queue_delay_us"])
+            max_batch_size=values["serve.max_batch_size"], max_queue_delay_us=values["serve.max_queue_delay_us"],
+            instances=values["serve.instances"], threads=values["serve.threads"])
 
 
 @dataclass(frozen=True)

@@ -84,12 +84,14 @@ class ServeConfig:
     metrics_port: int = 8002
     max_batch_size: int = 8
     max_queue_delay_us: int = 2000
+    instances: int = 1
+    threads: int = 0
 
     @classmethod
     def from_config(cls, cfg) -> ServeConfig:
         s = cfg.serve
         return cls(s.address, int(s.http_port), int(s.grpc_port), int(s.metrics_port), int(s.max_batch_size),
-                   int(s.max_queue_delay_us))
+                   int(s.max_queue_delay_us), int(s.instances), int(s.threads))
 
 
 def model_hash(predictor) -> str:
@@ -124,12 +126,15 @@ def make_infer_function(predictor, weights_hash: str):
 
 
 class ContactServer:
-    """A running Triton server with the predictor bound as ``interactvlm`` (context manager; :meth:`stop`)."""
+    """A running Triton server with the predictor bound as ``interactvlm`` (context manager; :meth:`stop`).
+
+    ``predictor`` may be a list: one Triton model instance per predictor (same weights), run in parallel."""
 
     def __init__(self, predictor, config: ServeConfig | None = None, log_verbose: int = 0):
-        self.predictor = predictor
+        self.predictors = list(predictor) if isinstance(predictor, (list, tuple)) else [predictor]
+        self.predictor = self.predictors[0]
         self.config = config or ServeConfig()
-        self.model_hash = model_hash(predictor)
+        self.model_hash = model_hash(self.predictor)
         self._triton = None
         self._log_verbose = log_verbose
 
@@ -142,11 +147,15 @@ class ContactServer:
         tcfg = TritonConfig(http_address=c.address, http_port=c.http_port, grpc_address=c.address,
                             grpc_port=c.grpc_port, metrics_port=c.metrics_port, allow_metrics=True,
                             log_verbose=self._log_verbose)
+        if c.threads:
+            import torch
+
+            torch.set_num_threads(c.threads)
         t0 = time.monotonic()
         self._triton = Triton(config=tcfg)
         self._triton.bind(
             model_name=MODEL_NAME,
-            infer_func=make_infer_function(self.predictor, self.model_hash),
+            infer_func=[make_infer_function(p, self.model_hash) for p in self.predictors],
             inputs=[Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3)),
                     Tensor(name="objects", dtype=np.bytes_, shape=(-1,))],
             outputs=[Tensor(name="human_probs", dtype=np.float32, shape=(-1, -1)),
@@ -157,9 +166,9 @@ class ContactServer:
             strict=False,
         )
         self._triton.run()
-        LOG.info("Triton serving %s (hash %s) in %.1f s: gRPC %s:%d, HTTP %s:%d, metrics http://%s:%d/metrics",
-                 MODEL_NAME, self.model_hash, time.monotonic() - t0, c.address, c.grpc_port, c.address,
-                 c.http_port, c.address, c.metrics_port)
+        LOG.info("Triton serving %s (hash %s, %d instance(s)) in %.1f s: gRPC %s:%d, HTTP %s:%d, "
+                 "metrics http://%s:%d/metrics", MODEL_NAME, self.model_hash, len(self.predictors),
+                 time.monotonic() - t0, c.address, c.grpc_port, c.address, c.http_port, c.address, c.metrics_port)
         return self
 
     def serve_forever(self) -> None:
