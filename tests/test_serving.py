@@ -153,3 +153,56 @@ def test_object_contact_is_refused_with_a_reason(serve_config):
 
     r = client_for(serve_config).predict_object(None, None, None, "cup", mesh_id="cup@x")
     assert not r.contacts[0].found and r.contacts[0].reason == OBJECT_CONTACT_REASON
+
+
+def test_node_on_triton_survives_a_late_server_and_a_restart(predictor, serve_config):
+    """The node with ``inference.backend: triton`` starts before the server, counts the unanswered frames as
+    pipeline errors (reason in diagnostics) and keeps running; it answers once the server is up, and again after
+    the server was stopped and started, without a node restart."""
+    pytest.importorskip("cyclonedds", reason="the message types need cyclonedds")
+    from node_sink import CollectingSink
+
+    from interactvlm_ros.benchmarks.fuzz import good_messages
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.node.components import NodeComponents
+    from interactvlm_ros.serving.server import ContactServer
+    from interactvlm_ros.transport.node_inputs import wire_codecs
+
+    settings = ["inference.backend=triton", f"inference.triton_url=127.0.0.1:{serve_config.grpc_port}",
+                "inference.triton_retry_s=0.1", "inference.triton_retry_max_s=0.5", "objects=[cup]",
+                "node.always_run=true", "node.marker_rate_hz=0", "node.diagnostics_period_s=0.1",
+                "node.warn_throttle_s=60"]
+    cfg = load_config(None, settings)
+    components = NodeComponents.from_config(cfg)
+    assert components.backend == "triton"
+    sink = CollectingSink()
+    node = components.build_node(cfg, sink)
+    stamps = iter(range(1_700_000_000 * 10**9, 1_800_000_000 * 10**9, 10**8))
+
+    def send():
+        msg = good_messages(width=64, height=48, stamp_ns=next(stamps), frame="camera")["image"]
+        node.on_serialized("image", msg.serialize(), wire_codecs(node.cfg)["image"])
+
+    def errors() -> int:
+        return int(sink.diagnostics[-1].values["pipeline_errors"]) if sink.diagnostics else 0
+
+    def stream_until(predicate, timeout=90.0):
+        t_end = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < t_end, "the node did not get there in time"
+            send()
+            time.sleep(0.1)
+
+    node.start()
+    try:
+        stream_until(lambda: errors() >= 2)  # no server: failed frames, counted, node alive
+        assert not sink.frames
+        with ContactServer(predictor, serve_config):
+            stream_until(lambda: len(sink.frames) >= 2)
+        published = len(sink.frames)
+        before = errors()
+        stream_until(lambda: errors() > before)  # server gone mid-stream
+        with ContactServer(predictor, serve_config):
+            stream_until(lambda: len(sink.frames) > published + 1)  # back without restarting the node
+    finally:
+        node.stop()
