@@ -206,3 +206,19 @@ def test_node_on_triton_survives_a_late_server_and_a_restart(predictor, serve_co
             stream_until(lambda: len(sink.frames) > published + 1)  # back without restarting the node
     finally:
         node.stop()
+
+
+def test_infer_through_the_server_writes_the_local_contacts(predictor, image, serve_config, tmp_path):
+    from interactvlm_ros.cli.main import main
+    from interactvlm_ros.serving.server import ContactServer
+
+    photo = DEMO / "20251125_0001_mug.png"
+    assert main(["infer", str(photo), "--object", "cup", "--out", str(tmp_path / "local"),
+                 "--set", "inference.backend=torch", "--set", "contact.person_gate=disabled"]) == 0
+    with ContactServer(predictor, serve_config):
+        until_answered(client_for(serve_config), image)
+        assert main(["infer", str(photo), "--object", "cup", "--out", str(tmp_path / "served"),
+                     "--set", "inference.backend=triton", "--set", "contact.person_gate=disabled",
+                     "--set", f"inference.triton_url=127.0.0.1:{serve_config.grpc_port}"]) == 0
+    local, served = (np.load(tmp_path / d / "contacts.npz") for d in ("local", "served"))
+    assert np.abs(local["human_probs"] - served["human_probs"]).max() <= 1e-4

@@ -217,6 +217,10 @@ def run(args) -> int:
         result = predictor.predict_object(image, obj_mesh.vertices, obj_mesh.faces, label, mesh_id=mesh_id)
 
     body = predictor.body_model
+    if body is None:  # the Triton client: the body topology is loaded here (same body.model as the server's)
+        from interactvlm_ros.body import load_body_model
+
+        body = load_body_model(cfg)
     arrays: dict[str, np.ndarray] = {"labels": np.array([c.label for c in result.contacts]),
                                      "found": np.array([c.found for c in result.contacts])}
     record = {"model": cfg.model.name, "mode": args.mode, "image": str(args.image),
@@ -235,9 +239,10 @@ def run(args) -> int:
             arrays[f"object_probs_{i}"] = c.object_probs
         record["contacts"].append(entry)
         if c.found and args.mode != "2d":
-            views = predictor.body_views() if args.mode == "human" else predictor.object_render_set(
-                obj_mesh.vertices, obj_mesh.faces)
-            row["tiles"] = [_overlay(views.images[v], c.view_masks[v]) for v in range(len(c.view_masks))]
+            if c.view_masks is not None:  # a served result (inference.backend=triton) carries no view masks
+                views = predictor.body_views() if args.mode == "human" else predictor.object_render_set(
+                    obj_mesh.vertices, obj_mesh.faces)
+                row["tiles"] = [_overlay(views.images[v], c.view_masks[v]) for v in range(len(c.view_masks))]
             if args.mode == "human":
                 verts, faces, probs = body.canonical_vertices(), body.faces, c.human_probs
                 name = f"body_{_slug(c.asked)}.ply"
