@@ -125,4 +125,4 @@ ros2-build: ros2-venv
 	  --build-base $(ROS_WS)/build --install-base $(ROS_WS)/install
 
 clean-venv:
-	rm -rf $(VENV) $(MP_VENV)
+	rm -rf $(VENV) $(MP_VENV) $(TRITON_STUB_VENV)
