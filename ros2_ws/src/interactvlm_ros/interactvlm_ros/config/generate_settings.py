@@ -8,7 +8,7 @@ the query names, next to ``objects.library``) is that section's ``names`` field.
 
     python -m interactvlm_ros.config.generate_settings   # rewrite settings.py after changing the schema
 
-``tests/test_config.py`` checks that the committed file is what this generator writes.
+``tests/config/test_config.py`` checks that the committed file is what this generator writes.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from interactvlm_ros.model.sam import PIXEL_MEAN, PIXEL_STD, Sam, SamConfig, pos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "official_checkpoint_keys"
 PREFIX = "model.visual_model."
 
 

@@ -29,7 +29,7 @@ from interactvlm_ros.model.tokenizer import JsonTokenizer, tiny_tokenizer_corpus
 from interactvlm_ros.model.vision import ClipImageProcessor
 
 # Copies of reference/official_checkpoint_keys (tensor names and shapes of the released models; no weights).
-MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "official_checkpoint_keys"
 
 
 @pytest.fixture(autouse=True)

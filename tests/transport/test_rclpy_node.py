@@ -37,7 +37,7 @@ from interactvlm_ros.transport.dds_config import loopback_env  # noqa: E402
 from interactvlm_ros.transport.headers import make_header  # noqa: E402
 from interactvlm_ros.transport.rclpy_node import OUTPUT_QOS, InteractVLMNode  # noqa: E402
 
-SHIPPED = os.path.join(os.path.dirname(__file__), "..", "config", "interactvlm.yaml")
+SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "config", "interactvlm.yaml")
 DOMAIN = 60 + os.getpid() % 40
 FRAME = "rclpy_test_optical_frame"
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from interactvlm_ros.cli.main import main
 
-MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "official_checkpoint_keys"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

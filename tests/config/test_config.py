@@ -8,7 +8,7 @@ import yaml
 from interactvlm_ros.config import PARAMETERS, ConfigError, load_config
 from interactvlm_ros.config.paths import repo_root
 
-SHIPPED = Path(__file__).resolve().parents[1] / "config" / "interactvlm.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "interactvlm.yaml"
 
 
 def write(tmp_path, params: dict, node="/**") -> Path:

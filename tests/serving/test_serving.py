@@ -18,7 +18,7 @@ PROBLEM = pytriton_problem()
 pytestmark = [pytest.mark.skipif(bool(PROBLEM), reason=PROBLEM or "pytriton runs"),
               pytest.mark.usefixtures("one_torch_thread")]
 
-DEMO = Path(__file__).resolve().parents[1] / "ros2_ws/src/interactvlm_ros/interactvlm_ros/assets/demo"
+DEMO = Path(__file__).resolve().parents[2] / "ros2_ws/src/interactvlm_ros/interactvlm_ros/assets/demo"
 OBJECTS = ["cup", "ball", "couch"]  # two names the default model knows, one it refuses (reason travels too)
 
 

@@ -22,7 +22,7 @@ pytest.importorskip("launch_ros", reason="launch_ros is not importable (no sourc
 
 from interactvlm_ros.transport.dds_config import loopback_env  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = ROOT / "launch" / "interactvlm.launch.py"
 EXPECTED_ARGS = {"image_topic", "params_file", "transport", "model", "backend", "objects", "camera_frame",
                  "namespace", "node_name", "log_level", "use_rviz", "respawn", "respawn_delay"}

@@ -258,7 +258,7 @@ def test_smplx_body_fit_on_synthetic_model_file(tmp_path_factory):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     from synthetic_smplx import write_synthetic_smplx
 
     from interactvlm_ros.body import load_body_model

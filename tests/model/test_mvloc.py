@@ -12,7 +12,7 @@ from interactvlm_ros.model.sam import Sam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-MANIFESTS = Path(__file__).resolve().parent / "data" / "official_checkpoint_keys"
+MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "official_checkpoint_keys"
 
 
 def manifest(name: str, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
