@@ -2,9 +2,10 @@
 
 * :class:`SentencePieceTokenizer` — the official LLaMA tokenizer: ``tokenizer.model`` (sentencepiece) from the
   checkpoint directory plus its added tokens (``added_tokens.json`` or ``tokenizer_config.json``), reproducing the
-  slow ``LlamaTokenizer`` (``use_fast=False``, ``legacy=True``, pad = unk) the release was trained with: text is
-  split on added tokens, the whitespace next to an added token is stripped, every chunk is encoded with the
-  sentencepiece dummy prefix.
+  slow ``LlamaTokenizer`` of transformers 4.31 (``use_fast=False``, pad = unk) the release was trained with: text
+  is split on added tokens, the whitespace next to an added token is stripped, every chunk is encoded with the
+  sentencepiece dummy prefix — except, with ``"legacy": false`` in ``tokenizer_config.json``, the chunks after an
+  added token: their first piece loses its dummy-prefix ``▁`` (``<im_end>\nWhich`` -> ``Which``, not ``▁Which``).
 * :class:`JsonTokenizer` — our small ``tokenizers`` BPE file (``tiny_tokenizer.json`` next to the presets, built
   by :func:`build_tiny_tokenizer` from the prompt/answer templates, body-part names, DAMON object names and
   printable ASCII), with the same special/added tokens and the same splitting rules.
@@ -118,10 +119,33 @@ class PromptTokenizer:
         return text.strip()
 
 
-class SentencePieceTokenizer(PromptTokenizer):
-    """The official slow LLaMA tokenizer (``tokenizer.model`` + added tokens) without transformers."""
+SPIECE_UNDERLINE = "\u2581"
 
-    def __init__(self, directory: str | Path):
+
+def read_legacy_flag(directory: Path) -> bool:
+    """``legacy`` of ``tokenizer_config.json`` (transformers' ``LlamaTokenizer`` default, True, when absent)."""
+    path = directory / "tokenizer_config.json"
+    if not path.is_file():
+        return True
+    value = json.loads(path.read_text()).get("legacy", True)
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise TokenizerError(f"{path}: 'legacy' must be true or false, got {value!r}")
+    return value
+
+
+class SentencePieceTokenizer(PromptTokenizer):
+    """The official slow LLaMA tokenizer (``tokenizer.model`` + added tokens) without transformers.
+
+    ``legacy`` (None: from ``tokenizer_config.json``, default True) is transformers 4.31's ``LlamaTokenizer``
+    flag. With ``legacy=False`` that tokenizer prepends ``▁`` to the whole text (and turns any ``▁`` in it into a
+    space), splits on added tokens, encodes the first chunk as usual and, for every later chunk that does not
+    start with a space, drops the ``▁`` of its first piece (the piece is then looked up as written: a piece the
+    vocabulary lacks becomes ``<unk>``). :meth:`encode` does exactly that.
+    """
+
+    def __init__(self, directory: str | Path, legacy: bool | None = None):
         import sentencepiece as spm
 
         directory = Path(directory)
@@ -131,6 +155,7 @@ class SentencePieceTokenizer(PromptTokenizer):
                                  "sentencepiece tokenizer (tokenizer.model)")
         self.sp = spm.SentencePieceProcessor(model_file=str(model))
         self.added = _read_added_tokens(directory)
+        self.legacy = read_legacy_flag(directory) if legacy is None else bool(legacy)
         self.unk_id = self.sp.unk_id()
         self.bos_id = self.sp.bos_id()
         self.eos_id = self.sp.eos_id()
@@ -143,6 +168,35 @@ class SentencePieceTokenizer(PromptTokenizer):
 
     def _encode_chunk(self, text: str) -> list[int]:
         return list(self.sp.encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        if self.legacy:
+            return super().encode(text)
+        return self._encode_non_legacy(text)
+
+    def _encode_non_legacy(self, text: str) -> list[int]:
+        """transformers 4.31 ``LlamaTokenizer(legacy=False).tokenize`` + ``convert_tokens_to_ids``."""
+        text = SPIECE_UNDERLINE + text.replace(SPIECE_UNDERLINE, " ")
+        pattern = "(" + "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ")"
+        parts = re.split(pattern, text) if self.added else [text]
+        for i in range(1, len(parts), 2):
+            parts[i - 1] = parts[i - 1].rstrip()
+            parts[i + 1] = parts[i + 1].lstrip()
+        ids: list[int] = []
+        for i, part in enumerate(parts):
+            if i % 2:
+                ids.append(self.added[part])
+                continue
+            if not part:
+                continue
+            is_first = part.startswith(SPIECE_UNDERLINE)
+            if is_first:
+                part = part[1:]
+            pieces = self.sp.encode(part, out_type=str)
+            if not is_first and not part.startswith(" ") and pieces and pieces[0].startswith(SPIECE_UNDERLINE):
+                pieces = ([pieces[0][1:]] if len(pieces[0]) > 1 else []) + pieces[1:]
+            ids.extend(self.sp.piece_to_id(p) for p in pieces)
+        return ids
 
     def _decode_plain(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if i < self.sp.get_piece_size()])
