@@ -1,5 +1,6 @@
-"""``interactvlm demo`` end to end on two frames (the astronaut photo and one held-out synthetic scene): the node
-in its own process over real DDS on loopback, the configured model, a real MCAP bag read back with rosbags."""
+"""``interactvlm demo`` end to end on five frames (the four labelled real photos that ship in scikit-image, then one
+held-out synthetic scene): the node in its own process over real DDS on loopback, the configured model, a real MCAP
+bag read back with rosbags, and each real photo's part-level score against its labels."""
 
 import json
 import subprocess
@@ -10,12 +11,21 @@ import pytest
 from PIL import Image
 from rosbags.highlevel import AnyReader
 
-from interactvlm_ros.demo.bundle import DEMO_SEED, bundle_dir, load_bundle
+from interactvlm_ros.demo.bundle import DEMO_SEED, bundle_dir, load_bundle, real_photo_frames
 
 OUTPUT_TOPICS = ("/interactvlm/contacts", "/interactvlm/contacts/markers", "/interactvlm/contacts/human_cloud",
                  "/interactvlm/contacts/object_cloud")
 ALL_TOPICS = OUTPUT_TOPICS + ("/image", "/camera_info", "/interactvlm/objects", "/interactvlm/contacts/topology",
                               "/diagnostics")
+
+
+REAL = real_photo_frames()
+
+
+def test_real_photos_are_the_labelled_scikit_image_ones():
+    assert [f.id for f in REAL] == ["astronaut", "cameraman", "coffee", "cat"]
+    assert [f.labelled_parts for f in REAL] == [("left hand",), ("left hand", "right hand"), (), ()]
+    assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 and f.source == "photo" for f in REAL)
 
 
 def run_demo(out, *extra):
@@ -28,7 +38,7 @@ def run_demo(out, *extra):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return run_demo(tmp_path_factory.mktemp("demo") / "out", "--frames", "2")
+    return run_demo(tmp_path_factory.mktemp("demo") / "out", "--frames", str(len(REAL) + 1))
 
 
 def _read(path):
@@ -48,17 +58,19 @@ def test_bag_has_every_topic_with_the_image_stamps(demo):
     msgs = _read(out / "demo.mcap")
     assert set(ALL_TOPICS) <= set(msgs), sorted(msgs)
     images = msgs["/image"]
-    assert len(images) == 2
+    assert len(images) == len(REAL) + 1
     stamps = [_stamp(m.header) for m in images]
     assert [_stamp(m.header) for m in msgs["/camera_info"]] == stamps
-    assert images[0].width == images[0].height == 512  # the astronaut first, then a 160x160 synthetic scene
+    assert images[0].width == images[0].height == 512  # the astronaut first
+    assert images[-1].width == images[-1].height == 160  # the real photos, then a synthetic scene
     for topic in OUTPUT_TOPICS:
         heads = [m.markers[-1].header if topic.endswith("markers") else m.header for m in msgs[topic]]
         assert sorted(_stamp(h) for h in heads) == sorted(stamps), topic
         assert {h.frame_id for h in heads} == {images[0].header.frame_id}
-    assert [m.data for m in msgs["/interactvlm/objects"]] == ["ball", load_bundle()[0].object]
+    asked = [f.object for f in REAL] + [load_bundle()[0].object]
+    assert [m.data for m in msgs["/interactvlm/objects"]] == asked
     contacts = msgs["/interactvlm/contacts"]
-    assert [c.contacts[0].object_label for c in contacts] == ["ball", load_bundle()[0].object]
+    assert [c.contacts[0].object_label for c in contacts] == asked
     kinds = {m.mesh_id: m.kind for m in msgs["/interactvlm/contacts/topology"]}
     assert "body" in kinds.values() and "object" in kinds.values()
     assert any(s.name == "interactvlm: contact node" for m in msgs["/diagnostics"] for s in m.status)
@@ -68,10 +80,19 @@ def test_summary_pngs_and_meshes(demo):
     out, stdout = demo
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["frames"]
-    assert [r["frame"] for r in rows] == ["astronaut", load_bundle()[0].id]
+    assert [r["frame"] for r in rows] == [f.id for f in REAL] + [load_bundle()[0].id]
     bag_stamps = sorted(_stamp(m.header) for m in _read(out / "demo.mcap")["/image"])
     assert sorted(r["stamp_ns"] for r in rows) == bag_stamps
-    assert "human_f1" not in rows[0] and 0.0 <= rows[1]["human_f1"] <= 1.0
+    assert all("human_f1" not in r for r in rows[:-1]) and 0.0 <= rows[-1]["human_f1"] <= 1.0
+    assert "real_photo" not in rows[-1]
+    for frame, r in zip(REAL, rows[:-1], strict=True):
+        score = r["real_photo"]
+        assert score["parts"] == list(frame.labelled_parts) and 0.0 <= score["on_target"] <= 1.0
+        if not r["found"]:  # nothing predicted: a hit exactly on the photos labelled "no contact"
+            assert score["part_hit"] == (not frame.labelled_parts) and score["top_parts"] == []
+            assert score["on_target"] == (0.0 if frame.labelled_parts else 1.0)
+    helmet = rows[0]  # not an object the default model knows: not found, and the reason lists what it knows
+    assert not helmet["found"] and "helmet" in helmet["reason"] and "ball" in helmet["reason"]
     for r in rows:
         assert r["latency_ms"] > 0
         png = out / "frames" / f"{r['frame']}.png"
@@ -81,7 +102,7 @@ def test_summary_pngs_and_meshes(demo):
             assert (out / "meshes" / f"{r['frame']}_body_contact.ply").stat().st_size > 100_000
     ran = summary["ran_on"]
     assert ran["transport"].startswith("dds") and ran["body_model"] == "anny" and ran["device"] == "cpu"
-    for text in ("== what ran ==", "to use official checkpoints", "demo.mcap", rows[1]["frame"]):
+    for text in ("== what ran ==", "to use official checkpoints", "demo.mcap", rows[-1]["frame"], "on target"):
         assert text in stdout
 
 

@@ -1,7 +1,7 @@
 """``interactvlm demo``: the main job on the configured defaults, end to end, offline.
 
-Bundled frames (synthetic scenes held out from training + ``skimage.data.astronaut()``) are published over DDS
-into the node running in its own process and its outputs received as a robot would; writes ``demo.mcap``, one
+Labelled real photos (the astronaut, the cameraman, a coffee cup, a cat; each scored against its labels) and
+synthetic scenes held out from training are published over DDS into the node running in its own process and its outputs received as a robot would; writes ``demo.mcap``, one
 PNG per frame, coloured PLY meshes and ``summary.json`` (logic: :mod:`interactvlm_ros.demo`).
 """
 
@@ -18,7 +18,7 @@ def add_parser(sub, common) -> None:
                        "figures, meshes and a summary")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int, default=0, metavar="N",
-                   help="only the first N frames (the astronaut photo first, then the synthetic scenes; 0 = all)")
+                   help="only the first N frames (the labelled real photos first, then the synthetic scenes; 0 = all)")
     p.add_argument("--no-recon", action="store_true", help="skip the reconstruction panel (MediaPipe + body fit)")
     p.add_argument("--no-doctor", action="store_true", help="skip the environment check printed first")
     p.add_argument("--domain-id", type=int, default=-1, metavar="ID",

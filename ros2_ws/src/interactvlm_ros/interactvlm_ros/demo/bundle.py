@@ -1,4 +1,4 @@
-"""The demo's bundled input frames: a few synthetic scenes held out from training, plus the astronaut photo.
+"""The demo's input frames: real photos first, then a few synthetic scenes held out from training.
 
 The synthetic frames come from our generator (:class:`~interactvlm_ros.data.SyntheticGenerator`) with
 :data:`DEMO_SEED`, a seed no training set uses (``make train-default`` trains on seed 0; a sample is drawn
@@ -14,7 +14,11 @@ Regenerate (deterministic, byte-identical)::
 
     python -m interactvlm_ros.demo.bundle [--out DIR]
 
-``skimage.data.astronaut()`` (a real photo) is loaded at run time (:func:`astronaut_frame`).
+The real photos (:func:`real_photo_frames`) are the labelled images of the real-photo evaluation
+(``assets/real_photos/labels.json``) that ship inside an installed Python package (scikit-image: the astronaut,
+the cameraman, a coffee cup, a cat), loaded at run time with their labels: the object name a user would type and
+the body parts in contact. ``interactvlm eval --real`` scores the whole labelled set, Debian-packaged photos
+included.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def bundle_dir() -> Path:
 @dataclass
 class DemoFrame:
     """One demo input: ``image`` uint8 ``[H,W,3]``, the object queried, ``K [3,3]`` intrinsics (``None`` = the
-    default field of view), ground-truth contact vertex ids when known (synthetic scenes)."""
+    default field of view), ground-truth contact vertex ids when known (synthetic scenes), the labelled body
+    parts in contact for a real photo (``()``: no contact; ``None``: not a labelled photo)."""
 
     id: str
     image: np.ndarray
@@ -55,6 +60,7 @@ class DemoFrame:
     description: str = ""
     gt_human_vertices: np.ndarray | None = None
     gt_object_vertices: np.ndarray | None = None
+    labelled_parts: tuple[str, ...] | None = None
 
 
 def pinhole_k(width: int, height: int, fov_deg: float) -> np.ndarray:
@@ -95,12 +101,26 @@ def load_bundle(root: str | Path | None = None) -> list[DemoFrame]:
     return frames
 
 
-def astronaut_frame(object_name: str = "box") -> DemoFrame:
-    """``skimage.data.astronaut()`` (512×512, a real photo shipped inside scikit-image) with ``object_name``."""
-    from skimage import data
+def real_photo_frames() -> list[DemoFrame]:
+    """The labelled real photos that ship in an installed Python package, in the labels file's order (the
+    astronaut first), each queried with its labelled object name."""
+    from PIL import Image
 
-    return DemoFrame("astronaut", np.ascontiguousarray(data.astronaut()[..., :3]), object_name, "photo",
-                     None, "skimage.data.astronaut(): a real photo, no ground truth")
+    from interactvlm_ros.evaluation.photo_sources import python_source_file
+    from interactvlm_ros.evaluation.real_photos import load_real_labels, shipped_labels_path
+
+    labels = load_real_labels(shipped_labels_path())
+    frames = []
+    for photo in labels.images:
+        source = labels.sources[photo.source]
+        if source["kind"] != "python":
+            continue
+        with Image.open(python_source_file(photo, source)) as im:
+            image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        what = f"{photo.scene}: " + (", ".join(photo.parts) if photo.parts else
+                                     "no contact" + ("" if photo.person else " (no person)"))
+        frames.append(DemoFrame(photo.id, image, photo.object, "photo", None, what, labelled_parts=photo.parts))
+    return frames
 
 
 def generate_bundle(out: str | Path, seed: int = DEMO_SEED, num: int = NUM_SCENES, image_size: int = IMAGE_SIZE,

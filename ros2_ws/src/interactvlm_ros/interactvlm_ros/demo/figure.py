@@ -17,6 +17,7 @@ from interactvlm_ros.render.contact_colors import contact_colors
 TILE = 224
 CAPTION_H = 18
 HEADER_H = 22
+TITLE_LINE_H = 14  # each further title line
 
 BODY_VIEWS = (View("front", 2.3, 0.0, 0.0, light=(0.0, 0.0, 3.0)),
               View("back", 2.3, 0.0, 180.0, light=(0.0, 0.0, -3.0)))
@@ -96,16 +97,20 @@ def _fit(img: np.ndarray, size: int = TILE):
 
 
 def compose(title: str, rows: list[list[Tile]]) -> np.ndarray:
-    """One PNG-ready uint8 image: a title line, then the rows of tiles, each with its caption above it."""
+    """One PNG-ready uint8 image: the title (one line per newline in it), then the rows of tiles, each with its caption
+    above it."""
     from PIL import Image, ImageDraw
 
     ncols = max(len(r) for r in rows)
     row_h = CAPTION_H + TILE
-    fig = Image.new("RGB", (ncols * TILE, HEADER_H + len(rows) * row_h), (255, 255, 255))
+    lines = title.split("\n")
+    header_h = HEADER_H + TITLE_LINE_H * (len(lines) - 1)
+    fig = Image.new("RGB", (ncols * TILE, header_h + len(rows) * row_h), (255, 255, 255))
     draw = ImageDraw.Draw(fig)
-    draw.text((6, 5), title[:ncols * TILE // 6], fill=(0, 0, 0))
+    for i, line in enumerate(lines):
+        draw.text((6, 5 + TITLE_LINE_H * i), line[:ncols * TILE // 6], fill=(0, 0, 0))
     for r, row in enumerate(rows):
-        y = HEADER_H + r * row_h
+        y = header_h + r * row_h
         for c, tile in enumerate(row):
             x = c * TILE
             draw.text((x + 4, y + 3), tile.caption[:36], fill=(60, 60, 60))

@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from interactvlm_ros.demo.bundle import DemoFrame, astronaut_frame, load_bundle, pinhole_k
+from interactvlm_ros.demo.bundle import DemoFrame, load_bundle, pinhole_k, real_photo_frames
 from interactvlm_ros.demo.figure import BODY_VIEWS, OBJECT_VIEW, Tile, closeup_render, compose, mesh_renders
 from interactvlm_ros.files.atomic import atomic_write_bytes
 
-ASTRONAUT_OBJECT = "ball"  # she holds her (round) helmet; the closest mesh of the object library
 CAMERA_FRAME = "demo_camera_optical_frame"
 OFFICIAL_HINT = ("to use official checkpoints: set model.name=/path/to/interactvlm-3d-hcontact-damon, "
                  "model.clip_dir=/path/to/clip-vit-large-patch14, model.device=cuda (see README, Model)")
@@ -46,7 +45,7 @@ class DemoError(RuntimeError):
 @dataclass
 class DemoOptions:
     out: Path
-    frames: int = 0                 # 0 = the astronaut + all bundled frames
+    frames: int = 0                 # 0 = the real photos + all bundled frames
     reconstruct: bool = True
     domain_id: int = -1             # -1 = a private id derived from the process id
     start_timeout: float = 600.0    # node start-up: model load and, the first time, engine builds
@@ -66,14 +65,15 @@ class FrameReport:
     markers: Any = None             # the received MarkerArray (posed meshes when the node reconstructs)
     tf: Any = None                  # the received TFMessage (body_<id> frames), when the node reconstructs
     files: list[Path] = field(default_factory=list)
+    real_score: dict | None = None  # a labelled real photo's part-level score (:func:`score_real_photo`)
 
     def contact(self):
         return self.contacts.contacts[0] if self.contacts.contacts else None
 
 
 def demo_frames(count: int = 0) -> list[DemoFrame]:
-    """The astronaut photo, then the bundled synthetic frames; the first ``count`` of them (0 = all)."""
-    frames = [astronaut_frame(ASTRONAUT_OBJECT)] + load_bundle()
+    """The labelled real photos, then the bundled synthetic frames; the first ``count`` of them (0 = all)."""
+    frames = real_photo_frames() + load_bundle()
     if count < 0:
         raise ValueError(f"--frames must be >= 0, got {count}")
     return frames[:count] if count else frames
@@ -116,6 +116,26 @@ def f1(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 # --- the live part: node + robot over DDS -----------------------------------------------------------------------
+def score_real_photo(rep: FrameReport, part_ids: dict[str, np.ndarray]) -> dict:
+    """The part-level score of a labelled real photo from the received contact (the ``eval --real`` metrics):
+    ``part_hit``, ``on_target``, ``top_parts`` (where the predicted mass lies) and the labelled ``parts``."""
+    from interactvlm_ros.evaluation.real_photos import on_target, part_hit, top_parts
+
+    parts = rep.frame.labelled_parts
+    n = 1 + max(int(np.max(v)) for v in part_ids.values() if len(v))
+    c = rep.contact()
+    probs = rep.human_probs if c is not None and c.found and rep.human_probs is not None else np.zeros(n, np.float32)
+    return {"parts": list(parts), "part_hit": part_hit(probs, parts, part_ids),
+            "on_target": round(on_target(probs, parts, part_ids), 3), "top_parts": top_parts(probs, part_ids)}
+
+
+def describe_score(score: dict) -> str:
+    """``labelled: left hand | part hit: no | on target 0.00 | predicted: torso 0.37, ...``."""
+    predicted = ", ".join(f"{n} {s:.2f}" for n, s in score["top_parts"]) or "nothing"
+    return (f"labelled: {', '.join(score['parts']) or 'no contact'} | part hit: {'yes' if score['part_hit'] else 'no'}"
+            f" | on target {score['on_target']:.2f} | predicted: {predicted}")
+
+
 def run_live(cfg, frames: list[DemoFrame], options: DemoOptions, log=print) -> tuple[list[FrameReport], dict]:
     """Run the node process and publish ``frames`` to it; returns per-frame reports and the final diagnostics."""
     from interactvlm_ros.bag.writer import AtomicBagWriter
@@ -342,6 +362,8 @@ def write_frame_outputs(rep: FrameReport, topologies: dict, threshold: float, re
     top.append(Tile("reconstruction (camera frame)", overlay, note=note))
     title = (f"{f.id}: '{f.object}'  |  stamp {rep.stamp_ns}  |  contacts {rep.latency_ms:.0f} ms after publish  |  "
              "red = contact probability")
+    if rep.real_score is not None:
+        title += f"\nreal photo, {describe_score(rep.real_score)}"
     rows = [top] + ([gt_row] if gt_row else [])
     rep.files.insert(0, atomic_write_bytes(out / "frames" / f"{f.id}.png", _png(compose(title, rows))))
 
@@ -359,6 +381,13 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
     reports, live = run_live(cfg, frames, options, log)
     t_live = time.monotonic() - t0
     threshold = float(cfg.contact.threshold)
+    if any(r.frame.labelled_parts is not None for r in reports):
+        from interactvlm_ros.body import load_body_model
+
+        part_ids = load_body_model(cfg).part_vertex_ids()
+        for rep in reports:
+            if rep.frame.labelled_parts is not None:
+                rep.real_score = score_real_photo(rep, part_ids)
     recon = DemoReconstruction(cfg, options.reconstruct, log)
     try:
         for rep in tqdm(reports, desc="figures, meshes, reconstruction", unit="frame"):
@@ -380,6 +409,8 @@ def run_demo(cfg, options: DemoOptions, log=print) -> dict:
         if rep.frame.gt_human_vertices is not None:
             row["gt_human_vertices"] = int(len(rep.frame.gt_human_vertices))
             row["human_f1"] = round(f1(hv, rep.frame.gt_human_vertices), 3)
+        if rep.real_score is not None:
+            row["real_photo"] = rep.real_score
         rows.append(row)
     summary = {
         "frames": rows, "threshold": threshold, "bag": str(out / "demo.mcap"),
@@ -409,20 +440,28 @@ def _model_note(name: str) -> str:
 def print_summary(summary: dict, cfg, out: Path, log=print) -> None:
     thr = summary["threshold"]
     head = f"{'frame':<26} {'object':<8} {'found':<5} {'human >= ' + format(thr, 'g'):>12} {'object':>7} " \
-           f"{'GT F1':>6} {'latency ms':>10}"
+           f"{'GT F1':>6} {'parts':>5} {'on target':>9} {'latency ms':>10}"
     log("")
     log(head)
     log("-" * len(head))
     for r in summary["frames"]:
         f1s = f"{r['human_f1']:.2f}" if "human_f1" in r else "-"
+        real = r.get("real_photo")
+        hit = ("hit" if real["part_hit"] else "miss") if real else "-"
+        on = f"{real['on_target']:.2f}" if real else "-"
         log(f"{r['frame']:<26} {r['object']:<8} {'yes' if r['found'] else 'no':<5} {r['human_vertices']:>12} "
-            f"{r['object_vertices']:>7} {f1s:>6} {r['latency_ms']:>10.0f}")
+            f"{r['object_vertices']:>7} {f1s:>6} {hit:>5} {on:>9} {r['latency_ms']:>10.0f}")
+        if not r["found"]:
+            log(f"{'':<26} not found: {r['reason']}"[:160])
     d = summary["node_diagnostics"]
     log(f"node: {d.get('frames_processed', '?')} frames processed, latency p50 {d.get('latency_ms_p50', '?')} ms "
         f"(model {d.get('pipeline_ms_p50', '?')} ms, node overhead {d.get('node_overhead_ms_p50', '?')} ms), "
         f"bad messages {d.get('bad_messages', '?')}, errors {d.get('pipeline_errors', '?')}")
     log("human = body vertices with contact probability >= threshold, object = object-mesh vertices; GT F1 = overlap "
-        "with the generator's ground-truth body contact; latency = image publish -> ContactArray received")
+        "with the generator's ground-truth body contact (synthetic scenes); parts / on target = a real photo's "
+        "part-level score against its labels (hit: every labelled part has >= 10 % of its vertices in contact, or "
+        "nothing on a no-contact photo; on target: share of the predicted contact on the labelled parts; "
+        "`interactvlm eval --real` scores the whole labelled set); latency = image publish -> ContactArray received")
     ran = summary["ran_on"]
     log("")
     log("== what ran ==")

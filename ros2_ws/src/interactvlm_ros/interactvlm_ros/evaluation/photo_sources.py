@@ -49,7 +49,9 @@ def photo_file(dest: str | Path, photo: RealPhoto) -> Path:
     return Path(dest) / f"{photo.id}{Path(photo.path).suffix.lower()}"
 
 
-def _python_file(photo: RealPhoto, source: dict) -> Path:
+def python_source_file(photo: RealPhoto, source: dict) -> Path:
+    """The file of a photo whose source is a Python package (``kind: python``), inside that installed package;
+    raises :class:`PhotoSourceError` naming the package to install."""
     spec = importlib.util.find_spec(source["module"])
     if spec is None or spec.origin is None:
         raise PhotoSourceError(f"image {photo.id!r}: Python package {source['module']!r} is not installed "
@@ -112,7 +114,7 @@ def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = T
             source = photos.sources[photo.source]
             installed = Path("/") / photo.path
             if source["kind"] == "python":
-                atomic_write_bytes(out[photo.id], _python_file(photo, source).read_bytes())
+                atomic_write_bytes(out[photo.id], python_source_file(photo, source).read_bytes())
             elif installed.is_file():
                 atomic_write_bytes(out[photo.id], installed.read_bytes())
             else:
