@@ -115,6 +115,9 @@ class PromptConfig:
     max_object_chars: int = 64
 
 
+OBJECT_LIFTS = ("reference", "soft")
+
+
 @dataclass
 class InteractVLMConfig:
     """Everything needed to build an InteractVLM model.
@@ -133,6 +136,9 @@ class InteractVLMConfig:
         render_resolution: resolution of the canonical renders and of the Lifter maps (masks are resized to it).
         lift_fill_unseen: vertices no canonical view sees take the lifted value of the nearest seen vertex
             (``render.lift.Lifter``); off in the method, on for our default model (128 px renders).
+        object_lift: how object masks are lifted to mesh vertices: "reference" (InteractVLM's
+            ``ObjectMeshContact3DPredictor``: only pixels with probability > 0.3 vote; the official checkpoints) or
+            "soft" (the human soft lift over every pixel; our own models, see ``render.lift``).
         seed: initialisation seed for random weights (presets without a checkpoint).
         object_classes: the object names the model was trained on (a closed vocabulary: other names are mapped
             onto them or refused, see ``model.object_names``), or None for an open vocabulary (the official
@@ -152,6 +158,7 @@ class InteractVLMConfig:
     tokenizer: str = "sentencepiece"
     render_resolution: int = 1024
     lift_fill_unseen: bool = False
+    object_lift: str = "soft"
     seed: int = 0
     object_classes: list[str] | None = None
 
@@ -208,6 +215,8 @@ class InteractVLMConfig:
         if self.prompts.answer_template is not None and "[SEG]" not in self.prompts.answer_template:
             raise ModelConfigError(f"{source}: prompts.answer_template must contain [SEG], got "
                                    f"{self.prompts.answer_template!r}")
+        if self.object_lift not in OBJECT_LIFTS:
+            raise ModelConfigError(f"{source}: object_lift must be one of {OBJECT_LIFTS}, got {self.object_lift!r}")
         if self.render_resolution < 16:
             raise ModelConfigError(f"{source}: render_resolution too small ({self.render_resolution})")
         classes = self.object_classes
@@ -299,7 +308,8 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
         sam=dict(data.get("sam") or {"preset": "vit_h"}), out_dim=int(data.get("out_dim", 256)),
         num_views=int(data.get("multiview_channels", 4)), token_type=str(data.get("token_type", "Gen")),
         cam_conditioning=bool(data.get("multiview_cam_cond", True)),
-        tokenizer="sentencepiece", render_resolution=int(data.get("render_resolution", 1024)))
+        tokenizer="sentencepiece", render_resolution=int(data.get("render_resolution", 1024)),
+        object_lift="reference")
     if question == "noParts" or data.get("answer_template"):
         cfg.prompts.answer_template = str(data.get("answer_template") or "Sure, [SEG].")
     cfg.validate(source)

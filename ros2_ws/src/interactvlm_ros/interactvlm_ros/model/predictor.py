@@ -512,11 +512,12 @@ class ContactPredictor:
             with timer("mvloc"):
                 logits = self.stages.mvloc(out.contact_states[found, col], emb, cams, mask_size=size).float()
             with timer("lift"):
+                lift = self._lift_fn(human)
                 if rows is None:
-                    probs = self._lifter(views, logits.device)(logits).cpu().numpy().astype(np.float32)
+                    probs = lift(self._lifter(views, logits.device), logits).cpu().numpy().astype(np.float32)
                 else:
-                    probs = [self._lifter(v, logits.device)(logits[j:j + 1])[0].cpu().numpy().astype(np.float32)
-                             for j, v in enumerate(rows)]
+                    probs = [lift(self._lifter(v, logits.device), logits[j:j + 1])[0].cpu().numpy()
+                             .astype(np.float32) for j, v in enumerate(rows)]
                 masks = torch.sigmoid(logits).cpu().numpy().astype(np.float32)
         contacts = []
         j = 0
@@ -532,6 +533,13 @@ class ContactPredictor:
             contacts.append(c)
             j += 1
         return contacts
+
+    def _lift_fn(self, human: bool):
+        """The lift of this kind of contact: the soft lift for the body; for objects ``config.object_lift``
+        ("reference": pixels with probability > 0.3 only, as the official object predictor; "soft")."""
+        if not human and self.cfg.object_lift == "reference":
+            return lambda lifter, logits: lifter.lift_above(logits)
+        return lambda lifter, logits: lifter(logits)
 
     @staticmethod
     def _lifter(views: RenderSet, device: torch.device):

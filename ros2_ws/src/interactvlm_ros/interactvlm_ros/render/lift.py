@@ -16,6 +16,12 @@ sub-pixel triangles at low render resolution) takes the lifted value of the near
 edges. It is a row copy of the same operator, so it costs nothing at run time; with 128 px renders it lets
 perfect masks reach a per-vertex F1 of 0.88 instead of 0.34 on Anny.
 
+:meth:`Lifter.lift_above` (the reference's object-mesh lift, ``ObjectMeshContact3DPredictor``, what the official
+checkpoints' object contact uses): only pixels with ``p = sigmoid(logit) > 0.3`` vote; per view
+``value_v[n] = Σ b_n·p / Σ b_n`` over those pixels; ``out[n]`` = mean of ``value_v[n]`` over the views in which
+``n`` got a vote, 0 where no view voted. Unlike the soft lift, low-probability pixels do not pull vertices down
+and a vertex no confident pixel reaches stays exactly 0.
+
 ``mode="threshold"`` (the original released lift, not differentiable — it was detached there too): pixels with
 ``logit > 0.3``; ``num[n] += b_n``, ``count[n] += 1`` pooled over views; ``value = num/count``; output binarised
 at ``value > 0.3``.
@@ -30,6 +36,7 @@ import torch
 
 THRESHOLD_LOGIT = 0.3
 THRESHOLD_VALUE = 0.3
+OBJECT_PROB_THRESHOLD = 0.3  # ObjectMeshContact3DPredictor(threshold=0.3), on sigmoid probabilities
 
 
 def _row_order(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
@@ -262,6 +269,33 @@ class Lifter:
                 cnt = _spmm(self.count, m)
                 value = torch.where(cnt > 0, num / cnt.clamp_min(1.0), torch.zeros((), device=m.device))
                 out = (value > THRESHOLD_VALUE).to(torch.float32)
+        return out if batched else out[0]
+
+    @torch.no_grad()
+    def lift_above(self, logits: torch.Tensor, threshold: float = OBJECT_PROB_THRESHOLD) -> torch.Tensor:
+        """The reference's object lift (module docstring): per-view logits ``[V,H,W]`` / ``[B,V,H,W]`` → per-vertex
+        values ``[N]`` / ``[B,N]`` from the pixels with ``sigmoid(logit) > threshold`` only. With ``fill_unseen``
+        an unseen vertex copies its nearest seen vertex's value, as in :meth:`__call__`."""
+        x, batched = self._gather(logits)  # [B,P]
+        if torch.isnan(x).any():
+            raise ValueError("logits contain NaN on foreground pixels; refusing to lift them")
+        p = torch.sigmoid(x.to(torch.float32))
+        vote = (p > threshold).to(torch.float32)
+        b, n, v = x.shape[0], self.num_vertices, self.num_views
+        view = torch.div(self.pixel_index, self.height * self.width, rounding_mode="floor")  # [P]
+        key = (view[:, None] * n + self.pixel_vertices).reshape(-1)  # [3P] (view, vertex) of each entry
+        w = self.pixel_weights.reshape(-1)  # [3P]
+        num = torch.zeros(b, v * n, device=x.device).index_add_(1, key, (w.view(-1, 3)[None] * (p * vote)[..., None])
+                                                                  .reshape(b, -1))
+        den = torch.zeros(b, v * n, device=x.device).index_add_(1, key, (w.view(-1, 3)[None] * vote[..., None])
+                                                                  .reshape(b, -1))
+        num, den = num.view(b, v, n), den.view(b, v, n)
+        voted = den > 0
+        value = torch.where(voted, num / den.clamp_min(1e-30), torch.zeros((), device=x.device))
+        views = voted.sum(1)
+        out = torch.where(views > 0, value.sum(1) / views.clamp_min(1), torch.zeros((), device=x.device))
+        if self.fill_unseen:
+            out = out[:, self.source]
         return out if batched else out[0]
 
     def project(self, vertex_values: torch.Tensor) -> torch.Tensor:
