@@ -64,3 +64,30 @@ def test_the_flag_matters_for_the_method_prompt(tmp_path):
     (tok_dir / "tokenizer_config.json").write_text(json.dumps({**cfg, "legacy": "no"}))
     with pytest.raises(TokenizerError, match="legacy"):
         SentencePieceTokenizer(tok_dir)
+
+
+def test_official_checkpoints_pass_file_name_spellings_through(tmp_path):
+    """run_demo asks about ``name.split('__')[0].lower()`` of the image file: ``tennis_racket`` keeps its
+    underscore and tokenizes differently from ``tennis racket``; our own models turn underscores into spaces."""
+    from interactvlm_ros.model.configuration import config_from_official
+    from interactvlm_ros.model.predictor import ContactPredictor
+
+    manifests = Path(__file__).resolve().parents[1] / "data" / "official_checkpoint_keys"
+    official = config_from_official(json.loads((manifests / "official_13b_keys.config.json").read_text()))
+    assert official.prompts.keep_underscores and not PromptConfig().keep_underscores
+    tok = SentencePieceTokenizer(_release_dir(tmp_path, "true"))
+    for prompts, spelled in ((official.prompts, "tennis_racket"), (PromptConfig(), "tennis racket")):
+        text = conversation(prompts, question(prompts, "human", "tennis_racket"))
+        assert text == conversation(PromptConfig(), QUESTION_HUMAN.format(object=spelled))
+        assert encode_with_image(tok, text) == GOLDEN["legacy"]["true"]["image_prompt_ids"][
+            GOLDEN["texts"].index(text)]
+    underscore, space = (GOLDEN["legacy"]["true"]["image_prompt_ids"][GOLDEN["texts"].index(
+        conversation(PromptConfig(), QUESTION_HUMAN.format(object=o)))] for o in ("tennis_racket", "tennis racket"))
+    assert underscore != space
+    predictor = ContactPredictor.__new__(ContactPredictor)  # resolve_names reads only the config
+    predictor.cfg = official
+    assert [m.prompt_name for m in predictor.resolve_names(["tennis_racket", " cell_phone\n"])] == [
+        "tennis_racket", "cell_phone"]
+
+
+QUESTION_HUMAN = "Which body parts are in contact with the {object}? Segment these contact areas."

@@ -101,6 +101,8 @@ class PromptConfig:
 
     ``answer_template``: None = generate the answer greedily; a string containing the contact token (e.g.
     ``"Sure, [SEG]."`` for the "noParts" checkpoints) = teacher-force it in one prefill pass, no generation.
+    ``keep_underscores``: object names keep their underscores (``tennis_racket``), as the reference's run_demo
+    passes file-name spellings (official checkpoints); otherwise underscores become spaces (our models).
     """
 
     system: str = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
@@ -113,6 +115,7 @@ class PromptConfig:
     answer_template: str | None = None
     max_new_tokens: int = 512
     max_object_chars: int = 64
+    keep_underscores: bool = False
 
 
 OBJECT_LIFTS = ("reference", "soft")
@@ -310,6 +313,7 @@ def config_from_official(data: dict[str, Any], vision: VisionConfig | None = Non
         cam_conditioning=bool(data.get("multiview_cam_cond", True)),
         tokenizer="sentencepiece", render_resolution=int(data.get("render_resolution", 1024)),
         object_lift="reference")
+    cfg.prompts.keep_underscores = True  # run_demo: object_name = file name prefix, underscores kept
     if question == "noParts" or data.get("answer_template"):
         cfg.prompts.answer_template = str(data.get("answer_template") or "Sure, [SEG].")
     cfg.validate(source)

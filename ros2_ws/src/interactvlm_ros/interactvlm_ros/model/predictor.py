@@ -355,7 +355,9 @@ class ContactPredictor:
         if not objects:
             raise ValueError("objects must name at least one object")
         vocabulary = ObjectVocabulary(self.cfg.object_classes)
-        return [vocabulary.resolve(sanitize_object_name(o, self.cfg.prompts.max_object_chars)) for o in objects]
+        prompts = self.cfg.prompts
+        return [vocabulary.resolve(sanitize_object_name(o, prompts.max_object_chars, prompts.keep_underscores))
+                for o in objects]
 
     def describe_names(self, objects: list[str]) -> str:
         """How each name maps, in one line for logs and diagnostics: ``basketball -> ball (synonym); couch -> not

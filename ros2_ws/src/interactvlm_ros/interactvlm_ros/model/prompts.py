@@ -30,7 +30,8 @@ def question(prompts: PromptConfig, mode: str, object_name: str) -> str:
                 "image2d": prompts.image2d_question}.get(mode)
     if template is None:
         raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
-    return template.replace("{object}", sanitize_object_name(object_name, prompts.max_object_chars))
+    return template.replace("{object}", sanitize_object_name(object_name, prompts.max_object_chars,
+                                                             prompts.keep_underscores))
 
 
 def conversation(prompts: PromptConfig, question_text: str, answer: str = "") -> str:

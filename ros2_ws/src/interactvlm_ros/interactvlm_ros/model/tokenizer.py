@@ -35,18 +35,20 @@ class TokenizerError(ValueError):
     """A tokenizer file is missing or inconsistent with the model config."""
 
 
-def sanitize_object_name(name: str, max_chars: int = 64) -> str:
+def sanitize_object_name(name: str, max_chars: int = 64, keep_underscores: bool = False) -> str:
     """Make an object name safe to put into a prompt.
 
     Drops control/format characters and the bracket characters ``[]<>{}`` (so no added/special token such as
     ``[SEG]``, ``<image>``, ``</s>`` can be spelled), replaces underscores by spaces (DAMON names such as
-    ``tennis_racket``), collapses whitespace and truncates to ``max_chars``. Raises ``ValueError`` when nothing
-    printable is left.
+    ``tennis_racket``) unless ``keep_underscores`` (official checkpoints: the reference's run_demo passes the
+    file-name spelling ``tennis_racket`` through), collapses whitespace and truncates to ``max_chars``. Raises
+    ``ValueError`` when nothing printable is left.
     """
     if not isinstance(name, str):
         raise ValueError(f"object name must be a string, got {type(name).__name__}")
     text = unicodedata.normalize("NFKC", name)
-    text = "".join(" " if ch in "\t\n\r_" else ch for ch in text
+    blank = "\t\n\r" if keep_underscores else "\t\n\r_"
+    text = "".join(" " if ch in blank else ch for ch in text
                    if ch in "\t\n\r" or unicodedata.category(ch)[0] != "C")
     text = re.sub(r"[\[\]<>{}]", " ", text)
     text = " ".join(text.split())[:max_chars].strip()
