@@ -29,6 +29,16 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
+def resize_uint8(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``uint8 [B, H, W, 3]`` -> ``[B, h, w, 3]`` exactly as SAM's ``ResizeLongestSide.apply_image`` does it:
+    torchvision's ``resize`` of a PIL image, i.e. PIL ``Image.resize`` with ``BILINEAR`` (PIL's antialiased
+    bilinear filter, rounded to uint8)."""
+    from PIL import Image
+
+    h, w = hw
+    return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])
+
+
 class Sam(nn.Module):
     """SAM: ``image_encoder``, ``prompt_encoder``, ``mask_decoder``."""
 
@@ -79,6 +89,9 @@ class Sam(nn.Module):
 
         Accepts numpy ``uint8`` HWC (``[H, W, 3]`` or ``[B, H, W, 3]``) or torch CHW (``[3, H, W]`` or
         ``[B, 3, H, W]``) with values in 0..255. ``(h, w)`` is the ``input_size`` for :meth:`postprocess_masks`.
+        Images that are not already ``image_size`` on their longest side are resized like the reference
+        (:func:`resize_uint8`: PIL bilinear on uint8, the same grey levels) when they are uint8 (numpy or torch);
+        float tensors are resized by torch's antialiased bilinear interpolation (within one grey level of it).
         """
         if isinstance(images, np.ndarray):
             if images.ndim not in (3, 4) or images.shape[-1] != 3:
@@ -92,9 +105,12 @@ class Sam(nn.Module):
             x = images[None] if images.dim() == 3 else images
         else:
             raise ValueError(f"images must be a numpy array or torch tensor; got {type(images).__name__}")
-        x = x.to(self.device, torch.float32)
         s = self.image_size
         new_hw = preprocess_shape(x.shape[-2], x.shape[-1], s)
+        if new_hw != tuple(x.shape[-2:]) and x.dtype == torch.uint8:
+            resized = resize_uint8(x.permute(0, 2, 3, 1).cpu().numpy(), new_hw)
+            x = torch.from_numpy(resized).permute(0, 3, 1, 2)
+        x = x.to(self.device, torch.float32)
         if new_hw != tuple(x.shape[-2:]):
             x = F.interpolate(x, size=new_hw, mode="bilinear", align_corners=False, antialias=True)
         x = (x - self.pixel_mean) / self.pixel_std
