@@ -5,16 +5,17 @@ Checks: no person (the coffee cup) → every contact ``found=False`` with the "n
 maps; a person (the astronaut) → the model's contact, carrying the evidence in ``Contact.confidence``; gate disabled →
 exactly the model's answer; a worker that cannot start → an honest "person gate unavailable" (``auto``: contacts
 unchecked, ``required``: withheld), never an exception, and the node keeps publishing; the worker's protocol without
-``hands`` is unchanged.
+``hands`` is unchanged; ``recon.person_tiles`` finds a person too small for the whole-frame detector.
 """
 
 import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from interactvlm_ros.config import load_config
-from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate, apply_person_evidence
+from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate, apply_person_evidence, evidence_from
 from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
 
 SETTINGS = ["model.device=cpu", "objects=[cup]"]
@@ -133,6 +134,28 @@ def test_gate_disabled_is_the_models_answer(predictor, photos):
     assert (c.found, c.reason) == (plain.found, plain.reason)
     if plain.found:
         np.testing.assert_allclose(c.human_probs, plain.human_probs, atol=1e-5)
+
+
+def test_tiles_find_a_small_person_the_whole_frame_misses(photos):
+    """A 128 px astronaut in a 960x720 grey frame is too small for the whole-frame detector; the 3x3 half-size
+    tiles find her where she is; a photo with nobody stays empty with tiles too, and the reason says how."""
+    from interactvlm_ros.recon.keypoints import KeypointDetector
+
+    frame = np.full((720, 960, 3), 128, np.uint8)
+    frame[500:628, 700:828] = np.asarray(Image.fromarray(photos["astronaut"]).resize((128, 128)))
+    with KeypointDetector(mediapipe_or_skip(), max_people=1) as det:
+        whole = det.detect_with_hands(frame, max_people=1, segmentation=False)
+    with KeypointDetector(mediapipe_or_skip(), max_people=1, tiles=True) as det:
+        tiled = det.detect_with_hands(frame, max_people=1, segmentation=False)
+        nobody = det.detect_with_hands(photos["coffee"], max_people=1, segmentation=False)
+        big = det.detect_with_hands(photos["astronaut"], max_people=1, segmentation=False)
+    assert whole.people == [] and whole.tiled == 0
+    assert len(tiled.people) == tiled.tiled == 1
+    x, y = tiled.people[0].landmarks[0, :2]  # the nose, in the full frame's pixels
+    assert 700 <= x <= 828 and 500 <= y <= 628
+    assert nobody.people == [] and nobody.tiled == 0
+    assert len(big.people) == 1 and big.tiled == 0  # found in the whole frame: the tiles are not searched
+    assert "in half-size tiles" in evidence_from(tiled, (960, 720)).reason
 
 
 def test_worker_reports_hands_and_keeps_the_pose_only_protocol(photos):

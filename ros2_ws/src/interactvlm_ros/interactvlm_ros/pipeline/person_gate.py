@@ -79,7 +79,8 @@ def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonE
     ``size`` = (width, height) for the reason."""
     pose = [pose_confidence(p) for p in detections.people]
     hands = [float(s) for s in np.asarray(detections.hand_scores).reshape(-1)]
-    parts = [f"pose: {len(pose)} person{'s' if len(pose) != 1 else ''} ({max(pose):.2f})" if pose
+    tiled = " in half-size tiles (small in the frame)" if getattr(detections, "tiled", 0) else ""
+    parts = [f"pose: {len(pose)} person{'s' if len(pose) != 1 else ''} ({max(pose):.2f}){tiled}" if pose
              else "pose: no person",
              (f"hands: {len(hands)} ({max(hands):.2f})" if hands else "hands: none")
              if getattr(detections, "hands_checked", True) else "hands: not needed",
@@ -153,7 +154,7 @@ class PersonGate:
             from interactvlm_ros.recon.keypoints import KeypointDetector, mediapipe_python
 
             return KeypointDetector(mediapipe_python(cfg.recon.keypoint_python), max_people=1,
-                                    min_score=cfg.recon.min_visibility)
+                                    min_score=cfg.recon.min_visibility, tiles=cfg.recon.person_tiles)
 
         return cls(mode, detector, max_people=1)
 

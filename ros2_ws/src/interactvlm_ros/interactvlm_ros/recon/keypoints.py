@@ -103,12 +103,14 @@ class Detections:
             detector's own score internal; a hand is only reported once it passed detection and landmarks).
         hands_checked: False when the hand detector was skipped (a person was found and hands were asked for
             only without people).
+        tiled: how many of ``people`` were found in half-size tiles (small in the frame; ``tiles=True``).
     """
 
     people: list[PersonKeypoints]
     hands: np.ndarray
     hand_scores: np.ndarray
     hands_checked: bool = True
+    tiled: int = 0
 
 
 def mediapipe_python(configured: str = "") -> Path:
@@ -136,13 +138,16 @@ class KeypointDetector:
     """MediaPipe Pose in a persistent worker process; ``detect(image)`` -> list of :class:`PersonKeypoints`.
 
     Thread-safe (one request at a time); the worker starts on first use and stops with :meth:`close`.
+    ``tiles``: when the whole frame shows nobody, also look in half-size tiles (small, distant people; see
+    ``recon.person_tiles``).
     """
 
     def __init__(self, python: str | os.PathLike | None = None, max_people: int = 4, min_score: float = 0.5,
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, tiles: bool = False):
         self.python = Path(python) if python else mediapipe_python()
         self.max_people = int(max_people)
         self.min_score = float(min_score)
+        self.tiles = bool(tiles)
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -151,7 +156,7 @@ class KeypointDetector:
     @classmethod
     def from_config(cls, cfg: Mapping) -> KeypointDetector:
         return cls(mediapipe_python(cfg.recon.keypoint_python), max_people=cfg.recon.max_people,
-                   min_score=cfg.recon.min_visibility)
+                   min_score=cfg.recon.min_visibility, tiles=cfg.recon.person_tiles)
 
     # --- process ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -206,7 +211,7 @@ class KeypointDetector:
             raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
         self.start()
         header, arrays = self._request({"op": "detect", "max_people": max_people or self.max_people,
-                                        "min_score": self.min_score}, {"image": image})
+                                        "min_score": self.min_score, "tiles": self.tiles}, {"image": image})
         return [PersonKeypoints.from_mediapipe(arrays[f"landmarks_{i}"], arrays[f"world_{i}"],
                                                arrays[f"mask_{i}"]) for i in range(header["people"])]
 
@@ -223,7 +228,8 @@ class KeypointDetector:
         header, arrays = self._request({"op": "detect", "max_people": max_people or self.max_people,
                                         "min_score": self.min_score, "hands": int(max_hands),
                                         "hands_without_people_only": bool(hands_without_people_only),
-                                        "segmentation": bool(segmentation)}, {"image": image})
+                                        "segmentation": bool(segmentation), "tiles": self.tiles},
+                                       {"image": image})
         people = []
         for i in range(header["people"]):
             mask = arrays[f"mask_{i}"]
@@ -233,7 +239,7 @@ class KeypointDetector:
         hands = (np.stack([arrays[f"hand_{i}"] for i in range(n)]) if n else np.zeros((0, 21, 3), np.float32))
         scores = arrays.get("hand_scores", np.zeros(0, np.float32))
         return Detections(people, hands.astype(np.float32), np.asarray(scores, np.float32).reshape(-1),
-                          "hands" in header)
+                          "hands" in header, int(header.get("tiled", 0)))
 
     def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
         with self._lock:

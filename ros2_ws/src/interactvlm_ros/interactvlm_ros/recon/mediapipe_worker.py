@@ -18,6 +18,10 @@ hands) on the original image, and the reply has ``"hands": n`` and the arrays ``
 in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness classifier's score of each hand);
 ``"hands_without_people_only": true`` skips the hands (no ``"hands"`` in the reply) when a person was found;
 ``"segmentation": false`` runs Pose without its segmentation (faster; ``mask_i`` is then empty, ``[0,0]``).
+``"tiles": true`` (small, distant people): when the whole frame shows nobody, Pose also looks in a 3x3 grid of
+overlapping half-size tiles (a person a quarter of the frame tall fills half a tile); a tile's person counts when
+its confidence (mean visibility of its more visible half of the landmarks) is at least ``"tile_min_confidence"``
+(default 0.75), duplicates across tiles are merged, and the reply's ``"tiled"`` says how many people were found so.
 
 Several people: MediaPipe Pose finds one person per call, so the worker detects repeatedly, each time
 painting the people already found (their segmentation mask dilated, plus their landmark box) with the
@@ -105,17 +109,54 @@ class PoseWorker:
         out["hand_scores"] = np.asarray(scores, dtype=np.float32)
         return out
 
+    def _pose(self, segmentation: bool):
+        if segmentation:
+            return self.pose
+        if self._pose_noseg is None:
+            self._pose_noseg = self._mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                            enable_segmentation=False, min_detection_confidence=0.5)
+        return self._pose_noseg
+
+    def detect_in_tiles(self, image: np.ndarray, max_people: int, min_score: float, segmentation: bool,
+                        min_confidence: float) -> dict[str, np.ndarray]:
+        """Pose in a 3x3 grid of overlapping half-size tiles of ``image`` (people too small for the whole-frame
+        detector); landmarks and masks in full-image pixels, the most confident people first, one per place."""
+        pose = self._pose(segmentation)
+        h, w = image.shape[:2]
+        th, tw = h // 2, w // 2
+        found = []
+        for y0 in np.linspace(0, h - th, 3).astype(int):
+            for x0 in np.linspace(0, w - tw, 3).astype(int):
+                res = pose.process(np.ascontiguousarray(image[y0:y0 + th, x0:x0 + tw]))
+                if res.pose_landmarks is None:
+                    continue
+                lm = np.array([[p.x * tw + x0, p.y * th + y0, p.z * tw, p.visibility]
+                               for p in res.pose_landmarks.landmark], dtype=np.float32)
+                vis = np.sort(lm[:, 3])[::-1]
+                confidence = float(vis[:len(vis) // 2].mean())
+                visible = lm[:, 3] >= min_score
+                if confidence < min_confidence or visible.sum() < 6:
+                    continue
+                mask = np.zeros((h, w) if segmentation else (0, 0), np.float32)
+                if segmentation and res.segmentation_mask is not None:
+                    mask[y0:y0 + th, x0:x0 + tw] = res.segmentation_mask
+                world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], dtype=np.float32)
+                found.append((confidence, _box(lm[visible, :2], image.shape), lm, world, mask))
+        out: dict[str, np.ndarray] = {}
+        boxes: list[tuple[int, int, int, int]] = []
+        for _, box, lm, world, mask in sorted(found, key=lambda f: -f[0]):
+            if len(boxes) >= max_people or any(_iou(box, b) > 0.3 for b in boxes):
+                continue
+            i = len(boxes)
+            out[f"landmarks_{i}"], out[f"world_{i}"], out[f"mask_{i}"] = lm, world, mask
+            boxes.append(box)
+        return out
+
     def detect(self, image: np.ndarray, max_people: int, min_score: float,
                segmentation: bool = True) -> dict[str, np.ndarray]:
         import cv2
 
-        pose = self.pose
-        if not segmentation:
-            if self._pose_noseg is None:
-                self._pose_noseg = self._mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                                                enable_segmentation=False,
-                                                                min_detection_confidence=0.5)
-            pose = self._pose_noseg
+        pose = self._pose(segmentation)
 
         h, w = image.shape[:2]
         work = image.copy()
@@ -175,9 +216,14 @@ def main() -> int:
                 if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                     raise ValueError(f"image must be uint8 [H,W,3], got {image.dtype} {list(image.shape)}")
                 image = np.ascontiguousarray(image)
-                found = worker.detect(image, int(header.get("max_people", 1)), float(header.get("min_score", 0.5)),
-                                      bool(header.get("segmentation", True)))
+                max_people, min_score = int(header.get("max_people", 1)), float(header.get("min_score", 0.5))
+                segmentation = bool(header.get("segmentation", True))
+                found = worker.detect(image, max_people, min_score, segmentation)
                 reply = {"ok": True, "people": len(found) // 3}
+                if not found and header.get("tiles"):
+                    found = worker.detect_in_tiles(image, max_people, min_score, segmentation,
+                                                   float(header.get("tile_min_confidence", 0.75)))
+                    reply.update(people=len(found) // 3, tiled=len(found) // 3)
                 if int(header.get("hands", 0)) > 0 and not (header.get("hands_without_people_only")
                                                              and reply["people"]):
                     hands = worker.hands(image, int(header["hands"]))
