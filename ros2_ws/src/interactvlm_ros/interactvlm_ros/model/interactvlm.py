@@ -9,6 +9,7 @@ State-dict layout (official manifest, reference/official_checkpoint_keys)::
     model.text_hidden_fcs.0.{0,2}                          Γ
     lm_head                                                untied LM head
     cam_pose_encoder.*                                     FeatLift (top level)
+    attention_splitter.*                                   joint model (Gen-Hu-Obj) only (top level)
 
 Forward pieces (all shapes without the batch unless stated):
 ``encode_image [1,3,S,S] -> [P,D]``; ``embed_prompt(ids, image) -> [T,D]``; ``decoder`` (LLaMA, optional KV
@@ -27,7 +28,7 @@ from transformers import DynamicCache, LlamaModel
 
 from interactvlm_ros.model.configuration import InteractVLMConfig
 from interactvlm_ros.model.language import llama_config, splice_image
-from interactvlm_ros.model.mvloc import ContactProjection, FeatLift, MVLoc
+from interactvlm_ros.model.mvloc import AttentionSplitter, ContactProjection, FeatLift, MVLoc
 from interactvlm_ros.model.sam import Sam, SamConfig
 from interactvlm_ros.model.vision import Projector, VisionTower
 
@@ -68,7 +69,10 @@ class InteractVLMForCausalLM(nn.Module):
         self.lm_head = nn.Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
         if cfg.cam_conditioning:
             self.cam_pose_encoder = FeatLift(num_views=cfg.num_views, out_dim=cfg.out_dim)
+        if cfg.token_type == "Gen-Hu-Obj":
+            self.attention_splitter = AttentionSplitter(input_dim=cfg.out_dim)
         self._mvloc: MVLoc | None = None
+        self._branch_mvlocs: dict[tuple[int, str], MVLoc] = {}
 
     @classmethod
     def build(cls, cfg: InteractVLMConfig, device: str | torch.device = "cpu", vision_tower: bool = True,
@@ -201,6 +205,23 @@ class InteractVLMForCausalLM(nn.Module):
         if self._mvloc is None or self._mvloc.mask_size != size:
             object.__setattr__(self, "_mvloc", MVLoc.from_sam(self.sam, self.cam_pose_encoder, mask_size=size))
         return self._mvloc
+
+    @property
+    def is_joint(self) -> bool:
+        """The joint human-object model (``Gen-Hu-Obj``: ``[HSEG]``/``[OSEG]`` and ``attention_splitter``)."""
+        return hasattr(self, "attention_splitter")
+
+    def branch_mvloc(self, branch: str, mask_size: int | None = None) -> MVLoc:
+        """The joint model's MV-Loc for ``branch`` ("human": ``[HSEG]``, "object": ``[OSEG]``): FeatLift, then
+        its half of ``attention_splitter``, then SAM's decoder (shared modules, not sub-modules)."""
+        if not self.is_joint:
+            raise RuntimeError("branch_mvloc is for the joint model (token_type Gen-Hu-Obj); use mvloc()")
+        base = self.mvloc(mask_size)
+        key = (base.mask_size, branch)
+        if key not in self._branch_mvlocs:
+            self._branch_mvlocs[key] = MVLoc.from_sam(self.sam, self.cam_pose_encoder, mask_size=base.mask_size,
+                                                      splitter=self.attention_splitter, branch=branch)
+        return self._branch_mvlocs[key]
 
     def save_pretrained(self, directory, tokenizer):
         """``config.json`` + ``model.safetensors`` + tokenizer file (see ``checkpoint.save_pretrained``)."""

@@ -83,6 +83,41 @@ class FeatLift(nn.Module):
         return embeds[:, None, :].to(gates.dtype) * gates
 
 
+class AttentionSplitter(nn.Module):
+    """The joint model's (``Gen-Hu-Obj``) splitter, top-level ``attention_splitter`` (InteractVLM
+    ``model/components.py`` ``AttentionSplitter``, 12 keys): the V camera-gated tokens of one contact token attend
+    to each other with a human and an object query and a shared key/value, and each result is projected back::
+
+        x = input_proj(tokens)                     [..., V, 128]
+        A_h = softmax(query_human(x) · key(x)^T / sqrt(128))   (over the V tokens; likewise A_o)
+        human = output_proj(A_h · value(x)),  object = output_proj(A_o · value(x))     [..., V, 256]
+
+    The reference applies it after FeatLift: ``[HSEG]`` takes ``human``, ``[OSEG]`` takes ``object``, a plain
+    ``[SEG]`` is left as it is.
+    """
+
+    def __init__(self, input_dim: int = 256, hidden_dim: int = 128) -> None:
+        super().__init__()
+        self.input_proj = nn.Linear(input_dim, hidden_dim)
+        self.query_human = nn.Linear(hidden_dim, hidden_dim)
+        self.query_object = nn.Linear(hidden_dim, hidden_dim)
+        self.key = nn.Linear(hidden_dim, hidden_dim)
+        self.value = nn.Linear(hidden_dim, hidden_dim)
+        self.output_proj = nn.Linear(hidden_dim, input_dim)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gated tokens ``[..., V, C]`` -> (human tokens, object tokens), each ``[..., V, C]``."""
+        x = self.input_proj(tokens)
+        k, v = self.key(x), self.value(x)
+        scale = k.size(-1) ** 0.5
+        human = torch.softmax(self.query_human(x) @ k.transpose(-2, -1) / scale, dim=-1) @ v
+        obj = torch.softmax(self.query_object(x) @ k.transpose(-2, -1) / scale, dim=-1) @ v
+        return self.output_proj(human), self.output_proj(obj)
+
+
+SPLITTER_BRANCHES = ("human", "object")
+
+
 class MVLoc(nn.Module):
     """Multi-view localisation: contact embeddings + V render embeddings + V cameras -> per-view mask logits.
 
@@ -93,8 +128,14 @@ class MVLoc(nn.Module):
     """
 
     def __init__(self, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, feat_lift: FeatLift,
-                 image_size: int, mask_size: int | None = None, input_size: tuple[int, int] | None = None) -> None:
+                 image_size: int, mask_size: int | None = None, input_size: tuple[int, int] | None = None,
+                 splitter: AttentionSplitter | None = None, branch: str | None = None) -> None:
         super().__init__()
+        if (splitter is None) != (branch is None) or (branch is not None and branch not in SPLITTER_BRANCHES):
+            raise ValueError(f"a joint model's MV-Loc needs its attention_splitter and a branch in "
+                             f"{SPLITTER_BRANCHES}; got splitter={splitter is not None}, branch={branch!r}")
+        self.splitter = splitter
+        self.branch = branch
         if feat_lift.out_dim != prompt_encoder.embed_dim:
             raise ValueError(f"FeatLift out_dim {feat_lift.out_dim} != prompt embedding dim {prompt_encoder.embed_dim}")
         self.prompt_encoder = prompt_encoder
@@ -105,9 +146,13 @@ class MVLoc(nn.Module):
         self.input_size = tuple(input_size) if input_size else (self.image_size, self.image_size)
 
     @classmethod
-    def from_sam(cls, sam: Sam, feat_lift: FeatLift, mask_size: int | None = None) -> MVLoc:
-        """MV-Loc sharing ``sam.prompt_encoder``/``sam.mask_decoder`` and ``feat_lift`` (renders are square)."""
-        return cls(sam.prompt_encoder, sam.mask_decoder, feat_lift, sam.image_size, mask_size)
+    def from_sam(cls, sam: Sam, feat_lift: FeatLift, mask_size: int | None = None,
+                 splitter: AttentionSplitter | None = None, branch: str | None = None) -> MVLoc:
+        """MV-Loc sharing ``sam.prompt_encoder``/``sam.mask_decoder`` and ``feat_lift`` (renders are square);
+        a joint model also shares its ``attention_splitter`` and takes its ``branch`` ("human" for ``[HSEG]``,
+        "object" for ``[OSEG]``) of the split tokens."""
+        return cls(sam.prompt_encoder, sam.mask_decoder, feat_lift, sam.image_size, mask_size, splitter=splitter,
+                   branch=branch)
 
     @property
     def embed_dim(self) -> int:
@@ -132,6 +177,8 @@ class MVLoc(nn.Module):
         if not is_tracing():
             self._check(contact_embeds, image_embeddings)
         tokens = self.feat_lift(contact_embeds, cam_params)  # [K, V, C]
+        if self.splitter is not None:
+            tokens = self.splitter(tokens)[SPLITTER_BRANCHES.index(self.branch)]
         sparse, _ = self.prompt_encoder(text_embeds=tokens)  # [K, V, C]
         # One prompt set of V tokens per contact token, broadcast over the V view embeddings:
         # sparse [K, 1, V, C] x images [1 or K, V, C, h, w]. Without a mask prompt the dense embedding

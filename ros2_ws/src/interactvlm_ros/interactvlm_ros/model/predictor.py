@@ -512,7 +512,14 @@ class ContactPredictor:
                     if any(v.images.shape[1] != size for v in rows):
                         raise ValueError("the meshes' renders differ in size; localise them in separate calls")
             with timer("mvloc"):
-                logits = self.stages.mvloc(out.contact_states[found, col], emb, cams, mask_size=size).float()
+                states = out.contact_states[found, col]
+                if self.model.is_joint:  # [HSEG]/[OSEG] take their half of the splitter (torch; no engine for it)
+                    m = self.model
+                    logits = m.branch_mvloc("human" if human else "object", mask_size=size)(
+                        m.contact_embeddings(states.to(m.device)), emb.to(m.device, m.dtype),
+                        cams.to(m.device, m.dtype)).float()
+                else:
+                    logits = self.stages.mvloc(states, emb, cams, mask_size=size).float()
             with timer("lift"):
                 lift = self._lift_fn(human)
                 if rows is None:
