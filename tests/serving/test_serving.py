@@ -48,6 +48,26 @@ def serve_config():
     return ServeConfig("127.0.0.1", free_port(), free_port(), free_port(), max_batch_size=4)
 
 
+def small_demo_image() -> np.ndarray:
+    """The demo photo at 160x120 (small messages; the model resizes anyway)."""
+    return np.asarray(Image.open(DEMO / "20251125_0001_mug.png").convert("RGB").resize((160, 120)))
+
+
+def write_image_bag(path: Path, rgb: np.ndarray, frames: int) -> None:
+    """An MCAP bag with ``frames`` copies of ``rgb`` on /camera/color/image_raw, 10 Hz."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from interactvlm_ros.transport.headers import make_header
+    from interactvlm_ros.transport.image_codec import encode_image
+    from interactvlm_ros.transport.typestore import typestore
+
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=typestore())
+        for i in range(frames):
+            t = 1_700_000_000 * 10**9 + i * 10**8
+            w.write(conn, t, encode_image(rgb, "rgb8", make_header(t, "camera")).serialize())
+
+
 def client_for(serve_config, **kw):
     from interactvlm_ros.serving.client import TritonContactPredictor
 
@@ -148,11 +168,49 @@ def test_concurrent_clients_are_answered(predictor, image, serve_config):
         assert_same(r, local)
 
 
-def test_object_contact_is_refused_with_a_reason(serve_config):
-    from interactvlm_ros.serving.client import OBJECT_CONTACT_REASON
+def assert_same_objects(served, local):
+    assert len(served.contacts) == len(local.contacts)
+    for s, c in zip(served.contacts, local.contacts, strict=True):
+        assert (s.label, s.found, s.reason, s.text, s.query, s.name_match, s.object_mesh_id) == \
+            (c.label, c.found, c.reason, c.text, c.query, c.name_match, c.object_mesh_id)
+        if c.object_probs is None:
+            assert s.object_probs is None
+        else:
+            assert s.object_probs.shape == c.object_probs.shape
+            assert np.abs(s.object_probs - c.object_probs).max() <= 1e-4
 
-    r = client_for(serve_config).predict_object(None, None, None, "cup", mesh_id="cup@x")
-    assert not r.contacts[0].found and r.contacts[0].reason == OBJECT_CONTACT_REASON
+
+def test_object_contact_is_served_like_local(predictor, image, serve_config):
+    """Object contact on the library meshes through the server equals the local pipeline's (human and object
+    probabilities within 1e-4); each mesh travels once, and the frame's image is encoded once on the server."""
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.objects import ObjectLibrary
+    from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
+    from interactvlm_ros.serving.server import ContactServer
+
+    library = ObjectLibrary.from_config(load_config(None))
+    local_pipeline = ContactPipeline(predictor, library)
+    local = local_pipeline.run(image, OBJECTS).contacts
+    with_mesh = [c for c in local.contacts if c.object_probs is not None]
+    assert len(with_mesh) == 2, "the test needs two found objects with library meshes"
+    mug = local_pipeline.object_mesh(with_mesh[0].object_mesh_id)
+    local_one = predictor.predict_object(image, mug.vertices, mug.faces, "cup")  # mesh id: its content hash
+
+    with ContactServer(predictor, serve_config) as server:
+        client = client_for(serve_config)
+        until_answered(client, image)
+        pipeline = ContactPipeline(client, library)
+        for _ in range(2):
+            served = pipeline.run(image, OBJECTS).contacts
+            assert_same(served, local)
+            assert_same_objects(served, local)
+            assert client.meshes_sent == 2  # sent with the first frame only
+        reused = server.served.encoded_reused
+        assert reused >= 2  # the object requests used their human request's encoding
+        assert_same_objects(client.predict_object(image, mug.vertices, mug.faces, "cup"), local_one)
+        assert client.meshes_sent == 2 and client.state == "ready"
+    with pytest.raises(NotImplementedError, match="not served"):
+        client.predict_points(image, np.zeros((10, 3), np.float32), "cup")
 
 
 def test_node_on_triton_survives_a_late_server_and_a_restart(predictor, serve_config):
@@ -206,6 +264,125 @@ def test_node_on_triton_survives_a_late_server_and_a_restart(predictor, serve_co
             stream_until(lambda: len(sink.frames) > published + 1)  # back without restarting the node
     finally:
         node.stop()
+
+
+def test_fallback_local_answers_while_the_server_is_away(predictor, serve_config):
+    """``inference.fallback: local``: a node whose server is not up yet answers from the local model (loaded on
+    that first frame), switches to the server once it is up, back to the local model when the server is
+    stopped and to the server again when it is restarted; no frame fails, every published frame (human and
+    object contact) equals local inference, and diagnostics say which backend answered."""
+    pytest.importorskip("cyclonedds", reason="the message types need cyclonedds")
+    from node_sink import CollectingSink
+
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.node.components import NodeComponents
+    from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
+    from interactvlm_ros.serving.fallback import FallbackPredictor
+    from interactvlm_ros.serving.server import ContactServer
+    from interactvlm_ros.transport.headers import make_header
+    from interactvlm_ros.transport.image_codec import encode_image
+    from interactvlm_ros.transport.node_inputs import wire_codecs
+
+    settings = ["inference.backend=triton", f"inference.triton_url=127.0.0.1:{serve_config.grpc_port}",
+                "inference.fallback=local", "inference.fallback_backend=torch", "inference.triton_retry_s=0.2",
+                "inference.triton_retry_max_s=0.5", "objects=[cup]", "contact.person_gate=disabled",
+                "node.always_run=true", "node.marker_rate_hz=0", "node.diagnostics_period_s=0.1",
+                "node.warn_throttle_s=60"]
+    cfg = load_config(None, settings)
+    components = NodeComponents.from_config(cfg)
+    fallback = components.predictor
+    assert isinstance(fallback, FallbackPredictor) and fallback.local is None  # loaded on first need, not here
+    sink = CollectingSink()
+    node = components.build_node(cfg, sink)
+    stamps = iter(range(1_700_000_000 * 10**9, 1_800_000_000 * 10**9, 10**8))
+    rgb = small_demo_image()
+    local = ContactPipeline(predictor, components.library).run(rgb, ["cup"]).contacts
+
+    def send():
+        m = encode_image(rgb, "rgb8", make_header(next(stamps), "camera"))
+        node.on_serialized("image", m.serialize(), wire_codecs(node.cfg)["image"])
+
+    def diag(key: str) -> str:
+        return sink.diagnostics[-1].values.get(key, "") if sink.diagnostics else ""
+
+    def stream_until(predicate, timeout=120.0):
+        t_end = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < t_end, f"the node did not get there in time: {fallback.diagnostics()}"
+            send()
+            time.sleep(0.1)
+
+    def count(backend: str) -> int:
+        return int(diag(f"frames_{backend}") or 0)
+
+    def published_by(backend: str, n: int = 2):
+        """Stream until ``n`` more frames were answered by ``backend`` (diagnostics) and published."""
+        start, answered = len(sink.frames), count(backend)
+        stream_until(lambda: diag("answered_by").startswith(backend) and count(backend) >= answered + n
+                     and len(sink.frames) >= start + n)
+
+    node.start()
+    try:
+        published_by("local")  # no server yet: the local model answers
+        assert fallback.local is not None and "unavailable" in diag("answered_by")
+        assert diag("triton_state") == "unavailable" and diag("fallback_model").startswith("loaded (torch")
+        with ContactServer(predictor, serve_config):
+            published_by("triton")
+            assert diag("triton_state") == "ready"
+        published_by("local")  # server stopped mid-stream
+        with ContactServer(predictor, serve_config):
+            published_by("triton")  # restarted: back to the server, no node restart
+        assert diag("pipeline_errors") == "0"
+        assert int(diag("frames_local")) >= 4 and int(diag("frames_triton")) >= 4
+    finally:
+        node.stop()
+    for outputs, _msgs in sink.frames:
+        assert_same(outputs.result, local)
+        assert_same_objects(outputs.result, local)
+    assert any(c.object_probs is not None for c in local.contacts), "the frame should have object contact"
+
+
+def test_bag_through_the_server_equals_local(predictor, image, serve_config, tmp_path):
+    """``interactvlm bag`` with ``inference.backend=triton`` (the node's predictor factory) writes the same
+    contacts as with the local model."""
+    pytest.importorskip("rosbags", reason="bags need rosbags")
+    from rosbags.highlevel import AnyReader
+
+    from interactvlm_ros.bag.process import output_topics, process_bag
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.serving.server import ContactServer
+
+    write_image_bag(tmp_path / "in", small_demo_image(), frames=2)
+    common = ["contact.person_gate=disabled", "node.object_contact=true"]
+    objects = ["cup", "ball"]
+    local_cfg = load_config(None, ["inference.backend=torch", *common])
+    report = process_bag(local_cfg, tmp_path / "in", tmp_path / "local.mcap", objects=objects)
+    assert (report.processed, report.failed) == (2, 0)
+    served_cfg = load_config(None, ["inference.backend=triton", f"inference.triton_url=127.0.0.1:"
+                                    f"{serve_config.grpc_port}", *common])
+    with ContactServer(predictor, serve_config):
+        until_answered(client_for(serve_config), image)
+        report = process_bag(served_cfg, tmp_path / "in", tmp_path / "served.mcap", objects=objects)
+    assert (report.processed, report.failed) == (2, 0)
+
+    topic = output_topics(local_cfg)["contacts"]
+
+    def contacts(path):
+        with AnyReader([path]) as reader:
+            conns = [c for c in reader.connections if c.topic == topic]
+            return [reader.deserialize(raw, c.msgtype).contacts for c, _t, raw in reader.messages(conns)]
+
+    local, served = contacts(tmp_path / "local.mcap"), contacts(tmp_path / "served.mcap")
+    assert len(local) == len(served) == 2
+    assert any(c.found for frame in local for c in frame)
+    for lf, sf in zip(local, served, strict=True):
+        for lc, sc in zip(lf, sf, strict=True):
+            assert (lc.object_label, lc.found, lc.reason, lc.object_mesh_id) == \
+                (sc.object_label, sc.found, sc.reason, sc.object_mesh_id)
+            for idx, prob in (("human_vertex_indices", "human_probabilities"),
+                              ("object_vertex_indices", "object_probabilities")):
+                np.testing.assert_array_equal(getattr(lc, idx), getattr(sc, idx))
+                np.testing.assert_allclose(getattr(lc, prob), getattr(sc, prob), atol=1e-4, rtol=0)
 
 
 def test_infer_through_the_server_writes_the_local_contacts(predictor, image, serve_config, tmp_path):

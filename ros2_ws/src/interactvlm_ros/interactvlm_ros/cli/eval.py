@@ -109,9 +109,9 @@ def run(args) -> int:
                 result = score_damon_predictions(split, np.load(args.predictions), geo)
             elif args.images:
                 from interactvlm_ros.evaluation.runner import evaluate_damon
-                from interactvlm_ros.model import ContactPredictor
+                from interactvlm_ros.serving.factory import load_predictor
 
-                predictor = ContactPredictor.from_config(cfg)
+                predictor = load_predictor(cfg)
                 result = evaluate_damon(predictor, split, args.images, geo, progress, args.limit)
             else:
                 print("interactvlm eval: --damon needs --images DIR or --predictions NPY", file=sys.stderr)
@@ -131,22 +131,22 @@ def run(args) -> int:
                 result = score_piad_predictions(pairs, np.load(args.predictions))
             else:
                 from interactvlm_ros.evaluation.runner import evaluate_piad
-                from interactvlm_ros.model import ContactPredictor
+                from interactvlm_ros.serving.factory import load_predictor
 
-                result = evaluate_piad(ContactPredictor.from_config(cfg), pairs, progress, args.limit)
+                result = evaluate_piad(load_predictor(cfg), pairs, progress, args.limit)
                 result["model"] = cfg.model.name
         elif args.data:
             from interactvlm_ros.data import SyntheticDataset
             from interactvlm_ros.evaluation.runner import evaluate_synthetic
-            from interactvlm_ros.model import ContactPredictor
             from interactvlm_ros.objects import ObjectLibrary
+            from interactvlm_ros.serving.factory import load_predictor
 
             train = SyntheticDataset(args.data, "train")
             splits = [s.strip() for s in args.split.split(",") if s.strip()]
             if splits == ["all"]:
                 splits = [s for s in train.manifest["splits"] if s != "train"]
             tests = [SyntheticDataset(args.data, name) for name in splits]
-            predictor = ContactPredictor.from_config(cfg)
+            predictor = load_predictor(cfg)  # a Triton client when inference.backend is triton
             library = ObjectLibrary.from_config(cfg)
             scores = {ds.split: evaluate_synthetic(predictor, ds, train, library, predictor.body_model, progress,
                                                    args.limit) for ds in tests}
@@ -156,7 +156,7 @@ def run(args) -> int:
             print("interactvlm eval: give --data DIR (synthetic), --damon NPZ or --piad-images/--piad-points DIR",
                   file=sys.stderr)
             return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # incl. ServingError, NotImplementedError
         print(f"interactvlm eval: {exc}", file=sys.stderr)
         return 2
     _print(result, args.json)

@@ -113,6 +113,12 @@ PARAMETERS: tuple[Param, ...] = (
           "server is asked again (frames in between fail at once), doubling per failure.", min=0.0, max=60.0),
     Param("inference.triton_retry_max_s", "float", 10.0, "backend triton: longest wait between tries.",
           min=0.0, max=600.0),
+    Param("inference.fallback", "str", "none", "backend triton: what answers a frame the server does not "
+          "(unavailable, timeout, other model): none = the frame fails (counted in diagnostics); local = the local "
+          "model (model.name on inference.fallback_backend), loaded on the first such frame and kept; the server "
+          "is asked again after its backoff (docs/serving.md).", choices=("none", "local")),
+    Param("inference.fallback_backend", "str", "onnxruntime", "backend triton with inference.fallback local: "
+          "the local model's inference backend.", choices=("torch", "onnxruntime", "tensorrt")),
     Param("serve.address", "str", "127.0.0.1", "interactvlm serve: address the Triton server binds (HTTP, gRPC, "
           "metrics); 0.0.0.0 to serve other machines."),
     Param("serve.http_port", "int", 8000, "interactvlm serve: HTTP/REST port (/v2/health/ready, "
@@ -129,6 +135,8 @@ PARAMETERS: tuple[Param, ...] = (
           "parallel by Triton); more instances use more cores and memory.", min=1, max=64),
     Param("serve.threads", "int", 0, "interactvlm serve: torch intra-op threads of the server process; 0 = torch's "
           "default.", min=0, max=256),
+    Param("serve.image_cache", "int", 4, "interactvlm serve: encoded images kept so a frame's object-contact "
+          "request reuses its human request's encoding (0 = encode again).", min=0, max=256),
     Param("engines.cache_dir", "str", "", "Where ONNX/TensorRT engines are cached; empty = the repository's "
           "engines/ folder when run from source, else ~/.cache/interactvlm/engines."),
     Param("engines.force_rebuild", "bool", False, "Rebuild engines at start-up even when a valid cached one "

@@ -162,13 +162,22 @@ class InferenceSettings:
     (frames in between fail at once), doubling per failure."""
     triton_retry_max_s: float
     """``inference.triton_retry_max_s``: backend triton: longest wait between tries."""
+    fallback: str
+    """``inference.fallback``: backend triton: what answers a frame the server does not (unavailable, timeout, other
+    model): none = the frame fails (counted in diagnostics); local = the local model (model.name on
+    inference.fallback_backend), loaded on the first such frame and kept; the server is asked again after its
+    backoff (docs/serving.md)."""
+    fallback_backend: str
+    """``inference.fallback_backend``: backend triton with inference.fallback local: the local model's inference
+    backend."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> InferenceSettings:
         return cls(backend=values["inference.backend"], triton_url=values["inference.triton_url"],
             triton_timeout_s=values["inference.triton_timeout_s"],
             triton_model_hash=values["inference.triton_model_hash"], triton_retry_s=values["inference.triton_retry_s"],
-            triton_retry_max_s=values["inference.triton_retry_max_s"])
+            triton_retry_max_s=values["inference.triton_retry_max_s"], fallback=values["inference.fallback"],
+            fallback_backend=values["inference.fallback_backend"])
 
 
 @dataclass(frozen=True)
@@ -196,13 +205,17 @@ class ServeSettings:
     more instances use more cores and memory."""
     threads: int
     """``serve.threads``: interactvlm serve: torch intra-op threads of the server process; 0 = torch's default."""
+    image_cache: int
+    """``serve.image_cache``: interactvlm serve: encoded images kept so a frame's object-contact request reuses its
+    human request's encoding (0 = encode again)."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ServeSettings:
         return cls(address=values["serve.address"], http_port=values["serve.http_port"],
             grpc_port=values["serve.grpc_port"], metrics_port=values["serve.metrics_port"],
             max_batch_size=values["serve.max_batch_size"], max_queue_delay_us=values["serve.max_queue_delay_us"],
-            instances=values["serve.instances"], threads=values["serve.threads"])
+            instances=values["serve.instances"], threads=values["serve.threads"],
+            image_cache=values["serve.image_cache"])
 
 
 @dataclass(frozen=True)

@@ -503,6 +503,8 @@ class ContactNode:
         elif getattr(self.pipeline, "person_gate", None) is not None:
             gate = f"{gate}: no frame yet"
         values["person_gate"] = gate
+        # the predictor's own state (inference.backend triton: triton_state, answered_by, ...; serving/)
+        values.update(getattr(self.predictor, "diagnostics", dict)())
         ns, name = str(self.cfg.node.namespace).strip("/"), str(self.cfg.node.name)
         return DiagnosticsReport(DIAGNOSTIC_NAME, level, message, f"/{ns}/{name}" if ns else name, values,
                                  time.time_ns())

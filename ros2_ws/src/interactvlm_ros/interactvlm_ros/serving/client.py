@@ -18,11 +18,18 @@ import time
 
 import numpy as np
 
-from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
-from interactvlm_ros.serving.protocol import MODEL_NAME, decode_result
+from interactvlm_ros.pipeline.result import ContactResult
+from interactvlm_ros.serving.protocol import (
+    MESH_MODEL_NAME,
+    MODEL_NAME,
+    OBJECTS_MODEL_NAME,
+    decode_objects,
+    decode_result,
+    mesh_arrays,
+    mesh_key,
+)
 
 LOG = logging.getLogger("interactvlm.serving")
-OBJECT_CONTACT_REASON = "object contact is not served yet"
 
 
 class ServingError(RuntimeError):
@@ -46,10 +53,9 @@ class TritonContactPredictor:
     """
 
     backend_name = "triton"
-    body_model = None  # the node loads the body topology locally (same ``body.model``)
 
     def __init__(self, url: str, timeout_s: float = 10.0, expected_hash: str = "", retry_s: float = 0.5,
-                 retry_max_s: float = 10.0):
+                 retry_max_s: float = 10.0, body_loader=None):
         self.url = url.removeprefix("grpc://")
         self.timeout_s = float(timeout_s)
         self.expected_hash = expected_hash
@@ -62,18 +68,35 @@ class TritonContactPredictor:
         self.requests = 0
         self._backoff = 0.0
         self._next_try = 0.0
+        self.meshes_sent = 0
         self._client = None
         self._lock = threading.Lock()
+        self._body_loader = body_loader
+        self._body_model = None
 
     @classmethod
     def from_config(cls, cfg) -> TritonContactPredictor:
+        """The client ``inference.triton_*`` describe; its :attr:`body_model` is ``body.model``, loaded here
+        (locally) when first asked for."""
+        from interactvlm_ros.body import load_body_model
+
         i = cfg.inference
-        return cls(i.triton_url, i.triton_timeout_s, i.triton_model_hash, i.triton_retry_s, i.triton_retry_max_s)
+        return cls(i.triton_url, i.triton_timeout_s, i.triton_model_hash, i.triton_retry_s, i.triton_retry_max_s,
+                   body_loader=lambda: load_body_model(cfg))
+
+    @property
+    def body_model(self):
+        """The body model whose topology the served ``human_probs`` index (loaded locally on first use: the
+        node's markers and clouds, evaluation and reconstruction need its mesh), or None without a loader."""
+        if self._body_model is None and self._body_loader is not None:
+            self._body_model = self._body_loader()
+        return self._body_model
 
     # ------------------------------------------------------------------------------------ the pipeline's API
     def encode(self, image_rgb: np.ndarray) -> np.ndarray:
-        """Nothing is encoded here: the server encodes; the image itself goes on to :meth:`predict`."""
-        return image_rgb
+        """Nothing is encoded here: the server encodes (once per frame for its human and object requests); the
+        image, as uint8 ``[H,W,3]``, goes on to :meth:`predict` and :meth:`predict_objects`."""
+        return _rgb(image_rgb)
 
     def predict(self, image: np.ndarray, objects: list[str]) -> ContactResult:
         """Human contact for each object name in ``image`` (uint8 ``[H,W,3]``), answered by the server.
@@ -84,13 +107,75 @@ class TritonContactPredictor:
         """
         if isinstance(objects, str):
             objects = [objects]
+        image = _rgb(image)
+        return self._request(lambda: decode_result(*self._infer(image, list(objects)))[:2])
+
+    def predict_object(self, image, vertices, faces, label: str, mesh_id: str = "") -> ContactResult:
+        """Object contact on one mesh (``vertices [No,3]``, ``faces [F,3]``): :meth:`predict_objects` of one."""
+        return self.predict_objects(image, [(vertices, faces)], [label], [mesh_id])
+
+    def predict_objects(self, image: np.ndarray, meshes, labels, mesh_ids=None) -> ContactResult:
+        """Object contact on a frame's meshes (``meshes[i] = (vertices, faces)`` asked about ``labels[i]``), the
+        same :class:`ContactResult` as ``ContactPredictor.predict_objects``. Meshes the server does not hold yet
+        are sent to it once (``interactvlm_mesh``), then the frame is asked again.
+
+        Raises:
+            ServingError: as :meth:`predict`.
+        """
+        labels = list(labels)
+        meshes = [mesh_arrays(v, f) for v, f in meshes]
+        mesh_ids = list(mesh_ids) if mesh_ids is not None else [""] * len(labels)
+        if not len(meshes) == len(labels) == len(mesh_ids):
+            raise ValueError(f"predict_objects needs one label and mesh id per mesh; got {len(meshes)} meshes, "
+                             f"{len(labels)} labels, {len(mesh_ids)} mesh ids")
+        image = _rgb(image)
+        keys = [mesh_key(v, f) for v, f in meshes]
+
+        def ask():
+            result, served_hash, missing = decode_objects(*self._infer_objects(image, labels, keys, mesh_ids))
+            if missing:
+                by_key = dict(zip(keys, meshes, strict=True))
+                for k in missing:
+                    if k not in by_key:
+                        raise ServingError("error", f"the server asks for a mesh this frame did not name: {k}")
+                    self._upload_mesh(k, *by_key[k])
+                    self.meshes_sent += 1
+                result, served_hash, missing = decode_objects(*self._infer_objects(image, labels, keys, mesh_ids))
+                if missing:
+                    raise ServingError("error", f"the server dropped meshes {missing} again (mesh cache too small?)")
+            return result, served_hash
+
+        return self._request(ask)
+
+    def predict_points(self, image, points, label: str) -> ContactResult:
+        """Point clouds (PIAD) are not served: use a local backend for them."""
+        raise NotImplementedError("object affordance on point clouds (PIAD) is not served by Triton; run it "
+                                  "with a local inference.backend")
+
+    def describe_names(self, objects: list[str]) -> str:
+        return "; ".join(f"{n} -> resolved by the Triton server" for n in objects)
+
+    def status(self) -> dict:
+        """For diagnostics: state, url, last error, failures, served and expected model hash."""
+        return {"state": self.state, "url": self.url, "last_error": self.last_error, "failures": self.failures,
+                "requests": self.requests, "meshes_sent": self.meshes_sent, "server_hash": self.server_hash,
+                "expected_hash": self.expected_hash}
+
+    def diagnostics(self) -> dict[str, str]:
+        """Diagnostics values of the node (``inference.fallback: none``): who answered the last frame
+        (``triton``, or ``none`` when it failed), the server's state, url and last error."""
+        return {"answered_by": "triton" if self.state == "ready" else "none", "triton_state": self.state,
+                "triton_url": self.url, "triton_last_error": self.last_error}
+
+    # ------------------------------------------------------------------------------------ transport
+    def _request(self, ask) -> ContactResult:
+        """Run ``ask() -> (ContactResult, served hash)`` with the backoff, the hash check and the states."""
         now = time.monotonic()
         if now < self._next_try:
             raise ServingError(self.state, f"{self.last_error} (retry in {self._next_try - now:.1f} s)")
         t0 = time.perf_counter()
         try:
-            probs, found, meta = self._infer(np.ascontiguousarray(image, np.uint8), list(objects))
-            result, served_hash = decode_result(probs, found, meta)
+            result, served_hash = ask()
             if self.expected_hash and served_hash != self.expected_hash:
                 raise ServingError("model_mismatch", f"server at {self.url} serves model {served_hash}, "
                                    f"expected {self.expected_hash}")
@@ -107,20 +192,6 @@ class TritonContactPredictor:
         result.timings_ms["triton_roundtrip"] = (time.perf_counter() - t0) * 1000.0 - result.total_ms
         return result
 
-    def predict_object(self, image, vertices, faces, label: str, mesh_id: str = "") -> ContactResult:
-        """Object contact is not served yet: ``found=False`` with that reason (the node publishes it as such)."""
-        return ContactResult("", 0, [ObjectContact(label=label, found=False, reason=OBJECT_CONTACT_REASON,
-                                                   object_mesh_id=mesh_id)])
-
-    def describe_names(self, objects: list[str]) -> str:
-        return "; ".join(f"{n} -> resolved by the Triton server" for n in objects)
-
-    def status(self) -> dict:
-        """For diagnostics: state, url, last error, failures, served and expected model hash."""
-        return {"state": self.state, "url": self.url, "last_error": self.last_error, "failures": self.failures,
-                "requests": self.requests, "server_hash": self.server_hash, "expected_hash": self.expected_hash}
-
-    # ------------------------------------------------------------------------------------ transport
     def _failed(self, state: str, text: str) -> None:
         self.failures += 1
         self.state, self.last_error = state, text
@@ -130,12 +201,7 @@ class TritonContactPredictor:
         LOG.warning("%s; next try in %.1f s", text, self._backoff)
 
     def _infer(self, image: np.ndarray, objects: list[str]):
-        import tritonclient.grpc as grpcclient
-
-        with self._lock:
-            if self._client is None:
-                self._client = grpcclient.InferenceServerClient(self.url)
-            client = self._client
+        grpcclient, client = self._grpc()
         inputs = [grpcclient.InferInput("image", [1, *image.shape], "UINT8"),
                   grpcclient.InferInput("objects", [1, len(objects)], "BYTES")]
         inputs[0].set_data_from_numpy(image[None])
@@ -144,6 +210,43 @@ class TritonContactPredictor:
         response = client.infer(MODEL_NAME, inputs, outputs=outputs, client_timeout=self.timeout_s)
         return (response.as_numpy("human_probs")[0], response.as_numpy("found")[0],
                 response.as_numpy("meta")[0][0])
+
+    def _grpc(self):
+        import tritonclient.grpc as grpcclient
+
+        with self._lock:
+            if self._client is None:
+                self._client = grpcclient.InferenceServerClient(self.url)
+            return grpcclient, self._client
+
+    def _infer_objects(self, image: np.ndarray, labels: list[str], keys: list[str], mesh_ids: list[str]):
+        grpcclient, client = self._grpc()
+        inputs = [grpcclient.InferInput("image", list(image.shape), "UINT8")]
+        inputs[0].set_data_from_numpy(image)
+        for name, values in (("objects", labels), ("mesh_keys", keys), ("mesh_ids", mesh_ids)):
+            inputs.append(grpcclient.InferInput(name, [len(values)], "BYTES"))
+            inputs[-1].set_data_from_numpy(np.array([str(v).encode() for v in values], dtype=object))
+        outputs = [grpcclient.InferRequestedOutput(n) for n in ("object_probs", "found", "meta")]
+        response = client.infer(OBJECTS_MODEL_NAME, inputs, outputs=outputs, client_timeout=self.timeout_s)
+        return response.as_numpy("object_probs"), response.as_numpy("found"), response.as_numpy("meta")[0]
+
+    def _upload_mesh(self, key: str, vertices: np.ndarray, faces: np.ndarray) -> None:
+        grpcclient, client = self._grpc()
+        inputs = [grpcclient.InferInput("mesh_key", [1], "BYTES"),
+                  grpcclient.InferInput("vertices", list(vertices.shape), "FP32"),
+                  grpcclient.InferInput("faces", list(faces.shape), "INT64")]
+        inputs[0].set_data_from_numpy(np.array([key.encode()], dtype=object))
+        inputs[1].set_data_from_numpy(vertices)
+        inputs[2].set_data_from_numpy(faces)
+        client.infer(MESH_MODEL_NAME, inputs, outputs=[grpcclient.InferRequestedOutput("meta")],
+                     client_timeout=self.timeout_s)
+
+
+def _rgb(image) -> np.ndarray:
+    """The image as the model reads it (uint8 ``[H,W,3]``, as ``ContactPredictor.encode`` converts it)."""
+    from interactvlm_ros.model.vision import to_rgb_uint8
+
+    return np.ascontiguousarray(to_rgb_uint8(image))
 
 
 def _classify(exc: Exception) -> tuple[str, str]:

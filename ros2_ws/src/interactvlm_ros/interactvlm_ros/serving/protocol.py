@@ -13,10 +13,30 @@ found         BOOL    [B, K]          whether the contact token was answered
 meta          BYTES   [B, 1]          JSON: body_model, num_body_vertices, model_hash, timings_ms and per
                                       contact label/text/reason/query/name_match
 ============  ======  ==============  ==================================================================
+
+Object contact (model ``interactvlm_objects``, not batched: one frame's meshes per request). The meshes travel
+once: the server keeps them by content key (:func:`mesh_key`) and answers ``missing`` keys it has not got yet; the
+client then sends each with the model ``interactvlm_mesh`` (``mesh_key`` BYTES [1], ``vertices`` FP32 [N,3],
+``faces`` INT64 [F,3]) and asks again. Their renders and SAM embeddings are the server predictor's caches.
+
+============  ======  ==============  ==================================================================
+tensor        type    shape           meaning
+============  ======  ==============  ==================================================================
+image         UINT8   [H, W, 3]       RGB image (the server reuses the encoding of the frame's human
+                                      request when it still holds it)
+objects       BYTES   [K]             object names, one per mesh
+mesh_keys     BYTES   [K]             :func:`mesh_key` of each mesh
+mesh_ids      BYTES   [K]             the ``object_mesh_id`` each answer carries ("" = content hash)
+object_probs  FP32    [K, Nmax]       per-vertex object contact, padded to the largest mesh
+found         BOOL    [K]             whether the contact token was answered
+meta          BYTES   [1]             JSON as above, per contact also object_mesh_id and num_vertices;
+                                      ``missing``: mesh keys to send first
+============  ======  ==============  ==================================================================
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -24,6 +44,8 @@ import numpy as np
 from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
 
 MODEL_NAME = "interactvlm"
+OBJECTS_MODEL_NAME = "interactvlm_objects"
+MESH_MODEL_NAME = "interactvlm_mesh"
 CONTACT_FIELDS = ("label", "text", "reason", "query", "name_match")
 
 
@@ -53,3 +75,50 @@ def decode_result(probs: np.ndarray, found: np.ndarray, meta: bytes) -> tuple[Co
     result = ContactResult(str(info["body_model"]), int(info["num_body_vertices"]), contacts,
                            {k: float(v) for k, v in info["timings_ms"].items()})
     return result, str(info.get("model_hash", ""))
+
+
+def mesh_arrays(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh as it travels: float32 ``[N,3]`` vertices, int64 ``[F,3]`` faces, C-contiguous."""
+    return (np.ascontiguousarray(np.asarray(vertices, np.float32).reshape(-1, 3)),
+            np.ascontiguousarray(np.asarray(faces, np.int64).reshape(-1, 3)))
+
+
+def mesh_key(vertices, faces) -> str:
+    """Content key of a mesh (both sides compute it; the server checks an uploaded mesh against it)."""
+    v, f = mesh_arrays(vertices, faces)
+    return hashlib.blake2b(v.tobytes() + b"|" + f.tobytes(), digest_size=16).hexdigest()
+
+
+def encode_objects(result: ContactResult, model_hash: str) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """``(object_probs [K,Nmax] float32, found [K] bool, meta JSON bytes)`` of a ``predict_objects`` result."""
+    sizes = [len(c.object_probs) if c.found and c.object_probs is not None else 0 for c in result.contacts]
+    probs = np.zeros((len(result.contacts), max([1, *sizes])), np.float32)
+    found = np.zeros(len(result.contacts), bool)
+    for i, c in enumerate(result.contacts):
+        found[i] = bool(c.found)
+        if sizes[i]:
+            probs[i, :sizes[i]] = np.asarray(c.object_probs, np.float32)
+    meta = {"body_model": result.body_model, "num_body_vertices": int(result.num_body_vertices),
+            "model_hash": model_hash, "timings_ms": {k: float(v) for k, v in result.timings_ms.items()},
+            "contacts": [{**{f: getattr(c, f) for f in CONTACT_FIELDS}, "object_mesh_id": c.object_mesh_id,
+                          "num_vertices": n} for c, n in zip(result.contacts, sizes, strict=True)]}
+    return probs, found, json.dumps(meta).encode()
+
+
+def decode_objects(probs: np.ndarray, found: np.ndarray, meta: bytes) -> tuple[ContactResult, str, list[str]]:
+    """The object-contact :class:`ContactResult`, the server's model hash and the mesh keys it still needs."""
+    info = json.loads(bytes(meta).decode())
+    missing = [str(k) for k in info.get("missing", [])]
+    if missing:
+        return ContactResult("", 0, []), str(info.get("model_hash", "")), missing
+    contacts = []
+    for i, fields in enumerate(info["contacts"]):
+        n = int(fields.get("num_vertices", 0))
+        ok = bool(found[i]) and n > 0
+        contacts.append(ObjectContact(found=bool(found[i]),
+                                      object_probs=np.array(probs[i, :n], np.float32) if ok else None,
+                                      object_mesh_id=str(fields.get("object_mesh_id", "")),
+                                      **{f: str(fields.get(f, "")) for f in CONTACT_FIELDS}))
+    result = ContactResult(str(info["body_model"]), int(info["num_body_vertices"]), contacts,
+                           {k: float(v) for k, v in info["timings_ms"].items()})
+    return result, str(info.get("model_hash", "")), []

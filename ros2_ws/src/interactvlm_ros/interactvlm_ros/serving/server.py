@@ -1,11 +1,12 @@
 """``interactvlm serve``: one Triton Inference Server (the ``tritonserver`` inside the ``nvidia-pytriton`` wheel)
 hosting the project's own :class:`~interactvlm_ros.model.ContactPredictor` as the model ``interactvlm``.
 
-Tensors: :mod:`.protocol`. Endpoints (``serve.*`` parameters): HTTP/REST with ``/v2/health/live``,
-``/v2/health/ready`` and ``/v2/models/interactvlm/ready``; gRPC (what ``inference.triton_url`` names); Prometheus
-metrics at ``http://ADDRESS:METRICS_PORT/metrics``. Requests of equal image size and name count from different
-clients are batched by Triton's dynamic batcher; the predictor then runs them one image after the other (it
-batches an image's object prompts, not images).
+Models (tensors: :mod:`.protocol`): ``interactvlm`` (human contact, dynamically batched), ``interactvlm_objects``
+(object contact on a frame's meshes) and ``interactvlm_mesh`` (a client sends a mesh once). Endpoints (``serve.*``
+parameters): HTTP/REST with ``/v2/health/live``, ``/v2/health/ready`` and ``/v2/models/interactvlm/ready``; gRPC
+(what ``inference.triton_url`` names); Prometheus metrics at ``http://ADDRESS:METRICS_PORT/metrics``. Requests of
+equal image size and name count from different clients are batched by Triton's dynamic batcher; the predictor then
+runs them one image after the other (it batches an image's object prompts, not images).
 
 Two environment facts of these machines are handled here (``shared/reference/triton_on_cpu.md``):
 
@@ -19,6 +20,8 @@ Two environment facts of these machines are handled here (``shared/reference/tri
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import pathlib
@@ -26,11 +29,20 @@ import sys
 import sysconfig
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from interactvlm_ros.serving.protocol import MODEL_NAME, encode_result
+from interactvlm_ros.serving.protocol import (
+    MESH_MODEL_NAME,
+    MODEL_NAME,
+    OBJECTS_MODEL_NAME,
+    encode_objects,
+    encode_result,
+    mesh_arrays,
+)
+from interactvlm_ros.serving.protocol import mesh_key as mesh_key_of
 
 LOG = logging.getLogger("interactvlm.serve")
 STUB_ENV_VARIABLE = "INTERACTVLM_TRITON_STUB_ENV"
@@ -86,12 +98,13 @@ class ServeConfig:
     max_queue_delay_us: int = 2000
     instances: int = 1
     threads: int = 0
+    image_cache: int = 4
 
     @classmethod
     def from_config(cls, cfg) -> ServeConfig:
         s = cfg.serve
         return cls(s.address, int(s.http_port), int(s.grpc_port), int(s.metrics_port), int(s.max_batch_size),
-                   int(s.max_queue_delay_us), int(s.instances), int(s.threads))
+                   int(s.max_queue_delay_us), int(s.instances), int(s.threads), int(s.image_cache))
 
 
 def model_hash(predictor) -> str:
@@ -102,27 +115,131 @@ def model_hash(predictor) -> str:
     return module_weights_hash(predictor.model)
 
 
-def make_infer_function(predictor, weights_hash: str):
-    """The batched Triton inference function over ``predictor`` (one image after the other, a lock around the
-    predictor: Triton may call from several threads)."""
-    from pytriton.decorators import batch
+class ServedModel:
+    """The Triton inference functions over one or more predictors (same weights): per instance ``i`` the human
+    model's batched function and the object model's function, and one mesh-upload function.
 
-    lock = threading.Lock()
+    Caches (all shared by the instances):
 
-    @batch
-    def infer(image: np.ndarray, objects: np.ndarray):
-        probs, found, meta = [], [], []
-        for img, names in zip(image, objects, strict=True):
-            labels = [n.decode() if isinstance(n, bytes) else str(n) for n in names.reshape(-1)]
-            with lock:
-                result = predictor.predict(np.ascontiguousarray(img, np.uint8), labels)
-            p, f, m = encode_result(result, weights_hash)
-            probs.append(p)
-            found.append(f)
-            meta.append(np.array([m], dtype=object))
-        return {"human_probs": np.stack(probs), "found": np.stack(found), "meta": np.stack(meta)}
+    - encoded images: the last ``image_cache`` images (keyed by content digest) with the predictor that encoded
+      them, so a frame's object request reuses the encoding of its human request (encode once, as a local
+      pipeline does) on that predictor, under its lock;
+    - meshes: object meshes by :func:`~.protocol.mesh_key` (``mesh_cache`` most recent), sent once by a client;
+      their renders and SAM embeddings are the predictors' own caches.
+    """
 
-    return infer
+    def __init__(self, predictors, weights_hash: str, image_cache: int = 4, mesh_cache: int = 256):
+        self.predictors = list(predictors)
+        self.weights_hash = weights_hash
+        self.locks = [threading.Lock() for _ in self.predictors]
+        self.image_cache, self.mesh_cache = int(image_cache), int(mesh_cache)
+        self._images: OrderedDict[str, tuple[int, object]] = OrderedDict()
+        self._meshes: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.encoded_reused = 0
+
+    # ------------------------------------------------------------------------------------ caches
+    @staticmethod
+    def _digest(img: np.ndarray) -> str:
+        return hashlib.blake2b(str(img.shape).encode() + img.tobytes(), digest_size=16).hexdigest()
+
+    def _cached_image(self, digest: str):
+        with self._cache_lock:
+            hit = self._images.get(digest)
+            if hit is not None:
+                self._images.move_to_end(digest)
+                self.encoded_reused += 1
+            return hit
+
+    def _keep_image(self, digest: str, owner: int, encoded) -> None:
+        if self.image_cache <= 0:
+            return
+        with self._cache_lock:
+            self._images[digest] = (owner, encoded)
+            self._images.move_to_end(digest)
+            while len(self._images) > self.image_cache:
+                self._images.popitem(last=False)
+
+    def _encode_on(self, i: int, img: np.ndarray):
+        """``(owner, EncodedImage)``: the cached encoding of ``img`` (made by predictor ``owner``), else ``img``
+        encoded by predictor ``i`` now. The caller holds no lock; the owner's lock is taken by the caller."""
+        digest = self._digest(img)
+        hit = self._cached_image(digest)
+        if hit is not None:
+            return hit
+        with self.locks[i]:
+            encoded = self.predictors[i].encode(img.copy())  # kept: not a view of Triton's reused shared memory
+        self._keep_image(digest, i, encoded)
+        return i, encoded
+
+    # ------------------------------------------------------------------------------------ Triton functions
+    def human_function(self, i: int):
+        """Batched: one image and its object names per request, run one image after the other."""
+        from pytriton.decorators import batch
+
+        @batch
+        def infer(image: np.ndarray, objects: np.ndarray):
+            probs, found, meta = [], [], []
+            for img, names in zip(image, objects, strict=True):
+                labels = [n.decode() if isinstance(n, bytes) else str(n) for n in names.reshape(-1)]
+                owner, encoded = self._encode_on(i, np.ascontiguousarray(img, np.uint8))
+                with self.locks[owner]:
+                    result = self.predictors[owner].predict(encoded, labels)
+                p, f, m = encode_result(result, self.weights_hash)
+                probs.append(p)
+                found.append(f)
+                meta.append(np.array([m], dtype=object))
+            return {"human_probs": np.stack(probs), "found": np.stack(found), "meta": np.stack(meta)}
+
+        return infer
+
+    def object_function(self, i: int):
+        """Not batched: one frame's meshes (by key) with their object names."""
+        from pytriton.decorators import sample
+
+        @sample
+        def infer(image: np.ndarray, objects: np.ndarray, mesh_keys: np.ndarray, mesh_ids: np.ndarray):
+            labels, keys, ids = ([n.decode() if isinstance(n, bytes) else str(n) for n in a.reshape(-1)]
+                                 for a in (objects, mesh_keys, mesh_ids))
+            with self._cache_lock:
+                meshes = [self._meshes.get(k) for k in keys]
+                for k in keys:
+                    if k in self._meshes:
+                        self._meshes.move_to_end(k)
+            missing = sorted({k for k, m in zip(keys, meshes, strict=True) if m is None})
+            if missing:
+                meta = json.dumps({"missing": missing, "model_hash": self.weights_hash}).encode()
+                return {"object_probs": np.zeros((len(keys), 1), np.float32), "found": np.zeros(len(keys), bool),
+                        "meta": np.array([meta], dtype=object)}
+            owner, encoded = self._encode_on(i, np.ascontiguousarray(image, np.uint8))
+            with self.locks[owner]:
+                result = self.predictors[owner].predict_objects(encoded, meshes, labels, ids)
+            p, f, m = encode_objects(result, self.weights_hash)
+            return {"object_probs": p, "found": f, "meta": np.array([m], dtype=object)}
+
+        return infer
+
+    def mesh_function(self):
+        """Not batched: keep one mesh under its content key (checked)."""
+        from pytriton.decorators import sample
+
+        @sample
+        def infer(mesh_key: np.ndarray, vertices: np.ndarray, faces: np.ndarray):
+            key = mesh_key.reshape(-1)[0]
+            key = key.decode() if isinstance(key, bytes) else str(key)
+            v, f = (a.copy() for a in mesh_arrays(vertices, faces))  # the inputs live in reused shared memory
+            if mesh_key_of(v, f) != key:
+                raise ValueError(f"mesh {key}: its content does not match its key (corrupted in transit?)")
+            with self._cache_lock:
+                self._meshes[key] = (v, f)
+                self._meshes.move_to_end(key)
+                while len(self._meshes) > self.mesh_cache:
+                    self._meshes.popitem(last=False)
+                held = len(self._meshes)
+            meta = json.dumps({"stored": key, "meshes": held, "model_hash": self.weights_hash}).encode()
+            return {"meta": np.array([meta], dtype=object)}
+
+        return infer
 
 
 class ContactServer:
@@ -152,10 +269,12 @@ class ContactServer:
 
             torch.set_num_threads(c.threads)
         t0 = time.monotonic()
+        self.served = ServedModel(self.predictors, self.model_hash, c.image_cache)
+        n = range(len(self.predictors))
         self._triton = Triton(config=tcfg)
         self._triton.bind(
             model_name=MODEL_NAME,
-            infer_func=[make_infer_function(p, self.model_hash) for p in self.predictors],
+            infer_func=[self.served.human_function(i) for i in n],
             inputs=[Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3)),
                     Tensor(name="objects", dtype=np.bytes_, shape=(-1,))],
             outputs=[Tensor(name="human_probs", dtype=np.float32, shape=(-1, -1)),
@@ -163,6 +282,29 @@ class ContactServer:
                      Tensor(name="meta", dtype=np.bytes_, shape=(1,))],
             config=ModelConfig(max_batch_size=c.max_batch_size,
                                batcher=DynamicBatcher(max_queue_delay_microseconds=c.max_queue_delay_us)),
+            strict=False,
+        )
+        self._triton.bind(
+            model_name=OBJECTS_MODEL_NAME,
+            infer_func=[self.served.object_function(i) for i in n],
+            inputs=[Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3)),
+                    Tensor(name="objects", dtype=np.bytes_, shape=(-1,)),
+                    Tensor(name="mesh_keys", dtype=np.bytes_, shape=(-1,)),
+                    Tensor(name="mesh_ids", dtype=np.bytes_, shape=(-1,))],
+            outputs=[Tensor(name="object_probs", dtype=np.float32, shape=(-1, -1)),
+                     Tensor(name="found", dtype=np.bool_, shape=(-1,)),
+                     Tensor(name="meta", dtype=np.bytes_, shape=(1,))],
+            config=ModelConfig(batching=False),
+            strict=False,
+        )
+        self._triton.bind(
+            model_name=MESH_MODEL_NAME,
+            infer_func=self.served.mesh_function(),
+            inputs=[Tensor(name="mesh_key", dtype=np.bytes_, shape=(1,)),
+                    Tensor(name="vertices", dtype=np.float32, shape=(-1, 3)),
+                    Tensor(name="faces", dtype=np.int64, shape=(-1, 3))],
+            outputs=[Tensor(name="meta", dtype=np.bytes_, shape=(1,))],
+            config=ModelConfig(batching=False),
             strict=False,
         )
         self._triton.run()
