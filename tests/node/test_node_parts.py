@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+from interactvlm_ros.node.input_health import InputHealth, problem_of
 from interactvlm_ros.node.latest import LatestSlot
 from interactvlm_ros.node.placement import FixedPlacement
 from interactvlm_ros.node.queries import MAX_QUERY_BYTES, ObjectQueries, QueryError, parse_object_query
@@ -161,6 +162,58 @@ def test_object_queries_keep_previous_on_bad_update():
     assert q.current() == ["cup", "chair"] and q.rejected == 1
 
 
+@pytest.mark.parametrize("text,kind", [
+    ("", "empty"), ("x" * (MAX_QUERY_BYTES + 1), "too_large"), ("cup\x00", "control_character"),
+    ("cup\ufffd", "invalid_utf8"), ("a,b,c", "too_many"), ("y" * 65, "name_too_long"), ("cup, [], <>", "unusable_name"),
+])
+def test_query_errors_name_their_kind(text, kind):
+    with pytest.raises(QueryError) as info:
+        parse_object_query(text, 2)
+    assert info.value.kind == kind and problem_of(info.value) == kind
+
+
+def test_cleaned_names_are_counted_shown_and_logged_once_each():
+    lines = []
+    q = ObjectQueries(["[SEG] cup", "bottle"], 8, log=lines.append)
+    assert q.current() == ["[SEG] cup", "bottle"]  # kept as asked (Contact.object_label)
+    assert q.cleaned() == {"[SEG] cup": "SEG cup"} and q.names_cleaned == 1
+    q.update("[SEG] cup, <image>, <im_start>")
+    q.update("<image>")
+    assert q.cleaned() == {"<image>": "image"}
+    assert q.names_cleaned == 5  # 1 + 3 + 1: per list that carries them
+    assert len(lines) == 3  # [SEG] cup, <image>, <im_start>: each once
+    assert "'[SEG] cup' is asked as 'SEG cup'" in lines[0] and "'<im_start>' is asked as 'im_start'" in lines[2]
+    q.update("cup, tennis_racket")  # underscores are the model's spelling choice, not markup
+    assert q.cleaned() == {} and len(lines) == 3
+
+
+def test_rejected_names_are_counted_apart_from_rejected_queries():
+    q = ObjectQueries(["cup"], 2)
+    for text in ("[], bottle", "y" * 65, "a, b, c", "\x07"):
+        with pytest.raises(QueryError):
+            q.update(text)
+    assert q.current() == ["cup"]
+    assert q.rejected == 4 and q.names_rejected == 2  # '[]' and the 65-character name; not too_many, not \x07
+
+
+# --- input health ------------------------------------------------------------------------------------------
+def test_input_health_keeps_the_last_message_of_each_problem():
+    class FieldError(ValueError):
+        field = "height/width"
+
+    health = InputHealth(["image"])
+    health.dropped("image", "invalid", "bad length", problem="data")
+    health.dropped("image", "invalid", "unknown encoding", problem="encoding")
+    health.dropped("image", "invalid", "still bad length", problem="data")
+    health.dropped("image", "undecodable", "not CDR")
+    snap = health.snapshot()
+    assert snap["image_dropped_invalid"] == "3" and snap["image_dropped_undecodable"] == "1"
+    assert snap["image_last_invalid_data"] == "still bad length"
+    assert snap["image_last_invalid_encoding"] == "unknown encoding"
+    assert snap["image_last_undecodable"] == "not CDR" and snap["image_last_drop"] == "not CDR"
+    assert problem_of(FieldError()) == "height_width" and problem_of(RuntimeError("x")) == ""
+
+
 # --- throttled warnings -----------------------------------------------------------------------------------
 def test_throttled_warnings_log_once_per_period_with_count():
     clock, lines = FakeClock(), []
@@ -185,6 +238,24 @@ def test_stats_overhead_and_rate():
     assert snap["processed"] == 11
     assert snap["overhead_ms_p50"] == pytest.approx(2.0)
     assert snap["rate_hz"] == pytest.approx(10.0)
+
+
+def test_stats_keep_the_last_error_of_each_kind():
+    clock = FakeClock()
+    s = NodeStats(clock=clock)
+    s.record_error("frame 1 failed", kind="pipeline")
+    clock.t = 1.0
+    s.record_error("thread died", kind="thread")
+    clock.t = 2.0
+    for i in range(5):
+        s.record_bad(f"bad image {i}")
+    snap = s.snapshot()
+    assert snap["last_error"] == "bad image 4"
+    assert (snap["last_input_error"], snap["last_pipeline_error"], snap["last_thread_error"]) == (
+        "bad image 4", "frame 1 failed", "thread died")
+    assert snap["errors"] == 1 and snap["bad_messages"] == 5  # a thread death is not a failed frame
+    clock.t = 5.5  # the pipeline error is 5.5 s old
+    assert s.recent_errors(5.0) == [("input", "bad image 4"), ("thread", "thread died")]
 
 
 # --- placement ---------------------------------------------------------------------------------------------

@@ -243,3 +243,59 @@ def test_supervisor_restarts_a_loop_that_raises_with_backoff():
     stop.set()
     sup.join("loop", 5)
     assert not sup.alive("loop")
+
+
+def test_each_kind_of_bad_image_is_logged_and_kept_in_diagnostics(components):
+    """A bad-length image and then an unknown encoding, within one throttle period: both are logged and both
+    stay in diagnostics (one throttle and one ``last_error`` for all bad input hid the second)."""
+    from interactvlm_ros.benchmarks.fuzz import good_messages
+
+    sink, lines = CollectingSink(), []
+    cfg = load_config(None, SETTINGS)
+    node = components.build_node(cfg, sink, warn=lines.append)
+    codec = wire_codecs(node.cfg)["image"]
+    short = good_messages()["image"]
+    short.data = short.data[:100]
+    odd = good_messages()["image"]
+    odd.encoding = "yuv422_weird"
+    for msg in (short, short, odd, odd):
+        node.on_serialized("image", msg.serialize(), codec)
+    node.on_serialized("objects", b"\x00\x01", wire_codecs(node.cfg)["objects"])
+    assert len(lines) == 3, lines  # one per kind of problem; the repeats are suppressed (60 s throttle)
+    assert "Image.data" in lines[0] and "Image.encoding" in lines[1] and "undecodable objects" in lines[2]
+    values = node.diagnostics().values
+    assert values["image_dropped_invalid"] == "4"
+    assert "fewer than step * height" in values["image_last_invalid_data"]
+    assert "unsupported encoding 'yuv422_weird'" in values["image_last_invalid_encoding"]
+    assert "undecodable objects" in values["last_input_error"] == values["last_error"]
+    assert values["last_pipeline_error"] == "" and values["last_thread_error"] == ""
+
+
+def test_cleaned_object_names_are_counted_shown_and_logged_once(components, caplog):
+    from interactvlm_ros.transport.msgs import String
+
+    sink = CollectingSink()
+    node = make_node(components, sink)
+    codec = wire_codecs(node.cfg)["objects"]
+    node.start()
+    try:
+        with caplog.at_level("WARNING", logger="interactvlm.node"):
+            for _ in range(3):
+                node.on_serialized("objects", String(data="[SEG] cup, <image>").serialize(), codec)
+            node.on_serialized("objects", String(data="cup, []").serialize(), codec)  # nothing left of '[]'
+        stamp = 1_700_000_000 * 10**9
+        send_frame(node, stamp)
+        sink.wait(lambda: any(stamp_of(o) == stamp for o, _ in sink.frames), timeout=60)
+    finally:
+        node.stop()
+    cleaned = [r.getMessage() for r in caplog.records if "is asked as" in r.getMessage()]
+    assert len(cleaned) == 2 and "'[SEG] cup' is asked as 'SEG cup'" in cleaned[0]
+    values = sink.diagnostics[-1].values
+    assert values["objects"] == "[SEG] cup, <image>"
+    assert values["objects_cleaned"] == "[SEG] cup -> SEG cup; <image> -> image"
+    assert values["object_names_cleaned"] == "6" and values["object_names_rejected"] == "1"
+    assert values["rejected_object_queries"] == "1"
+    assert "nothing left" in values["objects_last_invalid_unusable_name"]
+    contacts = next(m for o, m in sink.frames if stamp_of(o) == stamp)["contacts"].contacts
+    assert [(c.object_label, c.object_prompt_name) for c in contacts] == [("[SEG] cup", "SEG cup"),
+                                                                          ("<image>", "image")]

@@ -183,7 +183,7 @@ def test_lifecycle_node_end_to_end(context):
             return any(text in s.message or any(text in kv.value for kv in s.values)
                        for d in got["diag"] for s in d.status)
 
-        assert wait_for(lambda: diag_has("object query contains U+FFFD") and diag_has("frame_id has U+FFFD"), 20)
+        assert wait_for(lambda: diag_has("object query contains U+FFFD") and diag_has("frame_id: has U+FFFD"), 20)
         stamp2 = stamp + 10**8
         image_pub.publish(ros_image(stamp2))
         assert wait_for(lambda: any(stamp_of(m) == stamp2 for m in got["contacts"]), 120)

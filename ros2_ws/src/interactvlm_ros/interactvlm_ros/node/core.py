@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from interactvlm_ros.node.input_health import InputHealth
+from interactvlm_ros.node.input_health import InputHealth, problem_of
 from interactvlm_ros.node.inputs import Calibration, InputCodec, Stamped
 from interactvlm_ros.node.latest import LatestSlot
 from interactvlm_ros.node.outputs import (
@@ -121,7 +121,7 @@ class ContactNode:
         self.stats = NodeStats()
         self.warnings = ThrottledWarnings(warn or LOG.warning, cfg.node.warn_throttle_s)
         self.supervisor = Supervisor(on_death=self._on_thread_death)
-        self.queries = ObjectQueries(list(cfg.objects.names), cfg.node.max_objects)
+        self.queries = ObjectQueries(list(cfg.objects.names), cfg.node.max_objects, log=LOG.warning)
         self.placement = FixedPlacement(distance_m=cfg.node.placement_distance_m)
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
         self.pipeline = ContactPipeline.from_config(cfg, predictor, objects_library, body.num_vertices)
@@ -210,7 +210,7 @@ class ContactNode:
         try:
             value = codec.convert(msg)
         except (ValueError, AttributeError, TypeError) as exc:
-            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}")
+            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}", problem_of(exc))
             return
         self.dispatch(topic, value)
 
@@ -220,7 +220,7 @@ class ContactNode:
         try:
             self._handlers[topic](value)
         except (QueryError, InputError) as exc:
-            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}")
+            self._drop(topic, "invalid", f"{_drop_verb(topic)}: {exc}", problem_of(exc))
         except Exception as exc:
             LOG.debug("handling a %s value failed", topic, exc_info=exc)
             self._drop(topic, "handler_error", f"dropped {topic} message: {type(exc).__name__}: {exc}")
@@ -287,11 +287,12 @@ class ContactNode:
             frame.depth = depth
             self.slot.put(frame)
 
-    def _drop(self, topic: str, kind: str, message: str) -> None:
-        """Count a dropped sample of ``topic``, warn (throttled per topic and kind) and report it soon."""
-        self.inputs.dropped(topic, kind, message)
+    def _drop(self, topic: str, kind: str, message: str, problem: str = "") -> None:
+        """Count a dropped sample of ``topic``, warn (throttled per topic, kind and problem: an unknown encoding
+        is still logged right after a short image) and report it soon."""
+        self.inputs.dropped(topic, kind, message, problem)
         self.stats.record_bad(message)
-        self.warnings.warn(f"{topic}:{kind}", message)
+        self.warnings.warn(f"{topic}:{kind}:{problem}", message)
         self._diag_due.set()
 
     # --- worker -------------------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ class ContactNode:
 
     def _on_thread_death(self, death: ThreadDeath) -> None:
         """A supervised loop raised: report ERROR now (from the dying thread), before it is restarted."""
-        self.stats.record_error(f"thread {death.name} died: {death.reason}")
+        self.stats.record_error(f"thread {death.name} died: {death.reason}", kind="thread")
         self._publish_diagnostics()
 
     def _process(self, frame: Frame) -> None:
@@ -346,7 +347,7 @@ class ContactNode:
         except Exception as exc:  # noqa: BLE001 - the node must keep serving; the error is reported
             message = f"frame {frame.header.stamp_ns} failed: {type(exc).__name__}: {exc}"
             self.stats.record_error(message)
-            self.warnings.warn("pipeline", message)
+            self.warnings.warn(f"pipeline:{type(exc).__name__}", message)
             self._diag_due.set()
             return
         t2 = time.monotonic()
@@ -443,8 +444,7 @@ class ContactNode:
         if death is not None:
             problems.append((ERROR, f"thread {death.name} died and was restarted: {death.reason}"))
         problems += self._watchdog(now, active)
-        if self.stats.last_error_time is not None and now - self.stats.last_error_time < recent:
-            problems.append((WARN, snap["last_error"]))
+        problems += [(WARN, message) for _, message in self.stats.recent_errors(recent)]  # newest first
         if self.recon is not None and self.recon.last_reason and self.recon.last_failure_time is not None and (
                 now - self.recon.last_failure_time < recent):
             problems.append((WARN, f"reconstruction skipped (fixed placement): {self.recon.last_reason}"))
@@ -476,7 +476,10 @@ class ContactNode:
             "pipeline_errors": str(snap["errors"]),
             "idle_skipped": str(snap["idle_skipped"]),
             "rejected_object_queries": str(self.queries.rejected),
+            "object_names_rejected": str(self.queries.names_rejected),
+            "object_names_cleaned": str(self.queries.names_cleaned),
             "objects": ", ".join(self.queries.current()),
+            "objects_cleaned": "; ".join(f"{a} -> {b}" for a, b in self.queries.cleaned().items()),
             "object_names": self.predictor.describe_names(self.queries.current()),
             "backend": self.backend,
             "model": str(self.cfg.model.name),
@@ -484,6 +487,7 @@ class ContactNode:
             "active": str(active).lower(),
             "placement": self._placement_state(),
             "last_error": snap["last_error"],
+            **{key: snap[key] for key in ("last_input_error", "last_pipeline_error", "last_thread_error")},
             "worker": self._worker_state(now),
             "thread_deaths": str(self.supervisor.total_deaths()),
             **self.frame_accounting(),

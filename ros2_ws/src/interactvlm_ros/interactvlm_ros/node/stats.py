@@ -9,9 +9,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+ERROR_KINDS = ("input", "pipeline", "thread")
+"""Kinds of error whose last message is kept apart: a dropped input sample, a frame the pipeline failed on, a
+supervised thread that died."""
+
 
 class NodeStats:
     """Counters and rolling windows (last ``window`` frames), safe to update from several threads.
+
+    ``last_error`` is the most recent error of any kind; ``last_errors[kind]`` keeps the last one of each kind
+    (:data:`ERROR_KINDS`) with its time, so a frequent kind does not hide the last error of another.
 
     Times are milliseconds. ``latency`` = image receipt → outputs published; ``pipeline`` = the model's own
     time; ``overhead`` = latency − pipeline (the node's cost: decoding, queueing, message building, writing).
@@ -27,6 +34,7 @@ class NodeStats:
         self.errors = 0
         self.last_error = ""
         self.last_error_time: float | None = None
+        self.last_errors: dict[str, tuple[str, float]] = {}
         self._done_times: deque[float] = deque(maxlen=window)
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.pipeline_ms: deque[float] = deque(maxlen=window)
@@ -43,16 +51,31 @@ class NodeStats:
             self.idle_skipped += 1
 
     def record_bad(self, message: str) -> None:
+        """A dropped input sample (kind ``input``)."""
         with self._lock:
             self.bad_messages += 1
-            self.last_error = message
-            self.last_error_time = self._clock()
+            self._last(message, "input")
 
-    def record_error(self, message: str) -> None:
+    def record_error(self, message: str, kind: str = "pipeline") -> None:
+        """A failed frame (``pipeline``) or a supervised thread that died (``thread``)."""
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {kind!r} (expected one of {', '.join(ERROR_KINDS)})")
         with self._lock:
-            self.errors += 1
-            self.last_error = message
-            self.last_error_time = self._clock()
+            if kind == "pipeline":
+                self.errors += 1
+            self._last(message, kind)
+
+    def _last(self, message: str, kind: str) -> None:
+        now = self._clock()
+        self.last_error, self.last_error_time = message, now
+        self.last_errors[kind] = (message, now)
+
+    def recent_errors(self, within_s: float) -> list[tuple[str, str]]:
+        """``(kind, message)`` of each kind whose last error is at most ``within_s`` old, newest first."""
+        now = self._clock()
+        with self._lock:
+            items = sorted(self.last_errors.items(), key=lambda kv: -kv[1][1])
+        return [(kind, message) for kind, (message, t) in items if now - t < within_s]
 
     def record_frame(self, latency_ms: float, pipeline_ms: float, queue_ms: float = 0.0,
                      publish_ms: float = 0.0) -> None:
@@ -87,7 +110,8 @@ class NodeStats:
             lat, pipe, over = list(self.latency_ms), list(self.pipeline_ms), list(self.overhead_ms)
             queue, pub = list(self.queue_ms), list(self.publish_ms)
             counts = dict(received=self.received, processed=self.processed, bad_messages=self.bad_messages,
-                          idle_skipped=self.idle_skipped, errors=self.errors, last_error=self.last_error)
+                          idle_skipped=self.idle_skipped, errors=self.errors, last_error=self.last_error,
+                          **{f"last_{k}_error": self.last_errors.get(k, ("", 0.0))[0] for k in ERROR_KINDS})
         return dict(counts, rate_hz=self.rate_hz(), latency_ms_p50=self.percentile(lat, 50),
                     latency_ms_p99=self.percentile(lat, 99), pipeline_ms_p50=self.percentile(pipe, 50),
                     overhead_ms_p50=self.percentile(over, 50), queue_ms_p50=self.percentile(queue, 50),

@@ -21,6 +21,7 @@ from interactvlm_ros.node.inputs import Calibration, InputCodec, Stamped
 from interactvlm_ros.node.outputs import FrameHeader
 from interactvlm_ros.node.queries import REPLACEMENT_CHARACTER
 from interactvlm_ros.transport import endpoints
+from interactvlm_ros.transport.errors import MessageError
 from interactvlm_ros.transport.image_codec import (
     decode_camera_info,
     decode_compressed_depth,
@@ -31,6 +32,7 @@ from interactvlm_ros.transport.image_codec import (
 from interactvlm_ros.transport.msgs import MESSAGE_TYPES
 
 MAX_FRAME_ID_CHARS = 256
+HEADER = "std_msgs/Header"
 
 
 def frame_header(msg: Any, default_frame: str = "") -> FrameHeader:
@@ -39,12 +41,11 @@ def frame_header(msg: Any, default_frame: str = "") -> FrameHeader:
     stamp = msg.header.stamp
     frame_id = str(msg.header.frame_id)
     if len(frame_id) > MAX_FRAME_ID_CHARS:
-        raise ValueError(f"std_msgs/Header.frame_id is {len(frame_id)} characters; the limit is "
-                         f"{MAX_FRAME_ID_CHARS}")
+        raise MessageError(HEADER, "frame_id", f"{len(frame_id)} characters; the limit is {MAX_FRAME_ID_CHARS}")
     for i, ch in enumerate(frame_id):
         if ch == REPLACEMENT_CHARACTER or unicodedata.category(ch) == "Cc":
-            raise ValueError(f"std_msgs/Header.frame_id has U+{ord(ch):04X} at position {i} (invalid UTF-8 or a "
-                             "control character)")
+            raise MessageError(HEADER, "frame_id", f"has U+{ord(ch):04X} at position {i} (invalid UTF-8 or a "
+                               "control character)")
     return FrameHeader(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), frame_id or default_frame)
 
 
@@ -62,7 +63,7 @@ def _stamped(decode: Callable[[Any], Any], default_frame: str, msg: Any) -> Stam
 def _query_text(msg: Any) -> str:
     text = msg.data
     if not isinstance(text, str):
-        raise ValueError(f"std_msgs/String.data is {type(text).__name__}, not text")
+        raise MessageError("std_msgs/String", "data", f"is {type(text).__name__}, not text")
     return text
 
 
