@@ -29,8 +29,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         ros-${ROS_DISTRO}-lifecycle-msgs ros-${ROS_DISTRO}-launch-ros \
     && rm -rf /var/lib/apt/lists/*
 
-# A venv that still sees the ROS Python packages (rclpy, cv_bridge) of the image.
-RUN python3 -m venv --system-site-packages /opt/venv
+# A venv that still sees the ROS Python packages (rclpy, cv_bridge, colcon) of the image, ignored by colcon; colcon
+# runs with its python, so the installed entry points start with it (as `make ros2-build`; docs/ros2-and-docker.md).
+RUN python3 -m venv --system-site-packages /opt/venv && touch /opt/venv/COLCON_IGNORE
 ENV PATH=/opt/venv/bin:${PATH}
 
 COPY ros2_ws/src/interactvlm_ros/constraints.txt /tmp/constraints.txt
@@ -46,16 +47,13 @@ WORKDIR /ws
 COPY . /ws
 RUN pip install -c /tmp/constraints.txt -e ros2_ws/src/interactvlm_ros \
     && source /opt/ros/${ROS_DISTRO}/setup.bash \
-    && colcon build --base-paths ros2_ws/src --symlink-install \
+    && /opt/venv/bin/python -m colcon build --base-paths ros2_ws/src \
     && echo "source /ws/install/setup.bash" >> /etc/bash.bashrc
 
 # MediaPipe 0.10.21 needs numpy<2: its own venv, run as the reconstruction's keypoint worker (README).
 RUN python3 -m venv /opt/venv-mediapipe \
     && /opt/venv-mediapipe/bin/pip install --no-deps -r ros2_ws/src/interactvlm_ros/constraints-mediapipe.txt
 ENV INTERACTVLM_MEDIAPIPE_PYTHON=/opt/venv-mediapipe/bin/python
-
-# colcon's entry points run /usr/bin/python3: let them see the venv's packages too.
-ENV PYTHONPATH=/opt/venv/lib/python3.12/site-packages
 
 ENTRYPOINT ["/bin/bash", "-c", "source /opt/ros/${ROS_DISTRO}/setup.bash && source /ws/install/setup.bash && exec \"$@\"", "--"]
 CMD ["ros2", "launch", "interactvlm_ros", "interactvlm.launch.py"]

@@ -99,7 +99,9 @@ train-default: setup
 # ROS 2 (not part of setup/test): the Python dependencies in a venv made from the interpreter ROS 2 runs on, seeing
 # the system site packages, ignored by colcon (COLCON_IGNORE); colcon then runs with that venv's python, so the
 # installed entry points (ros2 run / ros2 launch) start with it and find torch, cyclonedds... without PYTHONPATH.
-# This is the ROS 2 docs' "Using Python Packages with ROS 2" recipe. With a sourced ROS 2:
+# This is the ROS 2 docs' "Using Python Packages with ROS 2" recipe. The venv also names the MediaPipe environment
+# (a .pth sets $INTERACTVLM_MEDIAPIPE_PYTHON unless it is set): colcon's installed copy of the package is not in the
+# checkout, so it cannot find .venv-mediapipe there. With a sourced ROS 2:
 #   make ros2-build && source install/setup.bash
 ROS_PYTHON ?= /usr/bin/python3
 ROS_VENV ?= .venv-ros
@@ -115,6 +117,8 @@ $(ROS_STAMP): $(CONSTRAINTS) $(PKG)/setup.py Makefile
 	$(ROS_VENV)/bin/python -m pip install -q --upgrade pip
 	$(ROS_VENV)/bin/pip install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(ROS_VENV)/bin/pip install -q -c $(CONSTRAINTS) -e "$(PKG)[test,smplx]"
+	printf 'import os; os.environ.setdefault("INTERACTVLM_MEDIAPIPE_PYTHON", "%s")\n' "$(abspath $(MP_VENV))/bin/python" \
+	  > "$$($(ROS_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/interactvlm_mediapipe.pth"
 	@touch $@
 
 ros2-build: ros2-venv

@@ -170,14 +170,24 @@ def ros_codecs(cfg) -> dict[str, InputCodec]:
 
 
 class RclpySink:
-    """The node's :class:`OutputSink` over lifecycle publishers (CDR bytes of the wire messages)."""
+    """The node's :class:`OutputSink` over lifecycle publishers (CDR bytes of the wire messages).
 
-    def __init__(self, publishers: dict[str, Any], topology_publisher) -> None:
+    Once ``context`` is shut down (Ctrl-C: rclpy's signal handler shuts it down before the node stops) nothing
+    can be published: the sink then counts no subscriber and drops what the stopping node still sends (its last
+    diagnostics report) instead of failing on an invalid publisher."""
+
+    def __init__(self, publishers: dict[str, Any], topology_publisher, context=None) -> None:
         self.publishers = publishers
         self._topology_publisher = topology_publisher
+        self._context = context
         self._lock = threading.Lock()
 
+    def _open(self) -> bool:
+        return self._context is None or self._context.ok()
+
     def subscriber_count(self) -> int:
+        if not self._open():
+            return 0
         return sum(self.publishers[k].get_subscription_count() for k in endpoints.FRAME_OUTPUTS)
 
     def publish_frame(self, outputs: FrameOutputs) -> None:
@@ -196,6 +206,8 @@ class RclpySink:
         self._publish(kind, node_messages.topology_message(topology))
 
     def _publish(self, kind: str, msg) -> None:
+        if not self._open():
+            return
         with self._lock:
             self.publishers[kind].publish(msg.serialize())
 
@@ -295,7 +307,7 @@ class InteractVLMNode(LifecycleNode):
                                                                           cfg[f"topics.{e.key}"], ros_qos(e.qos))
                                    for e in endpoints.OUTPUTS}
         topology = functools.partial(self._topology_publisher, cfg.topics.topology)
-        sink = RclpySink(self._output_publishers, topology)
+        sink = RclpySink(self._output_publishers, topology, self.context)
         self.core = self.parts.build_node(cfg, sink, warn=self.get_logger().warning)
         self.get_logger().info(f"configured: model {cfg.model.name} ({self.parts.backend}), body "
                                f"{self.parts.body.name}, loaded in {self.parts.load_s:.1f} s")
