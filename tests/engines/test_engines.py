@@ -57,7 +57,9 @@ def _dims(value_info) -> list:
 
 def test_every_stage_exports_a_checked_graph_with_only_the_needed_dynamic_axes(builder, ort_stages):
     assert set(ort_stages.runners) == set(STAGES)
-    expected = {"vision": {}, "sam_encoder": {}, "mvloc": {"contact_states": ["objects", 128]},
+    expected = {"vision": {}, "sam_encoder": {},
+                "mvloc": {"contact_states": ["queries", 128], "image_embeddings": ["render_sets", 4, 256, 16, 16],
+                          "cam_params": ["render_sets", 4, 5], "render_index": ["queries"]},
                 "llm": {"inputs_embeds": ["batch", "new", 128], "attention_mask": ["batch", "total"],
                         "position_ids": ["batch", "new"], "past_key_values": [2, 2, "batch", 4, "past", 32]}}
     for stage in STAGES:
@@ -146,6 +148,53 @@ def test_mvloc_graph_has_a_dynamic_number_of_objects(tiny_model, ort_stages, k):
     np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="built for 256px masks"):
         ort_stages.mvloc(states, renders, cams, 128)
+
+
+def test_mvloc_graph_localises_every_query_on_its_own_render_set_in_one_run(tiny_model, ort_stages):
+    """K queries over N render sets (two queries share a set, one set is unused) in one engine run equal torch's
+    MV-Loc on each query's set; the export module alone (the decoder written out with shared per-set work and the
+    single-mask tail) equals it too."""
+    from interactvlm_ros.engines.stages import MVLocStage
+
+    m = tiny_model.model
+    torch.manual_seed(4)
+    states = torch.randn(5, 128)
+    renders, cams = torch.randn(4, 4, 256, 16, 16), torch.rand(4, 4, 5)
+    index = torch.tensor([2, 0, 2, 1, 0])
+    with torch.no_grad():
+        ref = m.mvloc(mask_size=256)(m.contact_embeddings(states), renders[index], cams[index])
+        module = MVLocStage(m, 256).eval()(states, renders, cams, index)
+        torch_call = InferenceStages(m).mvloc(states, renders, cams, 256, render_index=index)
+    np.testing.assert_allclose(module.numpy(), ref.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(torch_call.numpy(), ref.numpy(), atol=0, rtol=0)
+    runner = ort_stages.runners["mvloc"]
+    runs = []
+    counted = InferenceStages(m, "onnxruntime", {"mvloc": lambda *t: runs.append(t) or runner(*t)}, mask_size=256)
+    out = counted.mvloc(states, renders, cams, 256, render_index=index)
+    assert out.shape == (5, 4, 256, 256) and len(runs) == 1
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="render_index"):
+        counted.mvloc(states, renders, cams, 256, render_index=torch.tensor([0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="need a render_index"):
+        counted.mvloc(states, renders, cams, 256)
+
+
+def test_the_mvloc_engine_key_changed_with_its_graph(tiny_model, builder):
+    """Engines cached before the MV-Loc graph took N render sets (format 1) are not reused: other key."""
+    import hashlib
+
+    from interactvlm_ros.engines import build
+    from interactvlm_ros.engines.fingerprint import module_weights_hash
+    from interactvlm_ros.engines.stages import StageSpec, stage_module
+
+    m = tiny_model.model
+    old_spec = StageSpec("mvloc", ("contact_states", "image_embeddings", "cam_params"), ("mask_logits",),
+                         {"contact_states": {0: "objects"}, "mask_logits": {0: "objects"}})
+    cfg = m.config
+    sizes = (cfg.vision, cfg.text, cfg.sam, cfg.num_views, m.sam.image_size, builder.mask_size)
+    weights = module_weights_hash(stage_module(m, "mvloc", builder.mask_size))
+    old = hashlib.blake2b(f"1|mvloc|{old_spec}|{sizes}|{weights}".encode(), digest_size=16).hexdigest()
+    assert build.ENGINE_FORMAT != "1" and builder.model_hash("mvloc") != old
 
 
 # ---------------------------------------------------------------------------------------------- parity end to end
@@ -352,6 +401,11 @@ def test_tensorrt_profiles_cover_the_dynamic_axes_consistently(tiny_model):
     assert llm["inputs_embeds"][2][:2] == (8, 256) and llm["attention_mask"][2] == (8, 256)
     opt = {n: v[1] for n, v in llm.items()}
     assert opt["attention_mask"][1] == opt["past_key_values"][4] + opt["inputs_embeds"][1]
+    mv = optimization_profile(m, "mvloc", max_objects=8)
+    for i in range(3):  # queries agree with the index, render sets with their cameras
+        assert mv["contact_states"][i][0] == mv["render_index"][i][0]
+        assert mv["image_embeddings"][i][0] == mv["cam_params"][i][0]
+    assert mv["image_embeddings"][2] == (8, 4, 256, 16, 16) and mv["render_index"][2] == (8,)
 
 
 @pytest.mark.slow

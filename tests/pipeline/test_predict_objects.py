@@ -74,15 +74,23 @@ def test_batched_object_contact_equals_one_call_per_mesh(tiny_model, anny_body, 
 
 def test_batched_object_contact_on_onnxruntime_equals_one_call_per_mesh(tiny_model, anny_body, image, library,
                                                                           tmp_path):
-    """The exported MV-Loc graph takes one render set: the engine runs once per mesh, same answers."""
+    """The exported MV-Loc graph takes every mesh's render set: one engine run for the frame's meshes (the mesh
+    asked twice embedded once), same answers as one call per mesh."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     from interactvlm_ros.engines.build import EngineBuilder
 
     p = _predictor(tiny_model, anny_body, False, tmp_path)
     stages = EngineBuilder(tiny_model.model, tmp_path / "engines", "onnxruntime", threads=1).build()
     p.stages, p.embedding_cache.encoder = stages, stages.embed_images
-    batched, single = _both_paths(p, image, library)
-    _assert_same(batched.contacts, single)
+    runner, runs = stages.runners["mvloc"], []
+    stages.runners["mvloc"] = lambda *t: runs.append(t) or runner(*t)
+    batched = p.predict_objects(p.encode(image), [(library.mesh(m).vertices, library.mesh(m).faces) for _, m in ASKED],
+                                [n for n, _ in ASKED])
+    states, renders, _, index = runs[0]
+    assert len(runs) == 1 and states.shape[0] == 4 and renders.shape[0] == 3 and index.tolist() == [0, 1, 2, 0]
+    single = _both_paths(p, image, library)[1]
+    _assert_same([replace(c, object_mesh_id=s.object_mesh_id) for c, s in zip(batched.contacts, single, strict=True)],
+                 single)
 
 
 def test_mesh_ids_default_to_the_mesh_content_and_bad_arguments_are_refused(tiny_model, anny_body, image, library,

@@ -5,7 +5,8 @@
 * ``encode_image(pixel_values [1,3,S,S]) -> [P,D]``
 * ``language_model``: duck-types the parts of the model that ``model.generation`` uses (``decoder``,
   ``lm_logits``, ``embed_ids``, ``embed_prompt``, ``new_cache``); its decoder runs the ``llm`` stage
-* ``mvloc(contact_states [K,D], render_embeddings [V,C,h,w], cam_params [V,5], mask_size) -> [K,V,R,R]``
+* ``mvloc(contact_states [K,D], render_embeddings [V,C,h,w] | [N,V,C,h,w], cam_params [V,5] | [N,V,5], mask_size,
+  render_index [K]) -> [K,V,R,R]`` (every query of a call in one engine run)
 * ``embed_images(renders uint8 [V,H,W,3]) -> [V,C,h,w]`` (SAM image encoder, for new object meshes)
 
 With ``runners=None`` (backend ``torch``) every call goes to the model's own modules, exactly the code path of
@@ -154,24 +155,44 @@ class InferenceStages:
         return runner(x)[0].to(self.model.dtype)
 
     def mvloc(self, contact_states: torch.Tensor, render_embeddings: torch.Tensor, cam_params: torch.Tensor,
-              mask_size: int) -> torch.Tensor:
-        """Γ + MV-Loc: ``[K,D]`` hidden states, ``[V,C,h,w]``, ``[V,5]`` -> mask logits ``[K,V,R,R]``.
+              mask_size: int, render_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Γ + MV-Loc for every query of one call: ``[K,D]`` hidden states -> mask logits ``[K,V,R,R]``.
 
-        ``[K,V,C,h,w]`` and ``[K,V,5]`` give row k its own render set (several meshes in one call); the exported
-        MV-Loc graph takes one render set, so an engine runs once per row then."""
+        Render sets: ``[V,C,h,w]`` + ``[V,5]`` (one set for every row: the body), or ``[N,V,C,h,w]`` + ``[N,V,5]``
+        (or ``[V,5]`` shared) with ``render_index [K]`` naming row k's set (default: set k). Engines run the
+        whole call at once (the ``mvloc`` graph takes the N sets and the index); torch runs the model's
+        :class:`~interactvlm_ros.model.mvloc.MVLoc` on the sets gathered per row (one set: broadcast)."""
         m = self.model
         runner = self.runners.get("mvloc")
+        k = contact_states.shape[0]
+        emb = render_embeddings.to(m.device, m.dtype)
+        cams = cam_params.to(m.device, m.dtype)
+        if emb.dim() == 5:
+            if cams.dim() == 2:
+                cams = cams.expand(emb.shape[0], -1, -1)
+            if render_index is None:
+                if emb.shape[0] != k:
+                    raise ValueError(f"{k} queries over {emb.shape[0]} render sets need a render_index")
+                render_index = torch.arange(k)
+            render_index = torch.as_tensor(render_index, dtype=torch.long, device=m.device)
+            if render_index.shape != (k,) or (k and not 0 <= int(render_index.min()) <= int(render_index.max())
+                                                     < emb.shape[0]):
+                raise ValueError(f"render_index must hold one index in [0, {emb.shape[0]}) per query; "
+                                 f"got {render_index.tolist()}")
+        elif render_index is not None:
+            raise ValueError("render_index needs render sets stacked [N,V,C,h,w]")
         if runner is None:
             e = m.contact_embeddings(contact_states)
-            return m.mvloc(mask_size=mask_size)(e, render_embeddings.to(m.dtype), cam_params.to(m.device, m.dtype))
+            if emb.dim() == 5:
+                emb, cams = emb[render_index], cams[render_index]
+            return m.mvloc(mask_size=mask_size)(e, emb, cams)
         if mask_size != self.mask_size:
             raise ValueError(f"the {self.backend} MV-Loc engine was built for {self.mask_size}px masks, "
                              f"{mask_size}px were asked (model render_resolution changed? rebuild the engines)")
-        states, emb, cams = contact_states.to(m.dtype), render_embeddings.to(m.dtype), cam_params.to(m.device, m.dtype)
-        if emb.dim() == 5:
-            return torch.cat([runner(states[k:k + 1], emb[k], cams[k] if cams.dim() == 3 else cams)[0]
-                              for k in range(states.shape[0])])
-        return runner(states, emb, cams)[0]
+        if emb.dim() == 4:  # one render set for every query
+            emb, cams = emb[None], cams[None]
+            render_index = torch.zeros(k, dtype=torch.long, device=m.device)
+        return runner(contact_states.to(m.dtype), emb, cams, render_index)[0]
 
     def embed_images(self, images: np.ndarray, progress: bool = False) -> torch.Tensor:
         """SAM image embeddings ``[V,C,h,w]`` of uint8 renders ``[V,H,W,3]``."""

@@ -24,7 +24,7 @@ from .export import ONNX_FILE, export_stage, exporter_tag
 from .stages import STAGES, optimization_profile, stage_module, stage_spec
 
 LOG = logging.getLogger("interactvlm.engines")
-ENGINE_FORMAT = "1"  # bump when a stage's graph changes for the same weights
+ENGINE_FORMAT = "2"  # bump when a stage's graph changes for the same weights (2: MV-Loc over N render sets)
 TIMING_CACHE = "tensorrt-timing-cache-{arch}-{runtime}.bin"
 _PRECISION = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 

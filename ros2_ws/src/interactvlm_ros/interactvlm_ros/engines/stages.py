@@ -10,8 +10,9 @@ vision         pixel_values [1,3,S,S] -> image_embeds [P,D]                 none
 llm            inputs_embeds [B,T,D], attention_mask [B,Tp+T] (int64),      B, T, Tp (one graph for prefill and
                position_ids [B,T] (int64), past_key_values [L,2,B,H,Tp,d]   cached decode; Tp = 0 for the first
                -> hidden_states [B,T,D], present_key_values [L,2,B,H,Tp+T,d] prefill)
-mvloc          contact_states [K,D], image_embeddings [V,C,h,w],            K (objects / contact tokens)
-               cam_params [V,5] -> mask_logits [K,V,R,R]
+mvloc          contact_states [K,D], image_embeddings [N,V,C,h,w],          K (contact queries of the frame),
+               cam_params [N,V,5], render_index [K] (int64)                 N (render sets: the body, each
+               -> mask_logits [K,V,R,R]                                     object mesh)
 sam_encoder    images [1,3,S_sam,S_sam] -> embeddings [1,C,h,w]             none
 =============  ===========================================================  =======================================
 
@@ -28,6 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from interactvlm_ros.model.mvloc import SPLITTER_BRANCHES
+from interactvlm_ros.model.sam.sam import postprocess_masks
 
 STAGES = ("vision", "llm", "mvloc", "sam_encoder")
 MASK_BIAS = -3.0e4  # finite (fp16-safe) additive bias for masked keys: a fully masked row stays NaN-free
@@ -127,10 +131,30 @@ class LanguageStage(nn.Module):
 
 
 class MVLocStage(nn.Module):
-    """Γ + FeatLift + SAM prompt encoder/mask decoder: contact hidden states -> mask logits ``[K,V,R,R]``."""
+    """Γ + FeatLift + SAM prompt encoder/mask decoder for every contact query of a frame in one call.
 
-    spec = StageSpec("mvloc", ("contact_states", "image_embeddings", "cam_params"), ("mask_logits",),
-                     {"contact_states": {0: "objects"}, "mask_logits": {0: "objects"}})
+    ``forward(contact_states [K,D], image_embeddings [N,V,C,h,w], cam_params [N,V,5], render_index [K] int64)
+    -> mask_logits [K,V,R,R]``: row k is localised on render set ``render_index[k]`` (the body's renders for every
+    human query, one set per object mesh), K and N dynamic. The result is :class:`~interactvlm_ros.model.mvloc.
+    MVLoc`'s on ``image_embeddings[render_index]`` (within float rounding), computed with less work per query:
+
+    * the decoder's image-side work that does not depend on the query (dense prompt added, the first block's
+      key/value projections of the image for token→image attention and its query projection for image→token
+      attention) runs once per render set, then is gathered per query;
+    * only what the single-mask output reads is computed after the last block: the final token→image attention
+      for the first mask token alone, with the key/value projections moved to that one query's side
+      (``softmax(q·(W_k x + b_k)) = softmax((W_kᵀq)·x)`` and ``Σ p (W_v x + b_v) = W_v (Σ p x) + b_v``), one
+      hypernetwork MLP, no IoU head;
+    * the output upscaling runs channels-last on the image tokens as they are (two matmuls in place of the
+      transposed convolutions, no layout transposes of the feature maps; :meth:`_upscaled_mask`).
+
+    The blocks are written out over the model's own modules (shared, not copied) like :class:`LanguageStage`.
+    """
+
+    spec = StageSpec("mvloc", ("contact_states", "image_embeddings", "cam_params", "render_index"), ("mask_logits",),
+                     {"contact_states": {0: "queries"}, "image_embeddings": {0: "render_sets"},
+                      "cam_params": {0: "render_sets"}, "render_index": {0: "queries"},
+                      "mask_logits": {0: "queries"}})
 
     def __init__(self, model, mask_size: int) -> None:
         super().__init__()
@@ -138,9 +162,98 @@ class MVLocStage(nn.Module):
         self.mvloc = model.mvloc(mask_size=mask_size)
         self.mask_size = int(mask_size)
 
-    def forward(self, contact_states: torch.Tensor, image_embeddings: torch.Tensor,
-                cam_params: torch.Tensor) -> torch.Tensor:
-        return self.mvloc(self.projection(contact_states), image_embeddings, cam_params)
+    @staticmethod
+    def _heads(attn, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (attn.num_heads, -1)).transpose(-3, -2)  # [..., heads, N, d]
+
+    def _attend(self, attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """SAM ``Attention.forward`` on already projected ``q``/``k``/``v`` ``[..., N, internal]``."""
+        q, k, v = self._heads(attn, q), self._heads(attn, k), self._heads(attn, v)
+        probs = torch.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)
+        return attn.out_proj((probs @ v).transpose(-3, -2).flatten(-2))
+
+    def _block(self, layer, queries, keys, query_pe, key_pe, render_index=None):
+        """One ``TwoWayAttentionBlock``; with ``render_index`` the image side ``keys [N,V,HW,C]`` belongs to the
+        render sets and its query-independent projections run once per set before being gathered per query."""
+        if layer.skip_first_layer_pe:
+            queries = layer.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + layer.self_attn(q, q, queries)
+        queries = layer.norm1(queries)
+        k = keys + key_pe
+        t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+        t2i_k, t2i_v, i2t_q = t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k)
+        if render_index is not None:
+            keys, t2i_k, t2i_v, i2t_q = (t[render_index] for t in (keys, t2i_k, t2i_v, i2t_q))
+        queries = layer.norm2(queries + self._attend(t2i, t2i.q_proj(queries + query_pe), t2i_k, t2i_v))
+        queries = layer.norm3(queries + layer.mlp(queries))
+        q = queries + query_pe
+        keys = layer.norm4(keys + self._attend(i2t, i2t_q, i2t.k_proj(q), i2t.v_proj(queries)))
+        return queries, keys
+
+    def _final_mask_token(self, attn, token: torch.Tensor, keys: torch.Tensor, key_pe: torch.Tensor) -> torch.Tensor:
+        """``final_attn_token_to_image`` for one query token ``[K,V,1,C]`` over ``keys [K,V,HW,C]`` with the key and
+        value projections applied on the query's side (see the class docstring; the key bias adds the same score
+        to every key, which softmax ignores)."""
+        h = attn.num_heads
+        w_k = attn.k_proj.weight.unflatten(0, (h, -1))  # [H, d, C]
+        w_v = attn.v_proj.weight.unflatten(0, (h, -1))
+        q = self._heads(attn, attn.q_proj(token))  # [K, V, H, 1, d]
+        qk = (q * attn.scale) @ w_k  # [K, V, H, 1, C]
+        probs = torch.softmax(qk @ (keys + key_pe).unsqueeze(-3).transpose(-2, -1), dim=-1)  # [K, V, H, 1, HW]
+        ctx = probs @ keys.unsqueeze(-3)  # [K, V, H, 1, C]
+        out = ctx @ w_v.transpose(-2, -1) + attn.v_proj.bias.unflatten(0, (h, 1, -1))  # [K, V, H, 1, d]
+        return attn.out_proj(out.transpose(-3, -2).flatten(-2))  # [K, V, 1, C]
+
+    def forward(self, contact_states: torch.Tensor, image_embeddings: torch.Tensor, cam_params: torch.Tensor,
+                render_index: torch.Tensor) -> torch.Tensor:
+        mv = self.mvloc
+        pe_enc, dec = mv.prompt_encoder, mv.mask_decoder
+        tr = dec.transformer
+        embeds = self.projection(contact_states)  # Γ: [K, C]
+        dtype = embeds.dtype
+        sparse = mv.feat_lift(embeds, cam_params[render_index])  # [K, V, C]: one prompt set per query
+        if mv.splitter is not None:  # a joint model's branch
+            sparse = mv.splitter(sparse)[SPLITTER_BRANCHES.index(mv.branch)]
+        sparse = sparse.to(dtype)
+        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0).to(dtype)  # [1+M, C]
+        tokens = torch.cat([out_tokens.expand(sparse.shape[0], -1, -1), sparse], dim=-2)[:, None]  # [K, 1, T, C]
+        h, w = image_embeddings.shape[-2:]
+        src = image_embeddings.to(dtype) + pe_enc.no_mask_dense(1).to(dtype)  # [N, V, C, h, w]
+        keys = src.flatten(-2).transpose(-1, -2)  # [N, V, HW, C]
+        key_pe = pe_enc.get_dense_pe().to(dtype).flatten(-2).transpose(-1, -2)  # [1, HW, C]
+        queries = tokens
+        for i, layer in enumerate(tr.layers):
+            queries, keys = self._block(layer, queries, keys, tokens, key_pe, render_index if i == 0 else None)
+        if not tr.layers:
+            keys = keys[render_index]
+        token = queries[..., 1:2, :]  # the first mask token: the single-mask output
+        final = self._final_mask_token(tr.final_attn_token_to_image, token + tokens[..., 1:2, :], keys, key_pe)
+        token = tr.norm_final_attn(token + final)
+        hyper = dec.output_hypernetworks_mlps[0](token)  # [K, V, 1, C/8]
+        low = self._upscaled_mask(dec.output_upscaling, keys, hyper, h, w)  # [K, V, 4h, 4w]
+        return postprocess_masks(low, mv.image_size, mv.input_size, (self.mask_size, self.mask_size))
+
+    @staticmethod
+    def _upscaled_mask(up, keys: torch.Tensor, hyper: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """``hyper · output_upscaling(keys as [C,h,w])`` channels-last: each stride-2 2x2 transposed convolution
+        is one matmul onto the (row, col, channel) sub-pixels of its input position, SAM's LayerNorm2d a layer
+        norm over the last axis, and the sub-pixels are put in place once, on the single-channel mask. ``keys
+        [K,V,hw,C]``, ``hyper [K,V,1,C/8]`` -> ``[K,V,4h,4w]``."""
+        conv1, norm, act1, conv2, act2 = up
+        for conv in (conv1, conv2):
+            if conv.kernel_size != (2, 2) or conv.stride != (2, 2) or conv.padding != (0, 0):
+                raise ValueError("the channels-last upscaling needs SAM's 2x2 stride-2 transposed convolutions")
+        c1, c2 = conv1.out_channels, conv2.out_channels
+        w1 = conv1.weight.permute(0, 2, 3, 1).flatten(1)  # [C, 2*2*c1]: (row, col, channel)
+        w2 = conv2.weight.permute(0, 2, 3, 1).flatten(1)  # [c1, 2*2*c2]
+        x = (keys @ w1).unflatten(-1, (4, c1)) + conv1.bias  # [K, V, hw, 4, c1]
+        x = act1(torch.nn.functional.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
+        x = act2((x @ w2).unflatten(-1, (4, c2)) + conv2.bias)  # [K, V, hw, 4, 4, c2]
+        m = (x.flatten(2, 4) @ hyper.transpose(-1, -2)).squeeze(-1)  # [K, V, hw*16]
+        m = m.unflatten(-1, (h, w, 2, 2, 2, 2))  # (y, x, row1, col1, row2, col2)
+        return m.permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(m.shape[0], m.shape[1], 4 * h, 4 * w)
 
 
 class SamEncoderStage(nn.Module):
@@ -187,10 +300,12 @@ def example_inputs(model, stage: str, mask_size: int | None = None) -> dict[str,
     if stage == "mvloc":
         sam = model.sam
         h, w = sam.prompt_encoder.image_embedding_size
-        return {"contact_states": torch.zeros(2, cfg.text.hidden_size, device=dev, dtype=dt),
-                "image_embeddings": torch.zeros(cfg.num_views, sam.prompt_encoder.embed_dim, h, w, device=dev,
+        k, n = 3, 2  # differ from each other and from the number of views
+        return {"contact_states": torch.zeros(k, cfg.text.hidden_size, device=dev, dtype=dt),
+                "image_embeddings": torch.zeros(n, cfg.num_views, sam.prompt_encoder.embed_dim, h, w, device=dev,
                                                 dtype=dt),
-                "cam_params": torch.zeros(cfg.num_views, 5, device=dev, dtype=dt)}
+                "cam_params": torch.zeros(n, cfg.num_views, 5, device=dev, dtype=dt),
+                "render_index": torch.tensor([0, 1, 1], device=dev)}
     if stage == "sam_encoder":
         s = model.sam.image_size
         return {"images": torch.zeros(1, 3, s, s, device=dev, dtype=dt)}
@@ -208,8 +323,9 @@ def optimization_profile(model, stage: str, max_objects: int = 16, max_tokens: i
                          ) -> dict[str, tuple[tuple, tuple, tuple]]:
     """TensorRT (min, opt, max) shapes of the dynamic inputs of ``stage`` (empty for static stages).
 
-    ``max_objects`` bounds B (LLM batch) and K (contact tokens); ``max_tokens`` the sequence (default: the
-    model's ``max_position_embeddings``). The opt point is a typical frame: 4 objects, an image-sized prefix.
+    ``max_objects`` bounds B (LLM batch), K (MV-Loc queries per call) and N (render sets per call);
+    ``max_tokens`` the sequence (default: the model's ``max_position_embeddings``). The opt point is a typical
+    frame: 4 objects, an image-sized prefix.
     """
     cfg = model.config
     if stage == "llm":
@@ -224,8 +340,15 @@ def optimization_profile(model, stage: str, max_objects: int = 16, max_tokens: i
                 "position_ids": ((1, 1), (b_opt, t_opt), (max_objects, n)),
                 "past_key_values": (lm.kv_shape(1, 0), lm.kv_shape(b_opt, p_opt), lm.kv_shape(max_objects, n))}
     if stage == "mvloc":
-        d = cfg.text.hidden_size
-        return {"contact_states": ((1, d), (min(4, max_objects), d), (max_objects, d))}
+        # K queries per call (a frame's human queries on the body's renders: N = 1; its object queries: one
+        # render set per mesh, N <= K); opt: 4 objects on 4 meshes
+        d, v = cfg.text.hidden_size, cfg.num_views
+        c, (h, w) = model.sam.prompt_encoder.embed_dim, model.sam.prompt_encoder.image_embedding_size
+        k_opt = min(4, max_objects)
+        return {"contact_states": ((1, d), (k_opt, d), (max_objects, d)),
+                "image_embeddings": ((1, v, c, h, w), (k_opt, v, c, h, w), (max_objects, v, c, h, w)),
+                "cam_params": ((1, v, 5), (k_opt, v, 5), (max_objects, v, 5)),
+                "render_index": ((1,), (k_opt,), (max_objects,))}
     if stage in ("vision", "sam_encoder"):
         return {}
     raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")

@@ -493,8 +493,9 @@ class ContactPredictor:
     def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], get_views,
                   timer: _Timer, human: bool) -> list[ObjectContact]:
         """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders: one
-        :class:`RenderSet` for every row, or a list with one per row (several meshes: MV-Loc then runs over
-        their renders stacked ``[K,V,C,h,w]``, and each row is lifted by its own mesh's lifter)."""
+        :class:`RenderSet` for every row, or a list with one per row (several meshes: one MV-Loc call over their
+        distinct render sets stacked ``[N,V,C,h,w]`` with each row's set index, and each row is lifted by its own
+        mesh's lifter)."""
         col = 0 if human or out.found.shape[1] == 1 else 1  # joint model: [HSEG] for the body, [OSEG] for objects
         found = out.found[:, col]
         probs = masks = None
@@ -502,12 +503,15 @@ class ContactPredictor:
             with timer("render"):
                 views = get_views()
             rows = [views[b] for b in range(len(labels)) if found[b]] if isinstance(views, list) else None
+            index = None
             with timer("render_embed"):
                 if rows is None:
                     emb, cams, size = self.render_embeddings(views), views.cam_params, views.images.shape[1]
-                else:
-                    emb = torch.stack([self.render_embeddings(v) for v in rows])
-                    cams = torch.stack([v.cam_params for v in rows])
+                else:  # each distinct render set once; row j is localised on set index[j]
+                    distinct: dict = {}
+                    index = [distinct.setdefault(v.content_key or id(v), (len(distinct), v))[0] for v in rows]
+                    emb = torch.stack([self.render_embeddings(v) for _, v in distinct.values()])
+                    cams = torch.stack([v.cam_params for _, v in distinct.values()])
                     size = rows[0].images.shape[1]
                     if any(v.images.shape[1] != size for v in rows):
                         raise ValueError("the meshes' renders differ in size; localise them in separate calls")
@@ -515,11 +519,13 @@ class ContactPredictor:
                 states = out.contact_states[found, col]
                 if self.model.is_joint:  # [HSEG]/[OSEG] take their half of the splitter (torch; no engine for it)
                     m = self.model
+                    if index is not None:
+                        emb, cams = emb[index], cams[index]
                     logits = m.branch_mvloc("human" if human else "object", mask_size=size)(
                         m.contact_embeddings(states.to(m.device)), emb.to(m.device, m.dtype),
                         cams.to(m.device, m.dtype)).float()
-                else:
-                    logits = self.stages.mvloc(states, emb, cams, mask_size=size).float()
+                else:  # one call for every row (the engines' graph takes the N render sets and the index)
+                    logits = self.stages.mvloc(states, emb, cams, mask_size=size, render_index=index).float()
             with timer("lift"):
                 lift = self._lift_fn(human)
                 if rows is None:
