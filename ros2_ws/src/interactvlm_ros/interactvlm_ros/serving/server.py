@@ -121,9 +121,9 @@ class ServedModel:
 
     Caches (all shared by the instances):
 
-    - encoded images: the last ``image_cache`` images (keyed by content digest) with the predictor that encoded
-      them, so a frame's object request reuses the encoding of its human request (encode once, as a local
-      pipeline does) on that predictor, under its lock;
+    - encoded images: the last ``image_cache`` images of human requests (keyed by content digest) with the
+      predictor that encoded them, so a frame's object request reuses the encoding of its human request (encode
+      once, as a local pipeline does) on that predictor, under its lock; a human request always encodes;
     - meshes: object meshes by :func:`~.protocol.mesh_key` (``mesh_cache`` most recent), sent once by a client;
       their renders and SAM embeddings are the predictors' own caches.
     """
@@ -152,19 +152,21 @@ class ServedModel:
             return hit
 
     def _keep_image(self, digest: str, owner: int, encoded) -> None:
-        if self.image_cache <= 0:
-            return
         with self._cache_lock:
             self._images[digest] = (owner, encoded)
             self._images.move_to_end(digest)
             while len(self._images) > self.image_cache:
                 self._images.popitem(last=False)
 
-    def _encode_on(self, i: int, img: np.ndarray):
-        """``(owner, EncodedImage)``: the cached encoding of ``img`` (made by predictor ``owner``), else ``img``
-        encoded by predictor ``i`` now. The caller holds no lock; the owner's lock is taken by the caller."""
+    def _encode_on(self, i: int, img: np.ndarray, reuse: bool):
+        """``(owner, EncodedImage)``: with ``reuse`` the cached encoding of ``img`` (made by predictor ``owner``)
+        if there is one, else ``img`` encoded by predictor ``i`` now and kept. Human requests encode (a camera
+        frame is new) and keep; object requests reuse. The caller takes the owner's lock to use it."""
+        if self.image_cache <= 0:
+            with self.locks[i]:
+                return i, self.predictors[i].encode(img.copy())  # not a view of Triton's reused shared memory
         digest = self._digest(img)
-        hit = self._cached_image(digest)
+        hit = self._cached_image(digest) if reuse else None
         if hit is not None:
             return hit
         with self.locks[i]:
@@ -182,7 +184,7 @@ class ServedModel:
             probs, found, meta = [], [], []
             for img, names in zip(image, objects, strict=True):
                 labels = [n.decode() if isinstance(n, bytes) else str(n) for n in names.reshape(-1)]
-                owner, encoded = self._encode_on(i, np.ascontiguousarray(img, np.uint8))
+                owner, encoded = self._encode_on(i, np.ascontiguousarray(img, np.uint8), reuse=False)
                 with self.locks[owner]:
                     result = self.predictors[owner].predict(encoded, labels)
                 p, f, m = encode_result(result, self.weights_hash)
@@ -211,7 +213,7 @@ class ServedModel:
                 meta = json.dumps({"missing": missing, "model_hash": self.weights_hash}).encode()
                 return {"object_probs": np.zeros((len(keys), 1), np.float32), "found": np.zeros(len(keys), bool),
                         "meta": np.array([meta], dtype=object)}
-            owner, encoded = self._encode_on(i, np.ascontiguousarray(image, np.uint8))
+            owner, encoded = self._encode_on(i, np.ascontiguousarray(image, np.uint8), reuse=True)
             with self.locks[owner]:
                 result = self.predictors[owner].predict_objects(encoded, meshes, labels, ids)
             p, f, m = encode_objects(result, self.weights_hash)
