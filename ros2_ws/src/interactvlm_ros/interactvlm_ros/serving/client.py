@@ -243,10 +243,14 @@ class TritonContactPredictor:
 
 
 def _rgb(image) -> np.ndarray:
-    """The image as the model reads it (uint8 ``[H,W,3]``, as ``ContactPredictor.encode`` converts it)."""
+    """The image as the model reads it (uint8 ``[H,W,3]``, as ``ContactPredictor.encode`` converts it). A camera's
+    uint8 RGB passes as is; only other layouts import the model's converter (torch, transformers: seconds)."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3 and min(arr.shape[:2]) >= 2:
+        return np.ascontiguousarray(arr)
     from interactvlm_ros.model.vision import to_rgb_uint8
 
-    return np.ascontiguousarray(to_rgb_uint8(image))
+    return np.ascontiguousarray(to_rgb_uint8(arr))
 
 
 def _classify(exc: Exception) -> tuple[str, str]:
