@@ -1,8 +1,9 @@
 """``interactvlm demo``: the main job on the configured defaults, end to end, offline.
 
 Labelled real photos (the astronaut, the cameraman, a coffee cup, a cat; each scored against its labels) and
-synthetic scenes held out from training are published over DDS into the node running in its own process and its outputs received as a robot would; writes ``demo.mcap``, one
-PNG per frame, coloured PLY meshes and ``summary.json`` (logic: :mod:`interactvlm_ros.demo`).
+synthetic scenes held out from training are published over DDS into the node running in its own process, and its
+outputs received as a robot would; writes ``demo.mcap``, one PNG per frame, coloured PLY meshes and
+``summary.json`` (logic: :mod:`interactvlm_ros.demo`).
 """
 
 from __future__ import annotations
