@@ -30,9 +30,6 @@ import torch
 from torch import nn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from interactvlm_ros.model.mvloc import SPLITTER_BRANCHES
-from interactvlm_ros.model.sam.sam import postprocess_masks
-
 STAGES = ("vision", "llm", "mvloc", "sam_encoder")
 MASK_BIAS = -3.0e4  # finite (fp16-safe) additive bias for masked keys: a fully masked row stays NaN-free
 
@@ -215,7 +212,7 @@ class MVLocStage(nn.Module):
         dtype = embeds.dtype
         sparse = mv.feat_lift(embeds, cam_params[render_index])  # [K, V, C]: one prompt set per query
         if mv.splitter is not None:  # a joint model's branch
-            sparse = mv.splitter(sparse)[SPLITTER_BRANCHES.index(mv.branch)]
+            sparse = mv.split(sparse)
         sparse = sparse.to(dtype)
         out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0).to(dtype)  # [1+M, C]
         tokens = torch.cat([out_tokens.expand(sparse.shape[0], -1, -1), sparse], dim=-2)[:, None]  # [K, 1, T, C]
@@ -233,7 +230,7 @@ class MVLocStage(nn.Module):
         token = tr.norm_final_attn(token + final)
         hyper = dec.output_hypernetworks_mlps[0](token)  # [K, V, 1, C/8]
         low = self._upscaled_mask(dec.output_upscaling, keys, hyper, h, w)  # [K, V, 4h, 4w]
-        return postprocess_masks(low, mv.image_size, mv.input_size, (self.mask_size, self.mask_size))
+        return mv.upscale(low, self.mask_size)
 
     @staticmethod
     def _upscaled_mask(up, keys: torch.Tensor, hyper: torch.Tensor, h: int, w: int) -> torch.Tensor:

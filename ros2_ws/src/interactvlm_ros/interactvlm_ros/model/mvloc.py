@@ -178,7 +178,7 @@ class MVLoc(nn.Module):
             self._check(contact_embeds, image_embeddings)
         tokens = self.feat_lift(contact_embeds, cam_params)  # [K, V, C]
         if self.splitter is not None:
-            tokens = self.splitter(tokens)[SPLITTER_BRANCHES.index(self.branch)]
+            tokens = self.split(tokens)
         sparse, _ = self.prompt_encoder(text_embeds=tokens)  # [K, V, C]
         # One prompt set of V tokens per contact token, broadcast over the V view embeddings:
         # sparse [K, 1, V, C] x images [1 or K, V, C, h, w]. Without a mask prompt the dense embedding
@@ -188,6 +188,15 @@ class MVLoc(nn.Module):
         masks, _ = self.mask_decoder(images.to(sparse.dtype), self.prompt_encoder.get_dense_pe().to(sparse.dtype),
                                      sparse[:, None], dense, multimask_output=False)
         return masks[..., 0, :, :]  # [K, V, 4h, 4w]
+
+    def split(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The joint model's splitter: this branch's half of ``tokens`` (shape kept)."""
+        return self.splitter(tokens)[SPLITTER_BRANCHES.index(self.branch)]
+
+    def upscale(self, low: torch.Tensor, mask_size: int | None = None) -> torch.Tensor:
+        """Decoder logits ``[..., 4h, 4w]`` -> masks ``[..., R, R]``, R = ``mask_size`` (default the model's)."""
+        r = mask_size or self.mask_size
+        return postprocess_masks(low, self.image_size, self.input_size, (r, r))
 
     def forward(self, contact_embeds: torch.Tensor, image_embeddings: torch.Tensor,
                 cam_params: torch.Tensor) -> torch.Tensor:
