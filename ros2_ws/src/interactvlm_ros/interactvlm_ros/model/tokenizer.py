@@ -31,6 +31,17 @@ ADDED_TOKENS = (SEG, IM_START, IM_END, HSEG, OSEG, IM_PATCH)
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 
 
+def split_at_added_tokens(text: str, added) -> list[str]:
+    """``text`` split at the ``added`` tokens (whole matches, longest first): plain, token, plain, ..., plain; each
+    token eats the whitespace next to it."""
+    pattern = "(" + "|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)) + ")"
+    parts = re.split(pattern, text)
+    for i in range(1, len(parts), 2):
+        parts[i - 1] = parts[i - 1].rstrip()
+        parts[i + 1] = parts[i + 1].lstrip()
+    return parts
+
+
 class TokenizerError(ValueError):
     """A tokenizer file is missing or inconsistent with the model config."""
 
@@ -85,12 +96,7 @@ class PromptTokenizer:
         """Ids of ``text`` without BOS; added tokens are matched whole and eat the whitespace next to them."""
         if not self.added:
             return self._encode_chunk(text) if text else []
-        pattern = "(" + "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ")"
-        parts = re.split(pattern, text)
-        # parts alternate: plain, token, plain, token, ..., plain
-        for i in range(1, len(parts), 2):
-            parts[i - 1] = parts[i - 1].rstrip()
-            parts[i + 1] = parts[i + 1].lstrip()
+        parts = split_at_added_tokens(text, self.added)
         ids: list[int] = []
         for i, part in enumerate(parts):
             if i % 2:
@@ -179,11 +185,7 @@ class SentencePieceTokenizer(PromptTokenizer):
     def _encode_non_legacy(self, text: str) -> list[int]:
         """transformers 4.31 ``LlamaTokenizer(legacy=False).tokenize`` + ``convert_tokens_to_ids``."""
         text = SPIECE_UNDERLINE + text.replace(SPIECE_UNDERLINE, " ")
-        pattern = "(" + "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ")"
-        parts = re.split(pattern, text) if self.added else [text]
-        for i in range(1, len(parts), 2):
-            parts[i - 1] = parts[i - 1].rstrip()
-            parts[i + 1] = parts[i + 1].lstrip()
+        parts = split_at_added_tokens(text, self.added) if self.added else [text]
         ids: list[int] = []
         for i, part in enumerate(parts):
             if i % 2:
