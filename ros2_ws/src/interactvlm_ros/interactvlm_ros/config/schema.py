@@ -90,6 +90,10 @@ PARAMETERS: tuple[Param, ...] = (
           "`interactvlm train`)."),
     Param("model.clip_dir", "str", "", "Local CLIP ViT-L/14 directory for official checkpoints "
           "(never downloaded)."),
+    Param("model.render_dir", "str", "", "Human contact on the authors' own canonical renders: the unpacked "
+          "data.zip of the official release (its data/hcontact_vitruvian/ body_render_norm_<view>.png, "
+          "pixel_to_vertex_map_1024.npz, bary_coords_map_1024.npz; never downloaded), with body.model smplh or "
+          "smpl. Empty = our renderer's renders of the configured body."),
     Param("model.device", "str", "auto", "Where the model runs; auto = cuda when available.",
           choices=("auto", "cpu", "cuda")),
     Param("model.precision", "str", "auto", "Weights/activations precision; auto = fp32 on CPU, bf16 on CUDA.",

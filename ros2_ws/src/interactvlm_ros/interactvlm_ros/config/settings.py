@@ -121,6 +121,11 @@ class ModelSettings:
     official InteractVLM checkpoint or one trained by `interactvlm train`)."""
     clip_dir: str
     """``model.clip_dir``: Local CLIP ViT-L/14 directory for official checkpoints (never downloaded)."""
+    render_dir: str
+    """``model.render_dir``: Human contact on the authors' own canonical renders: the unpacked data.zip of the
+    official release (its data/hcontact_vitruvian/ body_render_norm_<view>.png, pixel_to_vertex_map_1024.npz,
+    bary_coords_map_1024.npz; never downloaded), with body.model smplh or smpl. Empty = our renderer's renders of
+    the configured body."""
     device: str
     """``model.device``: Where the model runs; auto = cuda when available."""
     precision: str
@@ -135,8 +140,8 @@ class ModelSettings:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ModelSettings:
-        return cls(name=values["model.name"], clip_dir=values["model.clip_dir"], device=values["model.device"],
-            precision=values["model.precision"], answer=values["model.answer"],
+        return cls(name=values["model.name"], clip_dir=values["model.clip_dir"], render_dir=values["model.render_dir"],
+            device=values["model.device"], precision=values["model.precision"], answer=values["model.answer"],
             max_new_tokens=values["model.max_new_tokens"])
 
 

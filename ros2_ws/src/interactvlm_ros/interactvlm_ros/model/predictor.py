@@ -95,17 +95,20 @@ class ContactPredictor:
         model, tokenizer: from :func:`~interactvlm_ros.model.checkpoint.load_model`.
         body_model: an ``interactvlm_ros.body`` BodyModel (None: human mode unavailable until given).
         cache_dir: cache root for canonical renders and SAM embeddings (None = default cache).
+        render_dir: the authors' unpacked ``data.zip`` (``model.render_dir``): the body views are their
+            renders and pixel→vertex maps instead of ours (SMPL-H/SMPL body; see ``render.official_renders``).
         use_kv_cache / use_embedding_cache: False reproduces the reference implementation's costs (bench).
     """
 
     def __init__(self, model: InteractVLMForCausalLM, tokenizer: PromptTokenizer, body_model=None,
                  cache_dir: str | None = None, use_kv_cache: bool = True, use_embedding_cache: bool = True,
-                 progress: bool = False):
+                 progress: bool = False, render_dir: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.cfg = model.config
         self.body_model = body_model
         self.cache_dir = cache_dir
+        self.render_dir = render_dir or None
         self.use_kv_cache = use_kv_cache
         self.use_embedding_cache = use_embedding_cache
         self.force_contact_at: int | None = None
@@ -126,12 +129,13 @@ class ContactPredictor:
     @classmethod
     def from_config(cls, cfg) -> ContactPredictor:
         """From the parameter set: ``model.name`` (preset or directory), ``model.clip_dir``, ``model.device``,
-        ``model.precision``, ``body.model`` (+ ``body.model_dir``), ``cache.dir``."""
+        ``model.precision``, ``model.render_dir``, ``body.model`` (+ ``body.model_dir``), ``cache.dir``."""
         loaded = load_model(cfg.model.name, cfg.model.clip_dir, cfg.model.device, cfg.model.precision)
         from interactvlm_ros.body import load_body_model
 
         body = load_body_model(cfg)
-        predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg.cache.dir or None)
+        predictor = cls.from_loaded(loaded, body_model=body, cache_dir=cfg.cache.dir or None,
+                                    render_dir=cfg.model.render_dir or None)
         predictor.set_answer(cfg.model.answer, cfg.model.max_new_tokens)
         from interactvlm_ros.engines.build import resolve_backend
 
@@ -197,16 +201,23 @@ class ContactPredictor:
 
     # ------------------------------------------------------------------------------------ renders
     def body_views(self) -> RenderSet:
-        """The canonical body's 4 renders (built once, disk-cached by the geometry code)."""
+        """The canonical body's 4 renders (built once, disk-cached by the geometry code), or the authors' renders
+        and maps read from ``render_dir``."""
         if self._body_views is None:
             if self.body_model is None:
                 raise RuntimeError("human contact needs a body model (ContactPredictor(body_model=...))")
             from interactvlm_ros.config.paths import cache_dir as default_cache
             from interactvlm_ros.render.canonical import canonical_body_views
 
-            renders = default_cache(self.cache_dir or "") / "renders"
-            cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders,
-                                      fill_unseen=self.cfg.lift_fill_unseen)
+            if self.render_dir:
+                from interactvlm_ros.render.official_renders import official_body_views
+
+                cv = official_body_views(self.render_dir, self.body_model, self.cfg.render_resolution,
+                                         fill_unseen=self.cfg.lift_fill_unseen)
+            else:
+                renders = default_cache(self.cache_dir or "") / "renders"
+                cv = canonical_body_views(self.body_model, self.cfg.render_resolution, cache_dir=renders,
+                                          fill_unseen=self.cfg.lift_fill_unseen)
             # the key names the render content itself: a renderer change re-embeds, a stale entry never matches
             key = f"body:{self.body_model.topology_hash}:{images_hash(cv.render.images)}"
             self._body_views = RenderSet(cv.render.images, torch.as_tensor(np.asarray(cv.cam_params)).float(),
