@@ -93,6 +93,44 @@ def test_unavailable_evidence_is_said_and_strict_withholds(strict):
     assert (c.human_probs is None) is strict and c.person_confidence in (None, 0.0)
 
 
+HANDS = np.array([1, 2], np.int64)  # the test topology's hand vertices (of 4)
+ONLY_HANDS = PersonEvidence(True, 0.97, "pose: no person; hands: 1 (0.97)", people=0, hands=1)
+
+
+def test_hands_only_keeps_contact_on_the_hands_and_drops_the_unseen_body():
+    c = ObjectContact("board", human_probs=np.array([0.9, 0.6, 0.2, 0.8], np.float32),
+                      object_probs=np.ones(3, np.float32), object_mesh_id="board@1")
+    apply_person_evidence(result_with(c), ONLY_HANDS, strict=False, hand_vertices=HANDS)
+    assert c.found and c.person_confidence == pytest.approx(0.97)
+    np.testing.assert_array_equal(c.human_probs, np.array([0.0, 0.6, 0.2, 0.0], np.float32))
+    assert c.object_probs is not None and c.reason.startswith("only hands are seen (pose: no person; hands: 1")
+
+
+def test_hands_only_with_contact_only_on_unseen_parts_is_not_found():
+    c = ObjectContact("board", human_probs=np.array([0.9, 0.4, 0.1, 0.8], np.float32))
+    apply_person_evidence(result_with(c), ONLY_HANDS, strict=False, hand_vertices=HANDS)
+    assert not c.found and c.human_probs is None and "contact is on parts not seen" in c.reason
+
+
+def test_a_pose_or_no_hand_vertices_leaves_the_map_whole():
+    probs = np.array([0.9, 0.6, 0.2, 0.8], np.float32)
+    pose = PersonEvidence(True, 0.9, "pose: 1 person (0.90)", people=1, hands=0)
+    for ev, hands in ((pose, HANDS), (ONLY_HANDS, None)):
+        c = ObjectContact("board", human_probs=probs.copy())
+        apply_person_evidence(result_with(c), ev, strict=False, hand_vertices=hands)
+        assert c.found and c.reason == "" and np.array_equal(c.human_probs, probs)
+
+
+def test_gate_takes_both_hands_from_the_body_model(predictor):
+    from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
+
+    gate = PersonGate("auto", detector=None)
+    ContactPipeline(predictor, person_gate=gate)
+    parts = predictor.body_model.part_vertex_ids()
+    want = np.union1d(parts["left hand"], parts["right hand"])
+    np.testing.assert_array_equal(gate.hand_vertices, want)
+
+
 def test_mode_is_checked_and_disabled_builds_no_gate():
     assert PersonGate.from_config(load_config(None, ["contact.person_gate=disabled"])) is None
     assert PersonGate.from_config(load_config(None, [])).mode == "auto"  # the default

@@ -347,6 +347,8 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
         prior = recipe_class_prior(gen, prior_samples, cache, progress)
         prior_source = f"{prior_samples} training samples of synth --num {RECIPE_NUM} --seed {RECIPE_SEED}"
     evidence: dict = {}
+    if person_gate is not None:
+        person_gate.use_body(body)
     try:
         preds, found = predict_real(predictor, photos.images, files, progress, person_gate, evidence)
     finally:

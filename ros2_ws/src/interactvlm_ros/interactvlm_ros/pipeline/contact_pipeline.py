@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate, apply_person_evidence
+from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate
 from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
 from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
 
@@ -61,6 +61,8 @@ class ContactPipeline:
         self.reconstruction = reconstruction
         self.object_contact = bool(object_contact)
         self.person_gate = person_gate
+        if person_gate is not None:
+            person_gate.use_body(getattr(predictor, "body_model", None))
         self.last_person: PersonEvidence | None = None
         self._meshes: dict[str, MeshTopology] = {}
 
@@ -88,7 +90,7 @@ class ContactPipeline:
             t0 = time.perf_counter()
             evidence, people = pending.result()
             result.timings_ms["person_gate_wait"] = (time.perf_counter() - t0) * 1000.0
-            apply_person_evidence(result, evidence, self.person_gate.strict)
+            self.person_gate.apply(result, evidence)
             self.last_person = evidence
         if self.object_contact and self.library is not None:
             self._add_object_contact(image, result)

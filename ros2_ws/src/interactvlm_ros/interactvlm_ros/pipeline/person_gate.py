@@ -14,6 +14,10 @@ Modes (not on/off: YAML reads those as booleans): ``disabled`` (no gate); ``requ
 or whose evidence cannot be computed, gets no contact); ``auto``, the default (the gate where the MediaPipe
 environment runs; where it cannot start, contacts are published unchecked, with ``reason`` and the diagnostics
 saying so). See :func:`apply_person_evidence`.
+
+A person seen only by their hands (no pose: the face and body hidden behind what they hold, or outside the frame)
+is evidence for the hands alone: human contact elsewhere on the body is dropped, and a contact the model put only
+on unseen parts is reported not found, with the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ LOG = logging.getLogger("interactvlm.pipeline")
 MODES = ("auto", "required", "disabled")
 RETRY_S = 10.0
 """Seconds between attempts to (re)start a MediaPipe worker that failed (starting one costs about a second)."""
+CONTACT_LEVEL = 0.5
+"""The method's contact level: with hands-only evidence a contact is kept when a hand vertex reaches it."""
+HAND_PARTS = ("left hand", "right hand")
 
 
 @dataclass
@@ -58,6 +65,11 @@ class PersonEvidence:
     hands: int = 0
     available: bool = True
     ms: float = 0.0
+
+    @property
+    def hands_only(self) -> bool:
+        """Seen only by hands: no pose, at least one hand."""
+        return self.available and self.present and self.people == 0 and self.hands > 0
 
     def describe(self) -> str:
         """One line for diagnostics, e.g. ``person: pose: 1 person (0.93); hands: none``."""
@@ -116,13 +128,16 @@ class PersonGate:
         max_people: people the pose detector looks for (1 suffices for the gate; the reconstruction wants more).
         owns_detector: :meth:`close` stops the detector's worker (False when the reconstruction owns it).
         segmentation: ask for person masks (the reconstruction's silhouette term needs them; the gate does not).
+        hand_vertices: ``[Nh]`` int64 indices of the body topology's hand vertices (both hands), for hands-only
+            evidence (see :func:`apply_person_evidence`); None: hands-only evidence counts for the whole body.
 
     The hand detector runs only when the pose detector found nobody: one person is enough evidence, and it saves
     the hand model's time on most frames with people.
     """
 
     def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,
-                 owns_detector: bool = True, segmentation: bool = False) -> None:
+                 owns_detector: bool = True, segmentation: bool = False,
+                 hand_vertices: np.ndarray | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"person gate mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -131,6 +146,7 @@ class PersonGate:
         self.max_hands = int(max_hands)
         self.owns_detector = bool(owns_detector)
         self.segmentation = bool(segmentation)
+        self.hand_vertices = None if hand_vertices is None else np.asarray(hand_vertices, dtype=np.int64)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._retry_after = 0.0
@@ -157,6 +173,11 @@ class PersonGate:
                                     min_score=cfg.recon.min_visibility, tiles=cfg.recon.person_tiles)
 
         return cls(mode, detector, max_people=1)
+
+    def use_body(self, body_model) -> None:
+        """Take the hand vertices for hands-only evidence from ``body_model`` (the predictor's) unless given."""
+        if self.hand_vertices is None:
+            self.hand_vertices = hand_vertex_ids(body_model)
 
     @property
     def strict(self) -> bool:
@@ -202,8 +223,12 @@ class PersonGate:
     def gate(self, rgb: np.ndarray, result) -> PersonEvidence:
         """:meth:`check` ``rgb`` and :func:`apply_person_evidence` to its ``ContactResult`` (blocking)."""
         evidence, _ = self.check(rgb)
-        apply_person_evidence(result, evidence, self.strict)
+        self.apply(result, evidence)
         return evidence
+
+    def apply(self, result, evidence: PersonEvidence) -> None:
+        """:func:`apply_person_evidence` with this gate's mode and hand vertices."""
+        apply_person_evidence(result, evidence, self.strict, self.hand_vertices)
 
     def begin(self, rgb: np.ndarray, max_people: int | None = None) -> PendingEvidence:
         """Start :meth:`check` on a helper thread (it waits on the worker process, which computes in parallel with
@@ -227,11 +252,26 @@ class PersonGate:
                 LOG.warning("closing the person gate's keypoint worker failed: %s: %s", type(exc).__name__, exc)
 
 
-def apply_person_evidence(result, evidence: PersonEvidence, strict: bool) -> None:
+def hand_vertex_ids(body_model) -> np.ndarray | None:
+    """``[Nh]`` int64 indices of both hands' vertices of ``body_model`` (its ``part_vertex_ids``), or None."""
+    if body_model is None or not hasattr(body_model, "part_vertex_ids"):
+        return None
+    parts = body_model.part_vertex_ids()
+    if not all(name in parts for name in HAND_PARTS):
+        return None
+    return np.unique(np.concatenate([np.asarray(parts[name], dtype=np.int64) for name in HAND_PARTS]))
+
+
+def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
+                          hand_vertices: np.ndarray | None = None) -> None:
     """Gate one frame's ``ContactResult`` in place by ``evidence``.
 
     * person present: every found contact gets ``person_confidence`` (the published ``Contact.confidence`` is the
       highest human contact probability times it);
+    * seen only by hands (``evidence.hands_only``, with ``hand_vertices`` ``[Nh]`` given): the human map keeps its
+      hand vertices and is 0 elsewhere (the rest of the body was not seen), ``reason`` says so; a contact with no
+      hand vertex at ``CONTACT_LEVEL`` becomes ``found=False`` ("only hands are seen ... the model's contact is
+      elsewhere") and its maps are dropped;
     * no person: every found contact becomes ``found=False`` with ``reason`` "no person in the image (<what the
       detectors saw>)", and its maps are dropped (the model's human map is not an answer on an absent person);
       contacts that were already not found keep their own reason;
@@ -243,6 +283,8 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool) -> Non
         for c in result.contacts:
             if c.found:
                 c.person_confidence = float(evidence.confidence)
+        if evidence.hands_only and hand_vertices is not None:
+            _keep_hands(result, evidence, hand_vertices)
         return
     if evidence.available:
         why = f"no person in the image ({evidence.reason})"
@@ -255,7 +297,26 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool) -> Non
         return
     for c in result.contacts:
         if c.found:
-            c.found, c.reason = False, why
-            c.human_probs = c.object_probs = c.view_masks = None
-            c.object_mesh_id = ""
-            c.person_confidence = 0.0
+            _withhold(c, why)
+
+
+def _keep_hands(result, evidence: PersonEvidence, hand_vertices: np.ndarray) -> None:
+    """Hands-only evidence: human contact only on the hand vertices (see :func:`apply_person_evidence`)."""
+    for c in result.contacts:
+        if not c.found or c.human_probs is None:
+            continue
+        on_hands = c.human_probs[hand_vertices]
+        if not (on_hands >= CONTACT_LEVEL).any():
+            _withhold(c, f"only hands are seen ({evidence.reason}); the model's contact is on parts not seen")
+            continue
+        kept = np.zeros_like(c.human_probs)
+        kept[hand_vertices] = on_hands
+        c.human_probs = kept
+        c.reason = f"only hands are seen ({evidence.reason}): contact kept on the hands"
+
+
+def _withhold(c, why: str) -> None:
+    c.found, c.reason = False, why
+    c.human_probs = c.object_probs = c.view_masks = None
+    c.object_mesh_id = ""
+    c.person_confidence = 0.0

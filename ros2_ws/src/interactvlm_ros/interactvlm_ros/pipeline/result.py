@@ -25,7 +25,8 @@ class ObjectContact:
         object_mesh_id: id of the object mesh ``object_probs`` refers to ("" when none).
         view_masks: ``[V, H, W]`` float32 probabilities of the rendered views (or ``[1, H, W]`` for the 2D
             image mode), or None.
-        reason: empty when found, else a short explanation.
+        reason: empty when found as the model answered, else a short explanation (also set on a found contact the
+            person gate changed or could not check).
         query: the object name exactly as asked (``label`` is its sanitised form, or the name the model knows it
             by); "" = same as ``label``.
         name_match: how ``query`` became ``label`` (``model.object_names``): ``known``, ``synonym``, ``head noun``,
