@@ -125,7 +125,17 @@ def test_not_up_then_up_parity_restart_and_hash(predictor, image, serve_config):
         served, _ = until_answered(client, image)
         assert client.state == "ready" and client.server_hash == server.model_hash
         assert_same(served, local)
+        # the answer told the input size: later frames travel as the model's square, same contacts
+        assert client.input_size == predictor.clip_processor.size
+        assert_same(client.predict(image, OBJECTS), local)
         assert_same(ContactPipeline(client, object_contact=False).run(image, OBJECTS).contacts, local)
+        # a name the model refuses is the same ValueError as locally; the server stays usable (no backoff)
+        with pytest.raises(ValueError, match="empty"):
+            predictor.predict(image, ["[]"])
+        with pytest.raises(ValueError, match="empty"):
+            client.predict(image, ["[]"])
+        assert client.state == "ready"
+        assert_same(client.predict(image, OBJECTS), local)
         # 3. a client that expects another model refuses every answer, explained
         wrong = client_for(serve_config, expected_hash="0" * 32)
         with pytest.raises(ServingError, match="model_mismatch"):

@@ -8,6 +8,11 @@ fails raises :class:`ServingError` (the node counts a failed frame and goes on),
 after a failure the server is not asked again before a backoff (``inference.triton_retry_s`` doubling up to
 ``inference.triton_retry_max_s``) has passed: frames in between fail at once. A restarted server is picked up
 by the next try; no restart of the node.
+
+Once an answer has told the client the model's input size ``S``, frames travel as the ``S×S`` square the model
+reads of them (:func:`~interactvlm_ros.serving.protocol.model_input_image`: same contacts, ~1/18 of the bytes of
+a 640×480 frame); an answer made for another input size (the server now runs another model) is asked again
+with the full frame.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from interactvlm_ros.serving.protocol import (
     MESH_MODEL_NAME,
     MODEL_NAME,
     OBJECTS_MODEL_NAME,
+    RequestRefused,
     decode_objects,
     decode_result,
     mesh_arrays,
     mesh_key,
+    model_input_image,
 )
 
 LOG = logging.getLogger("interactvlm.serving")
@@ -69,6 +76,8 @@ class TritonContactPredictor:
         self._backoff = 0.0
         self._next_try = 0.0
         self.meshes_sent = 0
+        self.input_size = 0  # the served model's square input side, from its answers (0: send full frames)
+        self._square: tuple[np.ndarray, int, np.ndarray] | None = None  # last (frame copy, size, its square)
         self._client = None
         self._lock = threading.Lock()
         self._body_loader = body_loader
@@ -107,8 +116,17 @@ class TritonContactPredictor:
         """
         if isinstance(objects, str):
             objects = [objects]
-        image = _rgb(image)
-        return self._request(lambda: decode_result(*self._infer(image, list(objects)))[:2])
+        image, objects = _rgb(image), list(objects)
+
+        def ask():
+            size = self.input_size
+            result, served_hash, served_size = decode_result(*self._infer(self._model_input(image, size), objects))
+            if size and served_size != size:  # another model now: its answer read our square, not the frame
+                result, served_hash, served_size = decode_result(*self._infer(image, objects))
+            self.input_size = served_size
+            return result, served_hash
+
+        return self._request(ask)
 
     def predict_object(self, image, vertices, faces, label: str, mesh_id: str = "") -> ContactResult:
         """Object contact on one mesh (``vertices [No,3]``, ``faces [F,3]``): :meth:`predict_objects` of one."""
@@ -132,17 +150,22 @@ class TritonContactPredictor:
         keys = [mesh_key(v, f) for v, f in meshes]
 
         def ask():
-            result, served_hash, missing = decode_objects(*self._infer_objects(image, labels, keys, mesh_ids))
-            if missing:
+            size = self.input_size
+            sent = self._model_input(image, size)
+            answer = decode_objects(*self._infer_objects(sent, labels, keys, mesh_ids))
+            if answer[2]:  # meshes the server does not hold: send them, ask again
                 by_key = dict(zip(keys, meshes, strict=True))
-                for k in missing:
+                for k in answer[2]:
                     if k not in by_key:
                         raise ServingError("error", f"the server asks for a mesh this frame did not name: {k}")
                     self._upload_mesh(k, *by_key[k])
                     self.meshes_sent += 1
-                result, served_hash, missing = decode_objects(*self._infer_objects(image, labels, keys, mesh_ids))
-                if missing:
-                    raise ServingError("error", f"the server dropped meshes {missing} again (mesh cache too small?)")
+                answer = decode_objects(*self._infer_objects(sent, labels, keys, mesh_ids))
+            if size and answer[3] != size and not answer[2]:  # another model now (see predict): the full frame
+                answer = decode_objects(*self._infer_objects(image, labels, keys, mesh_ids))
+            result, served_hash, missing, self.input_size = answer
+            if missing:
+                raise ServingError("error", f"the server dropped meshes {missing} again (mesh cache too small?)")
             return result, served_hash
 
         return self._request(ask)
@@ -168,6 +191,19 @@ class TritonContactPredictor:
                 "triton_url": self.url, "triton_last_error": self.last_error}
 
     # ------------------------------------------------------------------------------------ transport
+    def _model_input(self, image: np.ndarray, size: int) -> np.ndarray:
+        """What travels for ``image``: the frame itself (``size`` 0), its ``size×size`` model input, or the frame
+        when it is already that small. The last square is kept for the frame's next request (object contact),
+        checked against a copy of its frame (a camera may reuse its buffer)."""
+        if not size or (image.shape[0] == image.shape[1] == size):
+            return image
+        last = self._square
+        if last is not None and last[1] == size and last[0].shape == image.shape and np.array_equal(last[0], image):
+            return last[2]
+        square = model_input_image(image, size)
+        self._square = (image.copy(), size, square)
+        return square
+
     def _request(self, ask) -> ContactResult:
         """Run ``ask() -> (ContactResult, served hash)`` with the backoff, the hash check and the states."""
         now = time.monotonic()
@@ -179,6 +215,9 @@ class TritonContactPredictor:
             if self.expected_hash and served_hash != self.expected_hash:
                 raise ServingError("model_mismatch", f"server at {self.url} serves model {served_hash}, "
                                    f"expected {self.expected_hash}")
+        except RequestRefused:  # the server answered: the request was wrong (bad names), as locally
+            self.state, self.last_error, self._backoff, self._next_try = "ready", "", 0.0, 0.0
+            raise
         except ServingError as exc:
             self._failed(exc.state, str(exc))
             raise

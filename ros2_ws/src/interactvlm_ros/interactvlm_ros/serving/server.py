@@ -5,8 +5,9 @@ Models (tensors: :mod:`.protocol`): ``interactvlm`` (human contact, dynamically 
 (object contact on a frame's meshes) and ``interactvlm_mesh`` (a client sends a mesh once). Endpoints (``serve.*``
 parameters): HTTP/REST with ``/v2/health/live``, ``/v2/health/ready`` and ``/v2/models/interactvlm/ready``; gRPC
 (what ``inference.triton_url`` names); Prometheus metrics at ``http://ADDRESS:METRICS_PORT/metrics``. Requests of
-equal image size and name count from different clients are batched by Triton's dynamic batcher; the predictor then
-runs them one image after the other (it batches an image's object prompts, not images).
+equal image size and name count from different clients are batched by Triton's dynamic batcher (clients send the
+model's square input, so every camera's requests have one size) and a batch is computed together
+(:mod:`.batched`: one LLM prefill and one MV-Loc call for all of its images).
 
 Two environment facts of these machines are handled here (``shared/reference/triton_on_cpu.md``):
 
@@ -34,10 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interactvlm_ros.pipeline.result import ContactResult
+from interactvlm_ros.serving.batched import batch_problem, predict_human_batch
 from interactvlm_ros.serving.protocol import (
     MESH_MODEL_NAME,
     MODEL_NAME,
     OBJECTS_MODEL_NAME,
+    encode_error,
     encode_objects,
     encode_result,
     mesh_arrays,
@@ -158,15 +162,15 @@ class ServedModel:
             while len(self._images) > self.image_cache:
                 self._images.popitem(last=False)
 
-    def _encode_on(self, i: int, img: np.ndarray, reuse: bool):
-        """``(owner, EncodedImage)``: with ``reuse`` the cached encoding of ``img`` (made by predictor ``owner``)
-        if there is one, else ``img`` encoded by predictor ``i`` now and kept. Human requests encode (a camera
-        frame is new) and keep; object requests reuse. The caller takes the owner's lock to use it."""
+    def _encode_on(self, i: int, img: np.ndarray):
+        """``(owner, EncodedImage)`` for an object request: the encoding its frame's human request kept (made by
+        predictor ``owner``) if the cache still holds it, else ``img`` encoded by predictor ``i`` now and kept.
+        The caller takes the owner's lock to use it."""
         if self.image_cache <= 0:
             with self.locks[i]:
                 return i, self.predictors[i].encode(img.copy())  # not a view of Triton's reused shared memory
         digest = self._digest(img)
-        hit = self._cached_image(digest) if reuse else None
+        hit = self._cached_image(digest)
         if hit is not None:
             return hit
         with self.locks[i]:
@@ -176,18 +180,46 @@ class ServedModel:
 
     # ------------------------------------------------------------------------------------ Triton functions
     def human_function(self, i: int):
-        """Batched: one image and its object names per request, run one image after the other."""
+        """Batched: one image and its object names per request, a batch computed together
+        (:func:`~.batched.predict_human_batch`; ``predict`` per image for models it does not cover). A request
+        whose names the model refuses gets its error (the client raises ``ValueError``), the others are
+        answered."""
         from pytriton.decorators import batch
+
+        predictor = self.predictors[i]
+        problem = batch_problem(predictor)
+        if problem:
+            LOG.info("instance %d: requests of a batch run one after the other (%s)", i, problem)
 
         @batch
         def infer(image: np.ndarray, objects: np.ndarray):
+            imgs = [np.array(img, np.uint8) for img in image]  # own copies: Triton reuses the input memory
+            names = [[n.decode() if isinstance(n, bytes) else str(n) for n in row.reshape(-1)] for row in objects]
+            size = predictor.clip_processor.size
+            with self.locks[i]:
+                if problem:
+                    results, encoded = [], []
+                    for img, labels in zip(imgs, names, strict=True):
+                        try:
+                            predictor.resolve_names(labels)  # refused names: before the image is encoded
+                            encoded.append(predictor.encode(img))
+                            results.append(predictor.predict(encoded[-1], labels))
+                        except ValueError as exc:
+                            encoded.append(None)
+                            results.append(exc)
+                else:
+                    done = predict_human_batch(predictor, imgs, names)
+                    results, encoded = done.results, done.encoded
+            nb = next((int(r.num_body_vertices) for r in results if isinstance(r, ContactResult)), 1)
             probs, found, meta = [], [], []
-            for img, names in zip(image, objects, strict=True):
-                labels = [n.decode() if isinstance(n, bytes) else str(n) for n in names.reshape(-1)]
-                owner, encoded = self._encode_on(i, np.ascontiguousarray(img, np.uint8), reuse=False)
-                with self.locks[owner]:
-                    result = self.predictors[owner].predict(encoded, labels)
-                p, f, m = encode_result(result, self.weights_hash)
+            for img, labels, result, enc in zip(imgs, names, results, encoded, strict=True):
+                if isinstance(result, ValueError):
+                    p, f, m = encode_error(str(result), self.weights_hash)
+                    p, f = np.zeros((len(labels), nb), np.float32), np.zeros(len(labels), bool)
+                else:
+                    p, f, m = encode_result(result, self.weights_hash, size, len(imgs))
+                    if enc is not None and self.image_cache > 0:
+                        self._keep_image(self._digest(img), i, enc)
                 probs.append(p)
                 found.append(f)
                 meta.append(np.array([m], dtype=object))
@@ -213,10 +245,14 @@ class ServedModel:
                 meta = json.dumps({"missing": missing, "model_hash": self.weights_hash}).encode()
                 return {"object_probs": np.zeros((len(keys), 1), np.float32), "found": np.zeros(len(keys), bool),
                         "meta": np.array([meta], dtype=object)}
-            owner, encoded = self._encode_on(i, np.ascontiguousarray(image, np.uint8), reuse=True)
-            with self.locks[owner]:
-                result = self.predictors[owner].predict_objects(encoded, meshes, labels, ids)
-            p, f, m = encode_objects(result, self.weights_hash)
+            owner, encoded = self._encode_on(i, np.ascontiguousarray(image, np.uint8))
+            try:
+                with self.locks[owner]:
+                    result = self.predictors[owner].predict_objects(encoded, meshes, labels, ids)
+            except ValueError as exc:  # refused names: the client raises it
+                p, f, m = encode_error(str(exc), self.weights_hash)
+                return {"object_probs": p, "found": f, "meta": np.array([m], dtype=object)}
+            p, f, m = encode_objects(result, self.weights_hash, self.predictors[owner].clip_processor.size)
             return {"object_probs": p, "found": f, "meta": np.array([m], dtype=object)}
 
         return infer
