@@ -3,8 +3,9 @@ inside a function: a function-level import hides a dependency, it does not remov
 higher ones, so the dependency graph has no cycle and a reader can study a layer without the ones above it.
 
 From the bottom: ``files``/``config`` → ``render``, ``body``, ``objects``, ``engines`` and ``pipeline.result``
-(the result type every layer shares) → ``model``, ``recon``, ``data`` → ``training``, ``evaluation``,
-``pipeline`` → ``node`` → ``transport`` → ``bag`` → ``demo``, ``benchmarks`` → ``cli``.
+(the result type every layer shares) → ``model``, ``recon``, ``data`` → ``training``, ``pipeline`` →
+``evaluation`` (it scores what the pipeline gives), ``node`` → ``transport`` → ``bag`` → ``demo``, ``benchmarks``
+→ ``cli``.
 """
 
 import ast
@@ -27,7 +28,7 @@ ALLOWED = {
     "recon": BASE | {"body", "render", "objects", "pipeline.result"},
     "data": BASE | {"body", "render", "objects", "pipeline.result"},
     "training": BASE | {"body", "render", "objects", "data", "model", "engines", "pipeline.result"},
-    "evaluation": BASE | {"body", "render", "objects", "data", "model", "engines", "pipeline.result"},
+    "evaluation": BASE | {"body", "render", "objects", "data", "model", "engines", "pipeline", "pipeline.result"},
     "pipeline": BASE | {"body", "render", "objects", "model", "engines", "recon", "pipeline.result"},
     "serving": BASE | {"body", "render", "model", "engines", "pipeline.result"},
     "node": BASE | {"body", "render", "objects", "model", "engines", "recon", "pipeline", "pipeline.result",

@@ -128,3 +128,31 @@ def test_the_pipeline_asks_all_object_meshes_of_a_frame_at_once(tiny_model, anny
         alone = p.predict_object(encoded, mesh.vertices, mesh.faces, c.label).contacts[0]
         assert c.object_mesh_id == library.mesh_id(library.lookup(c.label))
         np.testing.assert_allclose(c.object_probs, alone.object_probs, atol=ATOL, rtol=0)
+
+
+def test_an_object_query_carrying_a_mesh_is_localised_on_that_mesh(tiny_model, anny_body, image, library, tmp_path):
+    """Evaluation's way in: ``ObjectQuery(name, mesh)`` puts the object contact on the given mesh (here the box's
+    mesh asked as 'mug', which the library would map to the mug), with no library at all and next to a name the
+    library resolves; the mesh is known by its id until the next frame."""
+    from interactvlm_ros.pipeline.contact_pipeline import ObjectQuery
+    from interactvlm_ros.pipeline.result import MeshTopology
+
+    p = _predictor(tiny_model, anny_body, False, tmp_path)
+    box = library.mesh("box")
+    given = MeshTopology("own-box@1", "object", "mug", np.asarray(box.vertices, np.float32),
+                         np.asarray(box.faces, np.int64))
+    encoded = p.encode(image)
+    alone = p.predict_object(encoded, box.vertices, box.faces, "mug").contacts[0]
+    for lib in (None, library):
+        pipeline = ContactPipeline(p, lib)
+        result = pipeline.run(image, [ObjectQuery("mug", given), "ball"]).contacts.contacts
+        c = result[0]
+        assert c.found and c.object_mesh_id == "own-box@1" and c.object_probs.shape == (len(box.vertices),)
+        np.testing.assert_allclose(c.object_probs, alone.object_probs, atol=ATOL, rtol=0)
+        assert pipeline.object_mesh("own-box@1") is given
+        if lib is None:
+            assert result[1].found and result[1].object_probs is None  # a name needs the library for its mesh
+        else:
+            assert result[1].object_mesh_id == library.mesh_id("ball")
+        pipeline.run(image, ["ball"])
+        assert pipeline.object_mesh("own-box@1") is None  # only the last frame's meshes

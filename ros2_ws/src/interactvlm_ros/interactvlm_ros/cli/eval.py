@@ -109,10 +109,11 @@ def run(args) -> int:
                 result = score_damon_predictions(split, np.load(args.predictions), geo)
             elif args.images:
                 from interactvlm_ros.evaluation.runner import evaluate_damon
+                from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
                 from interactvlm_ros.serving.factory import load_predictor
 
-                predictor = load_predictor(cfg)
-                result = evaluate_damon(predictor, split, args.images, geo, progress, args.limit)
+                pipeline = ContactPipeline(load_predictor(cfg), object_contact=False)
+                result = evaluate_damon(pipeline, split, args.images, geo, progress, args.limit)
             else:
                 print("interactvlm eval: --damon needs --images DIR or --predictions NPY", file=sys.stderr)
                 return 2
@@ -139,6 +140,7 @@ def run(args) -> int:
             from interactvlm_ros.data import SyntheticDataset
             from interactvlm_ros.evaluation.runner import evaluate_synthetic
             from interactvlm_ros.objects import ObjectLibrary
+            from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
             from interactvlm_ros.serving.factory import load_predictor
 
             train = SyntheticDataset(args.data, "train")
@@ -148,7 +150,8 @@ def run(args) -> int:
             tests = [SyntheticDataset(args.data, name) for name in splits]
             predictor = load_predictor(cfg)  # a Triton client when inference.backend is triton
             library = ObjectLibrary.from_config(cfg)
-            scores = {ds.split: evaluate_synthetic(predictor, ds, train, library, predictor.body_model, progress,
+            pipeline = ContactPipeline(predictor)  # each query carries its sample's mesh: no library lookup
+            scores = {ds.split: evaluate_synthetic(pipeline, ds, train, library, predictor.body_model, progress,
                                                    args.limit) for ds in tests}
             result = scores[splits[0]] if len(splits) == 1 else {"splits": scores}
             result.update({"model": cfg.model.name, "split": ",".join(splits)})

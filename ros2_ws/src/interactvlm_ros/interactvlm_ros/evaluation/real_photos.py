@@ -274,29 +274,26 @@ def recipe_class_prior(generator, count: int, cache_file: str | Path | None = No
     return prior
 
 
-def predict_real(predictor, photos: list[RealPhoto], files: dict[str, Path],
-                 progress: bool = True, person_gate=None,
+def predict_real(pipeline, photos: list[RealPhoto], files: dict[str, Path], progress: bool = True,
                  evidence: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
-    """Run ``predictor`` (human mode) on each image with its object name: ``({id: p [N]}, {id: found})``; a contact
-    reported not found is all zeros. ``person_gate`` (``contact.person_gate``, a ``pipeline.person_gate.PersonGate``
-    given by the caller): each result is gated as the node gates it (no person: not found); each image's evidence
-    goes into ``evidence`` ({id: PersonEvidence}) when given."""
+    """Run ``pipeline`` (a ``ContactPipeline``, as the node runs it) on each image with its object name:
+    ``({id: p [N]}, {id: found})``; a contact reported not found is all zeros. With the pipeline's person gate
+    (``contact.person_gate``) each result is gated as the node gates it (no person: not found), and each image's
+    evidence goes into ``evidence`` ({id: PersonEvidence}) when given."""
     from PIL import Image
 
     preds, found = {}, {}
-    n = int(predictor.body_model.num_vertices)
+    n = int(pipeline.predictor.body_model.num_vertices)
     for photo in tqdm(photos, desc="eval real", unit="image", disable=not progress):
         try:
             with Image.open(files[photo.id]) as im:
                 rgb = np.asarray(im.convert("RGB"))
         except OSError as exc:
             raise ValueError(f"image {photo.id!r}: unreadable ({exc})") from None
-        result = predictor.predict(rgb, [photo.object])
-        if person_gate is not None:
-            ev = person_gate.gate(rgb, result)
-            if evidence is not None:
-                evidence[photo.id] = ev
-        c = result.contacts[0]
+        run = pipeline.run(rgb, [photo.object])
+        if run.person is not None and evidence is not None:
+            evidence[photo.id] = run.person
+        c = run.contacts.contacts[0]
         found[photo.id] = bool(c.found and c.human_probs is not None)
         preds[photo.id] = np.asarray(c.human_probs, np.float32) if found[photo.id] else np.zeros(n, np.float32)
     return preds, found
@@ -312,6 +309,7 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
     from interactvlm_ros.config.paths import cache_dir
     from interactvlm_ros.evaluation.photo_sources import fetch_real_photos
     from interactvlm_ros.model import ContactPredictor
+    from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
 
     root = cache_dir(cfg.cache.dir)
     load_real_labels(labels)  # the file's own errors before the model loads; part names are checked below
@@ -347,13 +345,11 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
         prior = recipe_class_prior(gen, prior_samples, cache, progress)
         prior_source = f"{prior_samples} training samples of synth --num {RECIPE_NUM} --seed {RECIPE_SEED}"
     evidence: dict = {}
-    if person_gate is not None:
-        person_gate.use_body(body)
+    pipeline = ContactPipeline(predictor, object_contact=False, person_gate=person_gate)  # the gate: body's hands
     try:
-        preds, found = predict_real(predictor, photos.images, files, progress, person_gate, evidence)
+        preds, found = predict_real(pipeline, photos.images, files, progress, evidence)
     finally:
-        if person_gate is not None:
-            person_gate.close()
+        pipeline.close()
     out = score_real(photos.images, preds, prior, part_ids, found)
     out.update({"model": cfg.model.name, "real_labels": str(labels), "real_prior": prior_source,
                 "real_person_gate": str(cfg.contact.person_gate) if person_gate is not None else "disabled"})

@@ -1,6 +1,13 @@
 """Evaluation runs behind ``interactvlm eval``: a model on a synthetic split (with the per-class prior baseline),
 or on DAMON (images + ``hot_dca_test.npz``) or PIAD (images + ``Point_*.txt``), or a predictions file of either.
 
+Synthetic samples and DAMON images go through the node's own
+:class:`~interactvlm_ros.pipeline.contact_pipeline.ContactPipeline` (``run``: the image encoded once, the human
+questions in one batch, the object meshes in one call); a synthetic sample's objects are asked as
+:class:`~interactvlm_ros.pipeline.contact_pipeline.ObjectQuery` values that carry the mesh the sample was made
+with (its own shape in the ``unseen_shapes`` split, else the library's), so the scores are those of what the node
+publishes. PIAD asks about point clouds, which the pipeline does not take: it runs ``predict_points``.
+
 Synthetic split (one or, with ``--scenes pairs`` data, two objects per image; one query per object): human contact
 P/R/F1 per image of the union of its objects' predictions (DECO binary), geodesic errors on the canonical body mesh
 (cm, edge-graph Dijkstra), semantic F1 per (image, object) query against that object's own contacts weighted per
@@ -35,6 +42,9 @@ from interactvlm_ros.evaluation.metrics import (
     sim,
 )
 from interactvlm_ros.evaluation.readers import DamonSplit, PiadPair
+from interactvlm_ros.objects.library import read_mesh_file
+from interactvlm_ros.pipeline.contact_pipeline import ObjectQuery
+from interactvlm_ros.pipeline.result import MeshTopology
 
 
 def _object_metrics(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str, groups=None) -> dict[str, float]:
@@ -80,13 +90,20 @@ def _union(maps: list[np.ndarray]) -> np.ndarray:
     return (np.stack(maps) >= CONTACT_THRESHOLD).any(axis=0).astype(np.float32)
 
 
-def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, progress: bool = True,
-                       limit: int | None = None) -> dict:
-    """Score ``predictor`` (a ``ContactPredictor``) on ``dataset`` (a ``SyntheticDataset`` split).
+def _mesh_query(label: str, mesh, mesh_id: str) -> ObjectQuery:
+    """``label`` asked about with its contact localised on ``mesh`` (``vertices``/``faces``)."""
+    return ObjectQuery(label, MeshTopology(mesh_id, "object", label, np.asarray(mesh.vertices, np.float32),
+                                           np.asarray(mesh.faces, np.int64)))
 
-    One query per object in the image. Semantic rows are (image, object) pairs against that object's own
-    labels; binary rows are images: the union of the image's per-object predictions against the union of its
-    labels (as DAMON scores binary contact). With one object per image the two are the same rows.
+
+def evaluate_synthetic(pipeline, dataset, train_dataset, library, body_model, progress: bool = True,
+                       limit: int | None = None) -> dict:
+    """Score ``pipeline`` (a ``ContactPipeline``; its ``run`` on each image) on ``dataset`` (a
+    ``SyntheticDataset`` split).
+
+    One query per object in the image, carrying the object's mesh. Semantic rows are (image, object) pairs against
+    that object's own labels; binary rows are images: the union of the image's per-object predictions against the
+    union of its labels (as DAMON scores binary contact). With one object per image the two are the same rows.
     ``train_dataset`` gives the prior baseline's per-class mean maps (carried by :func:`transfer_map` onto a
     sample's own mesh in the ``unseen_shapes`` split); ``library`` the object meshes; ``body_model`` the canonical
     mesh for geodesic errors (must be the topology the labels are on).
@@ -99,10 +116,13 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
         raise ValueError("the evaluation split is empty")
     prior_h, prior_o, oracle_h = train_dataset.class_means(
         [("human_contact", "object"), ("object_contact", "object"), ("human_contact", "interaction")])
-    from interactvlm_ros.objects.library import read_mesh_file
-
-    meshes = {label: library.mesh(label) for label in dataset.object_labels()}
-    own: dict[Path, object] = {}  # the dataset's own meshes (unseen shapes), read once
+    # (file mesh, its query) of each object class's library mesh and of the dataset's own meshes (unseen shapes,
+    # read once); the file mesh carries the class prior onto an own shape as before
+    meshes = {}
+    for label in dataset.object_labels():
+        mesh = library.mesh(label)
+        meshes[label] = (mesh, _mesh_query(label, mesh, library.mesh_id(label)))
+    own: dict[Path, tuple] = {}
     zero = np.zeros(dataset.num_body_vertices, np.float32)
     # per (image, object) query
     h_pred, h_gt, h_prior, h_oracle, labels, image_of = [], [], [], [], [], []
@@ -113,19 +133,21 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     for i in tqdm(range(n), desc="eval", unit="sample", disable=not progress):
         item = dataset[i]
         objects = item["objects"]
-        res = predictor.predict(item["image"], [o["object"] for o in objects])
+        queries = []
+        for o in objects:
+            label = o["object"]
+            path = dataset.object_mesh_file(i, label)
+            if path is not None and path not in own:
+                m = read_mesh_file(path, "{path}")[0]
+                own[path] = (m, _mesh_query(label, m, f"{label}@{Path(path).stem}"))
+            queries.append(meshes[label] if path is None else own[path])
+        res = pipeline.run(item["image"], [q for _, q in queries]).contacts.contacts
         first = len(h_pred)
-        for o, c in zip(objects, res.contacts, strict=True):
+        for o, (mesh, _), c in zip(objects, queries, res, strict=True):
             label = o["object"]
             h = c.human_probs if c.found and c.human_probs is not None else zero
             missing += int(not c.found)
-            path = dataset.object_mesh_file(i, label)
-            if path is not None and path not in own:
-                own[path] = read_mesh_file(path, "{path}")[0]
-            mesh = meshes[label] if path is None else own[path]
-            res_o = predictor.predict_object(item["image"], np.asarray(mesh.vertices), np.asarray(mesh.faces), label)
-            co = res_o.contacts[0]
-            ob = co.object_probs if co.found and co.object_probs is not None else np.zeros(len(mesh.vertices))
+            ob = c.object_probs if c.found and c.object_probs is not None else np.zeros(len(mesh.vertices))
             h_pred.append(np.asarray(h, np.float32))
             h_gt.append(o["human_contact"])
             labels.append(label)
@@ -135,8 +157,8 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
             o_pred.append(np.asarray(ob, np.float32))
             o_gt.append(o["object_contact"])
             prior_map = prior_o.get(label, np.zeros_like(o["object_contact"]))
-            if path is not None:
-                prior_map = transfer_map(prior_map, meshes[label].vertices, mesh.vertices)
+            if mesh is not meshes[label][0]:  # the sample's own shape: the class prior carried onto it
+                prior_map = transfer_map(prior_map, meshes[label][0].vertices, mesh.vertices)
             o_prior.append(prior_map)
         b_pred.append(_union(h_pred[first:]))
         b_gt.append(item["human_contact"])
@@ -177,9 +199,10 @@ def evaluate_synthetic(predictor, dataset, train_dataset, library, body_model, p
     return out
 
 
-def evaluate_damon(predictor, split: DamonSplit, image_dir: str | Path, geodesic: MeshGeodesic | None = None,
+def evaluate_damon(pipeline, split: DamonSplit, image_dir: str | Path, geodesic: MeshGeodesic | None = None,
                    progress: bool = True, limit: int | None = None) -> dict:
-    """A model on DAMON: per image, one query per labelled object ("supporting" excluded). Semantic = per
+    """A model (``pipeline``: a ``ContactPipeline``) on DAMON: per image, one query per labelled object
+    ("supporting" excluded). Semantic = per
     (image, object) pair, count-weighted per class; binary = OR over the image's object predictions against
     ``contact_label`` (images without a 3D label skipped). The predictor's body must match the labels' topology."""
     image_dir = Path(image_dir)
@@ -197,9 +220,8 @@ def evaluate_damon(predictor, split: DamonSplit, image_dir: str | Path, geodesic
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         queries = [n_.replace("_", " ") for n_ in names] or ["object"]
-        res = predictor.predict(rgb, queries)
         probs = []
-        for c in res.contacts:
+        for c in pipeline.run(rgb, queries).contacts.contacts:
             probs.append(c.human_probs if c.found and c.human_probs is not None else np.zeros(split.num_vertices))
         probs = np.stack(probs)
         if probs.shape[1] != split.num_vertices:

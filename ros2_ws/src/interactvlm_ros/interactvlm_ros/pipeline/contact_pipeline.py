@@ -1,14 +1,17 @@
 """The pipeline, once for the node, ``interactvlm infer``, bags (through the node) and evaluation: one image and
-the object names → contacts on the body (and on each object's library mesh) → optionally, the people and
-objects reconstructed in the camera frame.
+the objects asked about → contacts on the body (and on each object's mesh) → optionally, the people and objects
+reconstructed in the camera frame.
+
+An object is asked by name (``"mug"``: its mesh, if any, is the object library's) or as an :class:`ObjectQuery`
+that carries the mesh to use (evaluation scores each sample against the sample's own object mesh).
 
 Steps of :meth:`ContactPipeline.run`:
 
 1. the image is encoded once (vision tower, image features) and shared by every query of the frame;
 2. human contact for every object name (``predictor.predict``): the VLM names a contact token, the decoder
    localizes it on 4 renders of the body, the masks are lifted to the body's vertices;
-3. object contact (``object_contact``): for every found object the library has a mesh for, the same on that
-   mesh (``predictor.predict_object``);
+3. object contact (``object_contact``): for every found object with a mesh (its query's, else the library's),
+   the same on that mesh (``predictor.predict_objects``: all of the frame's meshes in one call);
 4. reconstruction (``reconstruction`` given): the posed body and objects in the camera frame; a frame that
    cannot be reconstructed keeps its contacts, with the reason (:mod:`.reconstruction`).
 
@@ -20,7 +23,7 @@ skipped for it), and the gate's people are the reconstruction's keypoints (Media
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,15 @@ import numpy as np
 from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate
 from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
 from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """One object asked about in a frame: ``name`` (as the user typed it) and the ``mesh`` its object contact is
+    localised on (None: the object library's mesh for the name, if the library has one)."""
+
+    name: str
+    mesh: MeshTopology | None = None
 
 
 @dataclass
@@ -47,8 +59,8 @@ class ContactPipeline:
 
     Args:
         predictor: ``encode(rgb) -> image``, ``predict(image, names) -> ContactResult``,
-            ``predict_object(image, vertices, faces, name, mesh_id=) -> ContactResult``.
-        library: ``ObjectLibrary`` (name → mesh), or None (no object contact on meshes).
+            ``predict_objects(image, meshes, names, mesh_ids) -> ContactResult`` (or ``predict_object`` per mesh).
+        library: ``ObjectLibrary`` (name → mesh), or None (object contact only on meshes the queries carry).
         reconstruction: a :class:`ReconStage`, or None.
         object_contact: predict contact on the library mesh of each found object.
         person_gate: a :class:`PersonGate` (contacts need a person in the frame), or None.
@@ -64,7 +76,8 @@ class ContactPipeline:
         if person_gate is not None:
             person_gate.use_body(getattr(predictor, "body_model", None))
         self.last_person: PersonEvidence | None = None
-        self._meshes: dict[str, MeshTopology] = {}
+        self._meshes: dict[str, MeshTopology] = {}  # library meshes, by mesh id
+        self._given: dict[str, MeshTopology] = {}  # the meshes the last frame's queries carried
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], predictor, library=None, num_body_vertices: int = 0,
@@ -78,13 +91,16 @@ class ContactPipeline:
                                num_body_vertices=num_body_vertices, track=track)
         return cls(predictor, library, recon, bool(cfg.node.object_contact), PersonGate.from_config(cfg, recon))
 
-    def run(self, rgb: np.ndarray, objects: list[str], K: np.ndarray | None = None,
+    def run(self, rgb: np.ndarray, objects: Sequence[str | ObjectQuery], K: np.ndarray | None = None,
             depth: np.ndarray | None = None) -> PipelineResult:
-        """Contacts for ``objects`` in ``rgb`` (uint8 ``[H,W,3]``); ``K [3,3]`` and ``depth [H,W]`` (metres) are
-        used by the reconstruction (None: ``camera.default_fov_deg``, no depth)."""
+        """Contacts for ``objects`` (names or :class:`ObjectQuery`, one contact each, in order) in ``rgb`` (uint8
+        ``[H,W,3]``); ``K [3,3]`` and ``depth [H,W]`` (metres) are used by the reconstruction (None:
+        ``camera.default_fov_deg``, no depth)."""
+        queries = [o if isinstance(o, ObjectQuery) else ObjectQuery(o) for o in objects]
+        self._given = {q.mesh.mesh_id: q.mesh for q in queries if q.mesh is not None}
         pending = self.person_gate.begin(rgb) if self.person_gate is not None else None
         image = self.predictor.encode(rgb)
-        result = self.predictor.predict(image, objects)
+        result = self.predictor.predict(image, [q.name for q in queries])
         evidence = people = None
         if pending is not None:
             t0 = time.perf_counter()
@@ -92,14 +108,17 @@ class ContactPipeline:
             result.timings_ms["person_gate_wait"] = (time.perf_counter() - t0) * 1000.0
             self.person_gate.apply(result, evidence)
             self.last_person = evidence
-        if self.object_contact and self.library is not None:
-            self._add_object_contact(image, result)
+        if self.object_contact:
+            self._add_object_contact(image, result, queries)
         attempt = (self.reconstruction.run(rgb, result, K, depth, people=people)
                    if self.reconstruction is not None else None)
         return PipelineResult(result, attempt, evidence)
 
     def object_mesh(self, mesh_id: str) -> MeshTopology | None:
-        """The library mesh a contact's ``object_mesh_id`` names (``label@hash``), or None."""
+        """The mesh a contact's ``object_mesh_id`` names: a library mesh (``label@hash``) or one the last frame's
+        queries carried; None when neither has it."""
+        if mesh_id in self._given:
+            return self._given[mesh_id]
         if mesh_id and mesh_id not in self._meshes and self.library is not None:
             label = mesh_id.split("@", 1)[0]
             if label in self.library:
@@ -115,17 +134,18 @@ class ContactPipeline:
                                                  np.asarray(mesh.faces, dtype=np.int64))
         return self._meshes[mesh_id]
 
-    def _add_object_contact(self, image, result: ContactResult) -> None:
-        """Fill ``object_probs``/``object_mesh_id`` of each found contact whose object the library knows, all in
-        one ``predictor.predict_objects`` call (one LLM batch, one MV-Loc call for the frame's meshes; a predictor
-        without it is asked ``predict_object`` per mesh); the stage times are added to ``result.timings_ms`` as
-        ``object_<stage>``."""
-        todo = []  # (contact, its library mesh)
-        for c in result.contacts:
+    def _add_object_contact(self, image, result: ContactResult, queries: list[ObjectQuery]) -> None:
+        """Fill ``object_probs``/``object_mesh_id`` of each found contact that has a mesh (its query's, else the
+        library's for the contact's name), all in one ``predictor.predict_objects`` call (one LLM batch, one MV-Loc
+        call for the frame's meshes; a predictor without it is asked ``predict_object`` per mesh); the stage times
+        are added to ``result.timings_ms`` as ``object_<stage>``."""
+        todo = []  # (contact, its mesh)
+        for c, q in zip(result.contacts, queries, strict=True):
             if not c.found or c.object_probs is not None:
                 continue
-            label = self.library.lookup(c.label)
-            if label is not None:
+            if q.mesh is not None:
+                todo.append((c, q.mesh))
+            elif self.library is not None and (label := self.library.lookup(c.label)) is not None:
                 todo.append((c, self._library_mesh(label)))
         if not todo:
             return

@@ -220,12 +220,6 @@ class PersonGate:
         self.last = ev
         return ev, det.people
 
-    def gate(self, rgb: np.ndarray, result) -> PersonEvidence:
-        """:meth:`check` ``rgb`` and :func:`apply_person_evidence` to its ``ContactResult`` (blocking)."""
-        evidence, _ = self.check(rgb)
-        self.apply(result, evidence)
-        return evidence
-
     def apply(self, result, evidence: PersonEvidence) -> None:
         """:func:`apply_person_evidence` with this gate's mode and hand vertices."""
         apply_person_evidence(result, evidence, self.strict, self.hand_vertices)
