@@ -44,13 +44,14 @@ class GenerationOutput:
 
 @dataclass
 class DecodeSettings:
-    """Stopping rules. ``force_contact_at`` (bench/tests): emit contact token 0 at that step (0-based) instead of
-    the argmax, giving a fixed answer length for models with random weights."""
+    """Stopping rules. ``force_contact_at`` (bench/tests): emit contact token ``contact_ids[force_contact_index]``
+    at that step (0-based) instead of the argmax, giving a fixed answer length for models with random weights."""
 
     max_new_tokens: int
     eos_id: int
     contact_ids: list[int]
     force_contact_at: int | None = None
+    force_contact_index: int = 0
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,7 @@ class _Tracker:
         """Pick the next token of every row from ``logits [B,V]``; record contact states from ``hidden [B,D]``."""
         nxt = logits.argmax(-1)
         if self.s.force_contact_at is not None and step == self.s.force_contact_at:
-            nxt = torch.full_like(nxt, self.s.contact_ids[0])
+            nxt = torch.full_like(nxt, self.s.contact_ids[self.s.force_contact_index])
         nxt = torch.where(self.done, torch.full_like(nxt, self.s.eos_id), nxt)
         for c, cid in enumerate(self.s.contact_ids):
             hit = (nxt == cid) & ~self.found[:, c] & ~self.done

@@ -304,8 +304,10 @@ class ContactPredictor:
         with timer("preprocess"):
             ids = [self._prompt_ids(mode, label) for label in labels]
         image = encoded.image_embeds
+        # a forced contact token is the mode's own: the joint model's object questions get [OSEG]
+        force_index = 1 if mode == "object" and len(self.cfg.contact_token_ids) > 1 else 0
         settings = DecodeSettings(self.max_new_tokens, self.tokenizer.eos_id, self.cfg.contact_token_ids,
-                                  self.force_contact_at)
+                                  self.force_contact_at, force_index)
         with timer("llm"):
             if self.use_kv_cache:
                 outs = [self._decode_batch(ids[i:i + self.max_batch], encoded, settings)
