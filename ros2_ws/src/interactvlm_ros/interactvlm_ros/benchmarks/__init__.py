@@ -3,6 +3,7 @@ each a module here with ``run(cfg, args) -> dict``; :mod:`.contract` checks thei
 
 BENCHES: dict[str, str] = {  # name -> "module:function"
     "geometry": "interactvlm_ros.benchmarks.geometry:run",
+    "renders": "interactvlm_ros.benchmarks.renders:run",  # needs pytorch3d (not a dependency), else skipped
     "wire": "interactvlm_ros.benchmarks.wire:run",
     "model": "interactvlm_ros.benchmarks.model:run",
     "node": "interactvlm_ros.benchmarks.node:run",

@@ -24,7 +24,7 @@ from interactvlm_ros.render.lift import Lifter
 from interactvlm_ros.render.mesh_input import check_vertices
 from interactvlm_ros.render.render import PIAD_POINT_RADIUS, MultiViewRender, render_points, render_views
 
-RENDER_CACHE_VERSION = "3"  # bump when the renderer's output changes (3: scanline rasterizer)
+RENDER_CACHE_VERSION = "4"  # bump when the renderer's output changes (3: scanline rasterizer; 4: truncated uint8)
 
 
 @dataclass

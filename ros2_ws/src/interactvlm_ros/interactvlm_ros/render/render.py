@@ -15,6 +15,13 @@ from interactvlm_ros.render.shading import normal_colors, phong, vertex_normals,
 PIAD_POINT_RADIUS = 0.05
 
 
+def to_uint8(colors: torch.Tensor) -> torch.Tensor:
+    """Colours in [0, 1] → uint8 as the authors store their PyTorch3D renders: ``(rgb * 255).astype(np.uint8)``,
+    i.e. truncated, not rounded (rounding shifts ~20 % of the body's pixels by one grey level, which moves a
+    ViT-H SAM embedding by ~3e-3 relative; docs/model-and-checkpoints.md)."""
+    return (colors.clamp(0, 1) * 255.0).to(torch.uint8)
+
+
 @dataclass
 class MultiViewRender:
     """Renders of one mesh (or point cloud) from V cameras.
@@ -98,7 +105,7 @@ def render_views(vertices, faces, views: tuple[View, ...] | list[View], resoluti
                 light = torch.tensor(view.light, dtype=v.dtype, device=device)
                 eye = torch.as_tensor(eye_position(view), dtype=v.dtype, device=device)
                 texel = phong(texel, normal, point, light, eye)
-            img.index_copy_(0, idx, (texel.clamp(0, 1) * 255.0).round().to(torch.uint8))
+            img.index_copy_(0, idx, to_uint8(texel))
         out.put(i, img.view(resolution, resolution, 3), frag)
     return out.result(tuple(views), resolution, mesh.dropped_faces)
 
@@ -141,6 +148,6 @@ def render_points(points, views: tuple[View, ...] | list[View], resolution: int,
         frag = rasterize_points(p, view, resolution, float(radius))
         valid = frag.face_ids >= 0
         img = torch.full((resolution, resolution, 3), 255, dtype=torch.uint8, device=device)
-        img[valid] = (tex[frag.face_ids[valid]].clamp(0, 1) * 255.0).round().to(torch.uint8)
+        img[valid] = to_uint8(tex[frag.face_ids[valid]])
         out.put(i, img, frag)
     return out.result(tuple(views), resolution, meta={"points": True, "radius": radius})
