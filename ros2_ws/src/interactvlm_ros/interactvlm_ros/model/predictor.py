@@ -124,6 +124,8 @@ class ContactPredictor:
         self.stages = InferenceStages(model, "torch")  # per-frame stages; use_backend() swaps the backend
         self._body_views: RenderSet | None = None
         self._object_views: dict[str, RenderSet] = {}
+        self._prompts: tuple = (None, None, {})  # (cfg, tokenizer, {(mode, label): ids}) of _prompt_ids
+        self._last_stack: tuple | None = None  # (the stacked tensors, stacked embeddings, stacked cameras)
 
     # ------------------------------------------------------------------------------------ construction
     @classmethod
@@ -290,9 +292,19 @@ class ContactPredictor:
 
     # ------------------------------------------------------------------------------------ the VLM
     def _prompt_ids(self, mode: str, label: str) -> list[int]:
-        answer = teacher_forced_prefix(self.cfg.prompts.answer_template) if self.cfg.prompts.answer_template else ""
-        text = conversation(self.cfg.prompts, question(self.cfg.prompts, mode, label), answer)
-        return encode_with_image(self.tokenizer, text, self.cfg.tokens.image)
+        """Token ids of the ``mode`` question about ``label`` (remembered: a camera asks the same few names every
+        frame; forgotten when the config or tokenizer is replaced, e.g. by ``set_answer``)."""
+        cfg, tokenizer, known = self._prompts
+        if cfg is not self.cfg or tokenizer is not self.tokenizer or len(known) >= 256:
+            known = {}
+            self._prompts = (self.cfg, self.tokenizer, known)
+        ids = known.get((mode, label))
+        if ids is None:
+            p = self.cfg.prompts
+            answer = teacher_forced_prefix(p.answer_template) if p.answer_template else ""
+            text = conversation(p, question(p, mode, label), answer)
+            ids = known[(mode, label)] = tuple(encode_with_image(self.tokenizer, text, self.cfg.tokens.image))
+        return list(ids)
 
     @torch.no_grad()
     def contact_states(self, image: np.ndarray | EncodedImage, labels: list[str], mode: str,
@@ -523,8 +535,8 @@ class ContactPredictor:
                 else:  # each distinct render set once; row j is localised on set index[j]
                     distinct: dict = {}
                     index = [distinct.setdefault(v.content_key or id(v), (len(distinct), v))[0] for v in rows]
-                    emb = torch.stack([self.render_embeddings(v) for _, v in distinct.values()])
-                    cams = torch.stack([v.cam_params for _, v in distinct.values()])
+                    emb, cams = self._stacked([self.render_embeddings(v) for _, v in distinct.values()],
+                                              [v.cam_params for _, v in distinct.values()])
                     size = rows[0].images.shape[1]
                     if any(v.images.shape[1] != size for v in rows):
                         raise ValueError("the meshes' renders differ in size; localise them in separate calls")
@@ -561,6 +573,15 @@ class ContactPredictor:
             contacts.append(c)
             j += 1
         return contacts
+
+    def _stacked(self, embeddings: list[torch.Tensor], cams: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The render sets' embeddings ``[N,V,C,h,w]`` and cameras ``[N,V,5]`` stacked; the last stack is kept and
+        reused while the same tensors are asked (a camera asks about the same meshes frame after frame)."""
+        parts = (*embeddings, *cams)
+        last = self._last_stack
+        if last is None or len(last[0]) != len(parts) or any(a is not b for a, b in zip(last[0], parts, strict=True)):
+            last = self._last_stack = (parts, torch.stack(embeddings), torch.stack(cams))
+        return last[1], last[2]
 
     def _lift_fn(self, human: bool):
         """The lift of this kind of contact: the soft lift for the body; for objects ``config.object_lift``

@@ -124,6 +124,7 @@ class ContactNode:
         self.queries = ObjectQueries(list(cfg.objects.names), cfg.node.max_objects, log=LOG.warning)
         self.placement = FixedPlacement(distance_m=cfg.node.placement_distance_m)
         self._placed_body = self.placement.place(body.vertices)  # the stand-in pose is fixed: place once
+        self._placed_objects: dict[tuple[str, float], tuple[np.ndarray, float]] = {}  # see _placed_object
         self.pipeline = ContactPipeline.from_config(cfg, predictor, objects_library, body.num_vertices)
         self.recon = self.pipeline.reconstruction
         self.slot: LatestSlot[Frame] = LatestSlot()
@@ -188,6 +189,7 @@ class ContactNode:
         if cfg.node.placement_distance_m != old.node.placement_distance_m:
             placement = FixedPlacement(distance_m=cfg.node.placement_distance_m)
             self._placed_body, self.placement = placement.place(self.body.vertices), placement
+            self._placed_objects = {}
         self._diag_due.set()
 
     # --- inputs (transport threads) ----------------------------------------------------------------------
@@ -403,9 +405,7 @@ class ContactNode:
             if obj_probs.shape != (mesh.num_vertices,):
                 raise InputError(f"object contact for {c.label!r} has {obj_probs.shape} probabilities but mesh "
                                  f"{mesh.mesh_id} has {mesh.num_vertices} vertices")
-            v = mesh.vertices
-            half = float(v[:, 0].max() - v[:, 0].min()) / 2 if len(v) else 0.0
-            points = self.placement.place(v, lateral_m=lateral + half)
+            points, half = self._placed_object(mesh, lateral)
             lateral += 2 * half + self.placement.gap_m
             placed_objects.append(PlacedMesh(c.label, mesh.mesh_id, points, mesh.faces, obj_probs))
         out = FrameOutputs(frame.header, result, float(self.cfg.contact.threshold), self.body.mesh_id, human,
@@ -421,6 +421,22 @@ class ContactNode:
                 t, q = transform_to_tf(b.transform_camera_body)
                 out.body_frames.append(BodyFrame(str(b.id), t, q))
         return out
+
+    def _placed_object(self, mesh: MeshTopology, lateral: float) -> tuple[np.ndarray, float]:
+        """``mesh`` in the fixed placement, beside the body from ``lateral`` metres on: its read-only points
+        ``[N,3]`` and half its width. A camera asks about the same objects frame after frame, so each (mesh,
+        place) is placed once."""
+        key = (mesh.mesh_id, lateral)
+        placed = self._placed_objects.get(key)
+        if placed is None:
+            if len(self._placed_objects) >= 64:
+                self._placed_objects.clear()
+            v = mesh.vertices
+            half = float(v[:, 0].max() - v[:, 0].min()) / 2 if len(v) else 0.0
+            points = self.placement.place(v, lateral_m=lateral + half)
+            points.setflags(write=False)
+            placed = self._placed_objects[key] = (points, half)
+        return placed
 
     def _object_mesh(self, contact) -> MeshTopology | None:
         """The mesh a contact's ``object_mesh_id`` names (published latched the first time), or None."""
