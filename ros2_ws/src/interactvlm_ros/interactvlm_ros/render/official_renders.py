@@ -117,7 +117,8 @@ def _map_to_face_ids(p2v: np.ndarray, path: Path, view: str, faces: np.ndarray, 
         r, c = (int(x) for x in np.argwhere(valid)[bad])
         raise OfficialRenderError(f"{path}[{view!r}]: pixel (row {r}, col {c}) shows vertices {ids[bad].tolist()}, "
                                   f"which is not a face of the body model ({len(faces)} faces): maps made for "
-                                  f"another topology or face order")
+                                  f"another topology or face order (the authors' maps are SMPL-H/SMPL: "
+                                  f"body.model smplh or smpl)")
     out = np.full(valid.shape, -1, np.int32)
     out[valid] = face_of[pos].astype(np.int32)
     return out
