@@ -68,3 +68,16 @@ def test_pytorch3d_renders_match_ours():
     assert d["color_mad_255"] <= 2.0, d
     assert d["pixels_equal"] >= 0.999 and d["color_max_abs_255"] <= 1, d  # the same (truncating) quantisation
     assert d["bary_max_abs_same_face"] < 1e-3, d
+
+
+def test_pytorch3d_object_renders_match_ours():
+    """An object mesh as the demo renders it (normalised, xyz colours, the 4 object views) at 128 px."""
+    pytest.importorskip("pytorch3d", reason="pytorch3d is not installed (no dependency of the project)")
+    from interactvlm_ros.benchmarks.renders import pytorch3d_render
+    from interactvlm_ros.objects.generate import build
+    from interactvlm_ros.render import OBJECT_VIEWS, normalize_mesh
+
+    ball = build("ball")
+    v, f = normalize_mesh(ball.vertices)[0], np.asarray(ball.faces, np.int64)
+    d = compare(render_views(v, f, OBJECT_VIEWS, 128, colors="xyz"), pytorch3d_render(v, f, OBJECT_VIEWS, 128, "xyz"))
+    assert d["faceid_agreement"] >= 0.995 and d["color_max_abs_255"] <= 1, d
