@@ -91,6 +91,11 @@ def run(args) -> int:
     progress = not args.no_progress
     try:
         if args.real:
+            if cfg.inference.backend == "triton":  # evaluate_real loads its own local ContactPredictor
+                print("interactvlm eval: --real does not run through a Triton server (evaluate_real loads the model "
+                      "itself); use a local inference.backend: the served model's contacts equal it within 1e-4 "
+                      "(docs/serving.md)", file=sys.stderr)
+                return 2
             from interactvlm_ros.evaluation.real_photos import evaluate_real, shipped_labels_path
 
             labels = shipped_labels_path() if args.real == "shipped" else args.real
