@@ -88,10 +88,3 @@ def test_bad_override_is_a_clean_error(capsys):
     assert main(["doctor", "--set", "qos.image_depth=-3"]) == 2
     err = capsys.readouterr().err
     assert "qos.image_depth" in err and "int in [1, 1000]" in err
-
-
-def test_eval_real_through_triton_says_why_not(capsys):
-    """evaluate_real loads its own local model: through a Triton server it is refused, explained, before any
-    photo is fetched or model loaded."""
-    assert main(["eval", "--real", "--set", "inference.backend=triton"]) == 2
-    assert "does not run through a Triton server" in capsys.readouterr().err

@@ -409,3 +409,24 @@ def test_infer_through_the_server_writes_the_local_contacts(predictor, image, se
                      "--set", f"inference.triton_url=127.0.0.1:{serve_config.grpc_port}"]) == 0
     local, served = (np.load(tmp_path / d / "contacts.npz") for d in ("local", "served"))
     assert np.abs(local["human_probs"] - served["human_probs"]).max() <= 1e-4
+
+
+def test_eval_real_through_the_server_scores_like_local(predictor, image, serve_config, tmp_path):
+    """``eval --real`` with ``inference.backend: triton``: the served contacts score as the local ones (the
+    astronaut, person gate off, a 3-sample class prior)."""
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.evaluation.real_photos import evaluate_real, shipped_labels_path
+    from interactvlm_ros.serving.server import ContactServer
+
+    settings = ["model.device=cpu", "contact.person_gate=disabled", f"cache.dir={tmp_path / 'cache'}"]
+    kw = dict(labels=shipped_labels_path(), images_dir=tmp_path / "img", prior_samples=3, progress=False, limit=1)
+    local = evaluate_real(load_config(None, settings), predictor=predictor, **kw)
+    with ContactServer(predictor, serve_config):
+        client = client_for(serve_config, body_loader=lambda: predictor.body_model)
+        until_answered(client, image)
+        served = evaluate_real(load_config(None, [*settings, "inference.backend=triton"]), predictor=client, **kw)
+    assert list(served["real_per_image"]) == ["astronaut"]
+    for key in ("real_part_hit_rate", "real_on_target", "prior_baseline_real_part_hit_rate"):
+        assert served[key] == local[key], key
+    row, ref = served["real_per_image"]["astronaut"], local["real_per_image"]["astronaut"]
+    assert (row["found"], row["predicted_vertices"]) == (ref["found"], ref["predicted_vertices"])

@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from interactvlm_ros.config import Config
+from interactvlm_ros.serving.factory import load_predictor
 
 
 def add_parser(sub, common) -> None:
@@ -91,18 +92,13 @@ def run(args) -> int:
     progress = not args.no_progress
     try:
         if args.real:
-            if cfg.inference.backend == "triton":  # evaluate_real loads its own local ContactPredictor
-                print("interactvlm eval: --real does not run through a Triton server (evaluate_real loads the model "
-                      "itself); use a local inference.backend: the served model's contacts equal it within 1e-4 "
-                      "(docs/serving.md)", file=sys.stderr)
-                return 2
             from interactvlm_ros.evaluation.real_photos import evaluate_real, shipped_labels_path
 
             labels = shipped_labels_path() if args.real == "shipped" else args.real
             from interactvlm_ros.pipeline.person_gate import PersonGate
 
             result = evaluate_real(cfg, labels, args.real_images, args.data, args.prior_samples, progress,
-                                   args.limit, PersonGate.from_config(cfg))
+                                   args.limit, PersonGate.from_config(cfg), load_predictor(cfg))
         elif args.damon:
             split = read_damon_npz(args.damon)
             geo = None
@@ -115,7 +111,6 @@ def run(args) -> int:
             elif args.images:
                 from interactvlm_ros.evaluation.runner import evaluate_damon
                 from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
-                from interactvlm_ros.serving.factory import load_predictor
 
                 pipeline = ContactPipeline(load_predictor(cfg), object_contact=False)
                 result = evaluate_damon(pipeline, split, args.images, geo, progress, args.limit)
@@ -137,7 +132,6 @@ def run(args) -> int:
                 result = score_piad_predictions(pairs, np.load(args.predictions))
             else:
                 from interactvlm_ros.evaluation.runner import evaluate_piad
-                from interactvlm_ros.serving.factory import load_predictor
 
                 result = evaluate_piad(load_predictor(cfg), pairs, progress, args.limit)
                 result["model"] = cfg.model.name
@@ -146,7 +140,6 @@ def run(args) -> int:
             from interactvlm_ros.evaluation.runner import evaluate_synthetic
             from interactvlm_ros.objects import ObjectLibrary
             from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
-            from interactvlm_ros.serving.factory import load_predictor
 
             train = SyntheticDataset(args.data, "train")
             splits = [s.strip() for s in args.split.split(",") if s.strip()]

@@ -301,11 +301,12 @@ def predict_real(pipeline, photos: list[RealPhoto], files: dict[str, Path], prog
 
 def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None, data_dir: str | Path | None = None,
                   prior_samples: int = 350, progress: bool = True, limit: int | None = None,
-                  person_gate=None) -> dict:
+                  person_gate=None, predictor=None) -> dict:
     """``interactvlm eval --real``: fetch the images, run the configured model, score it and the class prior
     (from ``data_dir``'s train split, else ``prior_samples`` samples of the default recipe's training data).
     ``person_gate``: the ``contact.person_gate`` gate the CLI builds (None: disabled); ``real_person_gate`` reports
-    it and each image's ``person`` what it saw."""
+    it and each image's ``person`` what it saw. ``predictor``: what answers (the CLI's ``load_predictor``: a Triton
+    client with ``inference.backend: triton``); None: a local ``ContactPredictor`` of ``cfg``."""
     from interactvlm_ros.config.paths import cache_dir
     from interactvlm_ros.evaluation.photo_sources import fetch_real_photos
     from interactvlm_ros.model import ContactPredictor
@@ -316,7 +317,8 @@ def evaluate_real(cfg, labels: str | Path, images_dir: str | Path | None = None,
     if data_dir is None and cfg.body.model != "anny":
         raise ValueError(f"the class prior is sampled from the synthetic generator, which poses Anny bodies: use "
                          f"body.model=anny or give --data DIR (got body.model={cfg.body.model})")
-    predictor = ContactPredictor.from_config(cfg)
+    if predictor is None:
+        predictor = ContactPredictor.from_config(cfg)
     body = predictor.body_model
     part_ids = body.part_vertex_ids()
     photos = load_real_labels(labels, part_names=part_ids)
