@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_serving import assert_same
 
 from interactvlm_ros.serving.protocol import model_input_image
 
@@ -47,19 +48,6 @@ def test_the_square_reads_like_the_frame(photo, size):
         assert np.array_equal(processor(square).numpy(), processor(frame).numpy()), frame.shape
 
 
-def assert_same(batched, local):
-    assert (batched.body_model, batched.num_body_vertices) == (local.body_model, local.num_body_vertices)
-    assert len(batched.contacts) == len(local.contacts)
-    for b, c in zip(batched.contacts, local.contacts, strict=True):
-        assert (b.label, b.found, b.reason, b.text, b.query, b.name_match) == \
-            (c.label, c.found, c.reason, c.text, c.query, c.name_match)
-        if c.found:
-            assert np.abs(b.human_probs - c.human_probs).max() <= 1e-4
-            assert np.abs(b.view_masks - c.view_masks).max() <= 1e-4
-        else:
-            assert b.human_probs is None
-
-
 def test_a_batch_equals_predict_per_image(predictor, photo):
     """Four different images with one name each, then with two names each (one image with a name the model
     does not know: unequal question counts), then a request with a refused name among good ones."""
@@ -74,11 +62,11 @@ def test_a_batch_equals_predict_per_image(predictor, photo):
         done = predict_human_batch(predictor, images, names)
         assert all(e is not None for e in done.encoded)
         for image, asked, result in zip(images, names, done.results, strict=True):
-            assert_same(result, predictor.predict(image, asked))
+            assert_same(result, predictor.predict(image, asked), view_masks=True)
     done = predict_human_batch(predictor, images[:3], [["cup"], ["[]"], ["ball"]])
     assert isinstance(done.results[1], ValueError) and done.encoded[1] is None
-    assert_same(done.results[0], predictor.predict(images[0], ["cup"]))
-    assert_same(done.results[2], predictor.predict(images[2], ["ball"]))
+    assert_same(done.results[0], predictor.predict(images[0], ["cup"]), view_masks=True)
+    assert_same(done.results[2], predictor.predict(images[2], ["ball"]), view_masks=True)
 
 
 def test_squares_in_a_batch_give_the_frames_contacts(predictor, photo):
@@ -88,4 +76,4 @@ def test_squares_in_a_batch_give_the_frames_contacts(predictor, photo):
     frames = [photo, np.ascontiguousarray(photo[40:, 10:600])]
     done = predict_human_batch(predictor, [model_input_image(f, size) for f in frames], [["cup"], ["cup"]])
     for frame, result in zip(frames, done.results, strict=True):
-        assert_same(result, predictor.predict(frame, ["cup"]))
+        assert_same(result, predictor.predict(frame, ["cup"]), view_masks=True)

@@ -89,7 +89,9 @@ def until_answered(client, image, deadline_s: float = 60.0):
     raise AssertionError(f"no answer in {deadline_s} s: {client.status()}")
 
 
-def assert_same(served, local):
+def assert_same(served, local, view_masks: bool = False):
+    """``served`` (a ContactResult) equals ``local``: labels, answers, reasons, probabilities (and view masks) within
+    1e-4."""
     assert (served.body_model, served.num_body_vertices) == (local.body_model, local.num_body_vertices)
     assert len(served.contacts) == len(local.contacts)
     for s, c in zip(served.contacts, local.contacts, strict=True):
@@ -97,6 +99,7 @@ def assert_same(served, local):
             (c.label, c.found, c.reason, c.text, c.query, c.name_match)
         if c.found:
             assert np.abs(s.human_probs - c.human_probs).max() <= 1e-4
+            assert not view_masks or np.abs(s.view_masks - c.view_masks).max() <= 1e-4
         else:
             assert s.human_probs is None
 
