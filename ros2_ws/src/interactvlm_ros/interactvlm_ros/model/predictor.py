@@ -65,9 +65,18 @@ class RenderSet:
     num_vertices: int
 
 
-class _Timer:
+class StageTimer:
+    """Wall time per stage in ms (``ms``): ``with timer("llm"):`` times a block; ``timer.lap("llm")`` adds the
+    time since the last lap (or since the timer was made) to a stage."""
+
     def __init__(self):
         self.ms: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        t = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (t - self._t) * 1000.0
+        self._t = t
 
     @contextmanager
     def __call__(self, stage: str):
@@ -189,7 +198,7 @@ class ContactPredictor:
     def warmup(self) -> dict[str, float]:
         """Build the canonical renders and their SAM embeddings now (first ``predict`` is then as fast as the
         rest); returns the milliseconds spent per step."""
-        timer = _Timer()
+        timer = StageTimer()
         if self.body_model is not None:
             with timer("render"):
                 views = self.body_views()
@@ -270,7 +279,7 @@ class ContactPredictor:
     def encode(self, image_rgb: np.ndarray) -> EncodedImage:
         """Encode an image (``[H,W]``, ``[H,W,3|4]``, any dtype) once for all its queries: pass the result to
         ``predict``, ``predict_object``, ``predict_points`` and ``predict_2d`` in place of the array."""
-        timer = _Timer()
+        timer = StageTimer()
         with timer("preprocess"):
             rgb = to_rgb_uint8(image_rgb)
             pixels = self.clip_processor(rgb)
@@ -278,7 +287,7 @@ class ContactPredictor:
             embeds = self.stages.encode_image(pixels)
         return EncodedImage(rgb, embeds, self.stages, timer.ms)
 
-    def _encoded(self, image: np.ndarray | EncodedImage, timer: _Timer) -> EncodedImage:
+    def _encoded(self, image: np.ndarray | EncodedImage, timer: StageTimer) -> EncodedImage:
         """``image`` encoded by these stages (now, if it is an array); its unreported encoding time goes to
         ``timer``."""
         if not isinstance(image, EncodedImage):
@@ -308,9 +317,9 @@ class ContactPredictor:
 
     @torch.no_grad()
     def contact_states(self, image: np.ndarray | EncodedImage, labels: list[str], mode: str,
-                       timer: _Timer | None = None) -> tuple[GenerationOutput, list[str]]:
+                       timer: StageTimer | None = None) -> tuple[GenerationOutput, list[str]]:
         """Run the VLM for every label: hidden states predicting the contact token ``[B,C,D]`` + texts."""
-        timer = timer or _Timer()
+        timer = timer or StageTimer()
         encoded = self._encoded(image, timer)
         m = self.stages.language_model
         with timer("preprocess"):
@@ -403,7 +412,7 @@ class ContactPredictor:
     @torch.no_grad()
     def predict(self, image: np.ndarray | EncodedImage, objects: list[str]) -> ContactResult:
         """Human contact on the body topology for each object name (image encoded once, prompts batched)."""
-        timer = _Timer()
+        timer = StageTimer()
         matches = self.resolve_names(objects)
         labels = [m.prompt_name for m in matches if m.found]
         contacts = []
@@ -437,7 +446,7 @@ class ContactPredictor:
         if not len(meshes) == len(labels) == len(mesh_ids):
             raise ValueError(f"predict_objects needs one label and mesh id per mesh; got {len(meshes)} meshes, "
                              f"{len(labels)} labels, {len(mesh_ids)} mesh ids")
-        timer = _Timer()
+        timer = StageTimer()
         name, nv = self._body_info()
         if not labels:
             return ContactResult(name, nv, [], timer.ms)
@@ -455,7 +464,7 @@ class ContactPredictor:
         return ContactResult(name, nv, _in_query_order(matches, contacts, labels), timer.ms)
 
     def _predict_on_object(self, image, label: str, render_set, mesh_id: str) -> ContactResult:
-        timer = _Timer()
+        timer = StageTimer()
         matches = self.resolve_names([label])
         labels = [m.prompt_name for m in matches if m.found]
         contacts = []
@@ -476,7 +485,7 @@ class ContactPredictor:
         The contact embedding is the only sparse prompt of SAM on the image (no camera gating: there is no
         rendered view; the reference feeds random camera parameters here).
         """
-        timer = _Timer()
+        timer = StageTimer()
         matches = self.resolve_names(objects)
         labels = [m.prompt_name for m in matches if m.found]
         contacts = []
@@ -516,7 +525,7 @@ class ContactPredictor:
                              f"within {limit} generated tokens")
 
     def _localise(self, out: GenerationOutput, texts: list[str], labels: list[str], get_views,
-                  timer: _Timer, human: bool) -> list[ObjectContact]:
+                  timer: StageTimer, human: bool) -> list[ObjectContact]:
         """MV-Loc + lift for the rows whose answer had the contact token; ``get_views()`` gives the renders: one
         :class:`RenderSet` for every row, or a list with one per row (several meshes: one MV-Loc call over their
         distinct render sets stacked ``[N,V,C,h,w]`` with each row's set index, and each row is lifted by its own

@@ -19,7 +19,6 @@ path with one contact-token kind; other models (:func:`batch_problem` says why) 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,17 +54,6 @@ class BatchedHuman:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-class _Clock:
-    def __init__(self):
-        self.ms: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        t = time.perf_counter()
-        self.ms[stage] = self.ms.get(stage, 0.0) + (t - self._t) * 1000.0
-        self._t = t
-
-
 def _prefill(model, prefix: torch.Tensor, suffixes: list[torch.Tensor], repeats: int) -> torch.Tensor:
     """Prefill ``prefix [N,T0,D]`` (one row per image, batch N), repeat each row's cache ``repeats`` times (its
     questions), then the questions ``suffixes`` (N·repeats, left-padded to one length) on it, as
@@ -93,9 +81,9 @@ def predict_human_batch(predictor, images: list[np.ndarray], objects: list[list[
     """Human contact for each request ``(images[b] uint8 [H,W,3], objects[b])`` of a batch on one predictor:
     the same :class:`ContactResult` per request as ``predictor.predict(images[b], objects[b])`` (see the module
     docstring). Each result's ``timings_ms`` is its share of the batch's stage times."""
-    from interactvlm_ros.model.predictor import _in_query_order
+    from interactvlm_ros.model.predictor import StageTimer, _in_query_order
 
-    clock = _Clock()
+    clock = StageTimer()
     n = len(images)
     results: list = [None] * n
     encoded: list = [None] * n
