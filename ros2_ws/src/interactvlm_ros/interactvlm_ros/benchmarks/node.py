@@ -13,6 +13,15 @@ Keys (a contract):
 - ``ms_per_frame_1_object`` / ``ms_per_frame_3_objects``: latency p50 (as above) once ``~/objects`` asks for
   ``mug`` and then for ``mug, ball, box`` (names the object library knows, so each also gets object contact on
   its mesh); ``objects_3_to_1_ratio`` is their ratio (target ≤ 1.5: the image is encoded once per frame).
+- With the person gate on (``contact.person_gate``, ``auto`` by default) the same three object keys again from a
+  second node with the gate ``disabled`` (suffix ``_gate_disabled``): the model's own per-object cost, without
+  the per-frame person detection.
+- ``person_present``: the node's diagnostics after the latency phase (``true``: the gate found the person, so every
+  frame ran the whole pipeline, object contact included).
+
+The frame is a camera-sized photo of a person (scikit-image's astronaut, 480 px tall in a 640×480 frame): on a
+frame without a person the gate withholds contacts and the object steps never run, so noise would time the
+no-person short cut rather than the pipeline.
 Also: ``pipeline_ms_p50``, ``queue_ms_p50``, ``publish_ms_p50``, ``frames``, ``device``, ``model``.
 """
 
@@ -142,7 +151,7 @@ class NodeUnderTest:
             time.sleep(0.05)
         _wait_matched(self.image)
         _wait_matched(self.objects)
-        self.rgb = np.random.default_rng(1).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        self.rgb = camera_frame()
         self.stamp = 1
 
     def ask(self, names: list[str], timeout: float = 30.0) -> None:
@@ -196,16 +205,45 @@ class NodeUnderTest:
         self.tmp.cleanup()
 
 
+def camera_frame() -> np.ndarray:
+    """uint8 ``[HEIGHT, WIDTH, 3]``: scikit-image's astronaut (a person holding a helmet) scaled to the frame's
+    height and centred, the sides filled with the photo's mean colour."""
+    from PIL import Image as PILImage
+    from skimage.data import astronaut
+
+    photo = astronaut()
+    scaled = np.asarray(PILImage.fromarray(photo).resize((HEIGHT, HEIGHT), PILImage.BILINEAR))
+    frame = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    frame[:] = photo.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    x0 = (WIDTH - HEIGHT) // 2
+    frame[:, x0:x0 + HEIGHT] = scaled
+    return frame
+
+
+def object_phases(node: NodeUnderTest, n: int, suffix: str = "") -> dict:
+    """Latency p50 with 1 and with 3 object names asked (after two warm-up frames each) and their ratio."""
+    out = {}
+    for key, names in (("ms_per_frame_1_object", ["mug"]), ("ms_per_frame_3_objects", ["mug", "ball", "box"])):
+        node.ask(names)
+        for _ in range(2):  # warm-up: the objects' renders and their SAM embeddings
+            _one_frame(node, 600.0)
+        out[key + suffix] = float(np.median([_one_frame(node, 120.0)
+                                             for _ in tqdm(range(n), desc=key + suffix, leave=False)]))
+    one, three = out["ms_per_frame_1_object" + suffix], out["ms_per_frame_3_objects" + suffix]
+    out["objects_3_to_1_ratio" + suffix] = three / one
+    return out
+
+
 def run(cfg, args) -> dict:
     quick = bool(getattr(args, "quick", False))
-    domain = 150 + os.getpid() % 80  # this and +1 (the node): both <= 232
+    domain = 150 + os.getpid() % 80  # this, +1 (the node) and +2 (the gate-disabled node): all <= 231
     count = 300 if quick else 1500
+    n = 5 if quick else 30
     out = {"dds_msgs_per_s": dds_throughput(domain, count)}
     node = NodeUnderTest(cfg, domain + 1)
     try:
         for _ in range(2):  # warm-up (first frame builds renders / caches)
             _one_frame(node, 600.0)
-        n = 5 if quick else 30
         lat = [_one_frame(node, 120.0) for _ in tqdm(range(n), desc="node latency", leave=False)]
         time.sleep(0.5)
         d = node.diag()
@@ -215,6 +253,7 @@ def run(cfg, args) -> dict:
         out["pipeline_ms_p50"] = float(d.get("pipeline_ms_p50", "nan"))
         out["queue_ms_p50"] = float(d.get("queue_ms_p50", "nan"))
         out["publish_ms_p50"] = float(d.get("publish_ms_p50", "nan"))
+        out["person_present"] = d.get("person_present", "unknown")
         out["frames"] = n
         dropped0 = int(d.get("dropped_frames", 0))
         seconds = 5.0 if quick else 20.0
@@ -226,14 +265,15 @@ def run(cfg, args) -> dict:
         elapsed = time.monotonic() - t0
         out["fps"] = got / elapsed
         out["dropped_frames"] = int(node.diag().get("dropped_frames", dropped0)) - dropped0
-        for key, names in (("ms_per_frame_1_object", ["mug"]), ("ms_per_frame_3_objects", ["mug", "ball", "box"])):
-            node.ask(names)
-            for _ in range(2):  # warm-up: the objects' renders and their SAM embeddings
-                _one_frame(node, 600.0)
-            out[key] = float(np.median([_one_frame(node, 120.0) for _ in tqdm(range(n), desc=key, leave=False)]))
-        out["objects_3_to_1_ratio"] = out["ms_per_frame_3_objects"] / out["ms_per_frame_1_object"]
+        out.update(object_phases(node, n))
     finally:
         node.close()
+    if str(cfg.contact.person_gate) != "disabled":
+        node = NodeUnderTest(cfg.replace(contact__person_gate="disabled"), domain + 2)
+        try:
+            out.update(object_phases(node, n, "_gate_disabled"))
+        finally:
+            node.close()
     out["model"] = cfg.model.name
     out["device"] = cfg.model.device
     return out
