@@ -204,3 +204,24 @@ def test_geometry_bench_is_registered():
 
     module, func = BENCHES["geometry"].split(":")
     assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_coverage_is_decided_in_float64_at_pixel_centres(anny_body):
+    """A pixel centre a hair outside a face (Anny's bottomfront at 1024 px has one 1.5e-5 px outside both faces of a
+    fold seen edge-on; float32 pixel coordinates there are 3e-5 px apart) is background, as exact arithmetic and
+    PyTorch3D have it: every covered pixel's centre is inside its face by float64 barycentrics."""
+    from interactvlm_ros.render.rasterize import rasterize_mesh, to_pixels, to_view
+
+    v = torch.as_tensor(anny_body.canonical_vertices(), dtype=torch.float32)
+    f = torch.as_tensor(np.asarray(anny_body.faces, np.int64))
+    view = HUMAN_VIEWS[1]  # bottomfront
+    frag = rasterize_mesh(v, f, view, 1024)
+    rows, cols = torch.nonzero(frag.face_ids >= 0, as_tuple=True)
+    tri = to_pixels(to_view(v.double(), view), 1024)[f[frag.face_ids[rows, cols]]]  # [P,3,2] float64
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    d = torch.stack([cols, rows], 1).double() - tri[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    w1 = (d[:, 0] * e2[:, 1] - e2[:, 0] * d[:, 1]) / area
+    w2 = (e1[:, 0] * d[:, 1] - d[:, 0] * e1[:, 1]) / area
+    assert rows.numel() > 300_000 // 4
+    assert float(torch.stack([1 - w1 - w2, w1, w2]).min()) > -1e-9

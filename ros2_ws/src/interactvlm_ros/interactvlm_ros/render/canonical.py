@@ -24,7 +24,8 @@ from interactvlm_ros.render.lift import Lifter
 from interactvlm_ros.render.mesh_input import check_vertices
 from interactvlm_ros.render.render import PIAD_POINT_RADIUS, MultiViewRender, render_points, render_views
 
-RENDER_CACHE_VERSION = "4"  # bump when the renderer's output changes (3: scanline rasterizer; 4: truncated uint8)
+# Bump when the renderer's output changes (3: scanline rasterizer; 4: truncated uint8; 5: float64 geometry).
+RENDER_CACHE_VERSION = "5"
 
 
 @dataclass

@@ -6,7 +6,10 @@ spans become candidates (``repeat_interleave``), and each candidate is re-tested
 coordinates local to the triangle's first vertex. Work is proportional to the covered pixels, whatever the
 triangles' shapes, and is done in chunks of bounded size. The nearest candidate per pixel wins (one
 ``scatter_reduce`` amin on packed depth/candidate keys; exact depth ties go to the first candidate).
-Barycentrics are perspective-correct and depth is the view-space z, as PyTorch3D's ``rasterize_meshes`` with
+The projection and the edge functions are computed in float64 (the outputs are float32): a pixel centre a
+hair from an edge (float32 pixel coordinates near column 360 are 3e-5 px apart) is decided as exact arithmetic
+decides it, not by the rounding of the vertices' projection. Barycentrics are perspective-correct and depth is
+the view-space z, as PyTorch3D's ``rasterize_meshes`` with
 ``faces_per_pixel=1, blur_radius=0`` returns them. Triangles with a vertex at or behind the camera plane
 (z <= 1e-6) are skipped (never the case for the method's cameras, which look at a unit-size scene from 1.5-2 m).
 
@@ -125,12 +128,12 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, view: View, reso
     """Rasterise a triangle mesh for one view.
 
     Args:
-        vertices: float32 ``[N,3]`` world coordinates. faces: int64 ``[F,3]``.
+        vertices: float ``[N,3]`` world coordinates (projected in float64). faces: int64 ``[F,3]``.
         keep: optional bool ``[F]``; faces outside it are not drawn (face ids stay the original indices).
     """
     device = vertices.device
     H = W = int(resolution)
-    v_view = to_view(vertices, view)
+    v_view = to_view(vertices.to(torch.float64), view)
     p = to_pixels(v_view, resolution)
     face_idx = torch.arange(faces.shape[0], device=device)
     tri_z = v_view[:, 2][faces]  # [F,3]
