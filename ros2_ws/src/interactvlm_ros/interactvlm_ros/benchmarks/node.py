@@ -18,11 +18,11 @@ Keys (a contract):
   the per-frame person detection.
 - ``person_present``: the node's diagnostics after the latency phase (``true``: the gate found the person, so every
   frame ran the whole pipeline, object contact included).
+Also: ``pipeline_ms_p50``, ``queue_ms_p50``, ``publish_ms_p50``, ``frames``, ``device``, ``model``.
 
 The frame is a camera-sized photo of a person (scikit-image's astronaut, 480 px tall in a 640×480 frame): on a
 frame without a person the gate withholds contacts and the object steps never run, so noise would time the
 no-person short cut rather than the pipeline.
-Also: ``pipeline_ms_p50``, ``queue_ms_p50``, ``publish_ms_p50``, ``frames``, ``device``, ``model``.
 """
 
 from __future__ import annotations
