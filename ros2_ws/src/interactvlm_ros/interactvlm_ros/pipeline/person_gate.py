@@ -18,6 +18,12 @@ saying so). See :func:`apply_person_evidence`.
 A person seen only by their hands (no pose: the face and body hidden behind what they hold, or outside the frame)
 is evidence for the hands alone: human contact elsewhere on the body is dropped, and a contact the model put only
 on unseen parts is reported not found, with the reason.
+
+A calibration board held up to the camera hides the face, and the hand holding it is a fist the palm detector
+misses. When Pose finds nobody the worker also looks for a chessboard and for hands along its outline
+(:mod:`interactvlm_ros.recon.board_hands`). A hand found there holds the board: the ``board`` contact is put on
+that hand (:func:`held_hand_part` says which), whatever the model's map says, because the model has never seen a
+board held this way (its synthetic boards are stood on or carried against the body).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ RETRY_S = 10.0
 CONTACT_LEVEL = 0.5
 """The method's contact level: with hands-only evidence a contact is kept when a hand vertex reaches it."""
 HAND_PARTS = ("left hand", "right hand")
+BOARD_LABEL = "board"
+"""The object name (after ``model.object_names``) whose contact hands found at a chessboard's outline give."""
 
 
 @dataclass
@@ -47,7 +55,7 @@ class PersonEvidence:
     """Whether a person is in one frame.
 
     Attributes:
-        present: a person (pose) or at least one hand was detected.
+        present: a person (pose), at least one hand, or a hand holding a board was detected.
         confidence: in [0, 1]; the strongest evidence: a pose's landmark visibility (mean of its more visible
             half: a person cut by the image border is not penalised for the cut part) or a hand's score. 0 when
             absent or unavailable.
@@ -56,6 +64,8 @@ class PersonEvidence:
         hands: hands found by the hand detector.
         available: False when the detectors could not run (then ``present`` is False and ``reason`` says why).
         ms: wall time of the detection request (it overlaps the model when run through :class:`PersonGate`).
+        board_hands: ``(part, presence)`` of each hand found at a calibration board's outline, e.g.
+            ``(("left hand", 0.97),)`` (:func:`held_hand_part`).
     """
 
     present: bool
@@ -65,11 +75,12 @@ class PersonEvidence:
     hands: int = 0
     available: bool = True
     ms: float = 0.0
+    board_hands: tuple[tuple[str, float], ...] = ()
 
     @property
     def hands_only(self) -> bool:
-        """Seen only by hands: no pose, at least one hand."""
-        return self.available and self.present and self.people == 0 and self.hands > 0
+        """Seen only by hands: no pose, at least one hand (found by the palm detector or at a board)."""
+        return self.available and self.present and self.people == 0 and (self.hands > 0 or bool(self.board_hands))
 
     def describe(self) -> str:
         """One line for diagnostics, e.g. ``person: pose: 1 person (0.93); hands: none``."""
@@ -95,11 +106,26 @@ def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonE
     parts = [f"pose: {len(pose)} person{'s' if len(pose) != 1 else ''} ({max(pose):.2f}){tiled}" if pose
              else "pose: no person",
              (f"hands: {len(hands)} ({max(hands):.2f})" if hands else "hands: none")
-             if getattr(detections, "hands_checked", True) else "hands: not needed",
-             f"MediaPipe on {size[0]}x{size[1]}"]
-    conf = max(pose + hands, default=0.0)
-    return PersonEvidence(bool(pose or hands), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts), len(pose),
-                          len(hands), True, ms)
+             if getattr(detections, "hands_checked", True) else "hands: not needed"]
+    held: tuple[tuple[str, float], ...] = ()
+    outline = getattr(detections, "board_outline", None)
+    if outline is not None:
+        held = tuple((held_hand_part(h, outline), float(p))
+                     for h, p in zip(detections.board_hands, detections.board_hand_scores, strict=True))
+        parts.append("board: " + (", ".join(f"{part} at its edge ({p:.2f})" for part, p in held) if held
+                                  else "no hand found at its edge"))
+    parts.append(f"MediaPipe on {size[0]}x{size[1]}")
+    conf = max(pose + hands + [p for _, p in held], default=0.0)
+    return PersonEvidence(bool(pose or hands or held), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts),
+                          len(pose), len(hands), True, ms, held)
+
+
+def held_hand_part(hand: np.ndarray, outline: np.ndarray) -> str:
+    """Which of the person's hands holds the board: ``hand [21,3]`` landmarks and the board's ``outline [4,2]``
+    (pixels). The holder faces the camera from behind the board, so a hand right of the board's centre in the image
+    is their left hand. (The landmark network's own handedness output is no help here: on these fists it flips
+    between crops of the same hand.)"""
+    return "left hand" if float(np.mean(hand[:, 0])) > float(np.mean(outline[:, 0])) else "right hand"
 
 
 class PendingEvidence:
@@ -130,6 +156,8 @@ class PersonGate:
         segmentation: ask for person masks (the reconstruction's silhouette term needs them; the gate does not).
         hand_vertices: ``[Nh]`` int64 indices of the body topology's hand vertices (both hands), for hands-only
             evidence (see :func:`apply_person_evidence`); None: hands-only evidence counts for the whole body.
+        hand_parts: ``{"left hand": [Nl], "right hand": [Nr]}`` int64 vertex indices of each hand, for hands
+            found holding a board (taken from the predictor's body model by :meth:`use_body` when not given).
 
     The hand detector runs only when the pose detector found nobody: one person is enough evidence, and it saves
     the hand model's time on most frames with people.
@@ -137,7 +165,8 @@ class PersonGate:
 
     def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,
                  owns_detector: bool = True, segmentation: bool = False,
-                 hand_vertices: np.ndarray | None = None) -> None:
+                 hand_vertices: np.ndarray | None = None,
+                 hand_parts: Mapping[str, np.ndarray] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"person gate mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
@@ -147,6 +176,7 @@ class PersonGate:
         self.owns_detector = bool(owns_detector)
         self.segmentation = bool(segmentation)
         self.hand_vertices = None if hand_vertices is None else np.asarray(hand_vertices, dtype=np.int64)
+        self.hand_parts = None if hand_parts is None else {k: np.asarray(v, np.int64) for k, v in hand_parts.items()}
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._retry_after = 0.0
@@ -178,6 +208,8 @@ class PersonGate:
         """Take the hand vertices for hands-only evidence from ``body_model`` (the predictor's) unless given."""
         if self.hand_vertices is None:
             self.hand_vertices = hand_vertex_ids(body_model)
+        if self.hand_parts is None:
+            self.hand_parts = hand_part_ids(body_model)
 
     @property
     def strict(self) -> bool:
@@ -201,7 +233,7 @@ class PersonGate:
         try:
             det = self._get_detector().detect_with_hands(rgb, max_people or self.max_people, self.max_hands,
                                                          hands_without_people_only=True,
-                                                         segmentation=self.segmentation)
+                                                         segmentation=self.segmentation, board_hands=True)
         except Exception as exc:  # noqa: BLE001 - a missing/broken MediaPipe is reported, never raised
             from interactvlm_ros.recon.keypoints import KeypointError
 
@@ -222,7 +254,7 @@ class PersonGate:
 
     def apply(self, result, evidence: PersonEvidence) -> None:
         """:func:`apply_person_evidence` with this gate's mode and hand vertices."""
-        apply_person_evidence(result, evidence, self.strict, self.hand_vertices)
+        apply_person_evidence(result, evidence, self.strict, self.hand_vertices, self.hand_parts)
 
     def begin(self, rgb: np.ndarray, max_people: int | None = None) -> PendingEvidence:
         """Start :meth:`check` on a helper thread (it waits on the worker process, which computes in parallel with
@@ -246,18 +278,26 @@ class PersonGate:
                 LOG.warning("closing the person gate's keypoint worker failed: %s: %s", type(exc).__name__, exc)
 
 
-def hand_vertex_ids(body_model) -> np.ndarray | None:
-    """``[Nh]`` int64 indices of both hands' vertices of ``body_model`` (its ``part_vertex_ids``), or None."""
+def hand_part_ids(body_model) -> dict[str, np.ndarray] | None:
+    """``{"left hand": [Nl], "right hand": [Nr]}`` int64 vertex indices of ``body_model`` (its
+    ``part_vertex_ids``), or None."""
     if body_model is None or not hasattr(body_model, "part_vertex_ids"):
         return None
     parts = body_model.part_vertex_ids()
     if not all(name in parts for name in HAND_PARTS):
         return None
-    return np.unique(np.concatenate([np.asarray(parts[name], dtype=np.int64) for name in HAND_PARTS]))
+    return {name: np.asarray(parts[name], dtype=np.int64) for name in HAND_PARTS}
+
+
+def hand_vertex_ids(body_model) -> np.ndarray | None:
+    """``[Nh]`` int64 indices of both hands' vertices of ``body_model`` (its ``part_vertex_ids``), or None."""
+    parts = hand_part_ids(body_model)
+    return None if parts is None else np.unique(np.concatenate(list(parts.values())))
 
 
 def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
-                          hand_vertices: np.ndarray | None = None) -> None:
+                          hand_vertices: np.ndarray | None = None,
+                 hand_parts: Mapping[str, np.ndarray] | None = None) -> None:
     """Gate one frame's ``ContactResult`` in place by ``evidence``.
 
     * person present: every found contact gets ``person_confidence`` (the published ``Contact.confidence`` is the
@@ -266,6 +306,9 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
       hand vertices and is 0 elsewhere (the rest of the body was not seen), ``reason`` says so; a contact with no
       hand vertex at ``CONTACT_LEVEL`` becomes ``found=False`` ("only hands are seen ... the model's contact is
       elsewhere") and its maps are dropped;
+    * hands found holding a calibration board (``evidence.board_hands``, with ``hand_parts`` given): a found
+      ``board`` contact is put on those hands (each hand's vertices at its presence, 0 elsewhere), see
+      :func:`_board_contact`; its object map stays the model's;
     * no person: every found contact becomes ``found=False`` with ``reason`` "no person in the image (<what the
       detectors saw>)", and its maps are dropped (the model's human map is not an answer on an absent person);
       contacts that were already not found keep their own reason;
@@ -277,8 +320,9 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
         for c in result.contacts:
             if c.found:
                 c.person_confidence = float(evidence.confidence)
+        held = _board_contact(result, evidence, hand_parts) if evidence.board_hands and hand_parts else set()
         if evidence.hands_only and hand_vertices is not None:
-            _keep_hands(result, evidence, hand_vertices)
+            _keep_hands(result, evidence, hand_vertices, skip=held)
         return
     if evidence.available:
         why = f"no person in the image ({evidence.reason})"
@@ -294,10 +338,11 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
             _withhold(c, why)
 
 
-def _keep_hands(result, evidence: PersonEvidence, hand_vertices: np.ndarray) -> None:
-    """Hands-only evidence: human contact only on the hand vertices (see :func:`apply_person_evidence`)."""
+def _keep_hands(result, evidence: PersonEvidence, hand_vertices: np.ndarray, skip: set[int] = frozenset()) -> None:
+    """Hands-only evidence: human contact only on the hand vertices (see :func:`apply_person_evidence`); contacts
+    whose ``id`` is in ``skip`` are left as they are."""
     for c in result.contacts:
-        if not c.found or c.human_probs is None:
+        if not c.found or c.human_probs is None or id(c) in skip:
             continue
         on_hands = c.human_probs[hand_vertices]
         if not (on_hands >= CONTACT_LEVEL).any():
@@ -307,6 +352,24 @@ def _keep_hands(result, evidence: PersonEvidence, hand_vertices: np.ndarray) -> 
         kept[hand_vertices] = on_hands
         c.human_probs = kept
         c.reason = f"only hands are seen ({evidence.reason}): contact kept on the hands"
+
+
+def _board_contact(result, evidence: PersonEvidence, hand_parts: Mapping[str, np.ndarray]) -> set[int]:
+    """Hands found at a calibration board's edge hold it: each found ``board`` contact's human map becomes those
+    hands (every vertex of a hand at the hand's presence), 0 elsewhere. Returns the ``id`` of each contact set."""
+    done = set()
+    for c in result.contacts:
+        if not c.found or c.label != BOARD_LABEL or c.human_probs is None:
+            continue
+        held = np.zeros_like(c.human_probs)
+        for part, presence in evidence.board_hands:
+            ids = hand_parts[part]
+            held[ids] = np.maximum(held[ids], presence)
+        c.human_probs = held
+        c.reason = (f"contact from the hands found holding the board ({evidence.reason}); "
+                    "the model's own map for the board is not used")
+        done.add(id(c))
+    return done
 
 
 def _withhold(c, why: str) -> None:

@@ -13,7 +13,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,10 @@ class Detections:
         hands_checked: False when the hand detector was skipped (a person was found and hands were asked for
             only without people).
         tiled: how many of ``people`` were found in half-size tiles (small in the frame; ``tiles=True``).
+        board_outline: float32 ``[4,2]`` pixels of a calibration chessboard (asked with ``board_hands=True`` and
+            nobody found by the pose detector), else None.
+        board_hands: float32 ``[m,21,3]`` landmarks of hands found at the board's outline (x, y pixels, relative z).
+        board_hand_scores: float32 ``[m]`` their hand presence.
     """
 
     people: list[PersonKeypoints]
@@ -111,6 +115,9 @@ class Detections:
     hand_scores: np.ndarray
     hands_checked: bool = True
     tiled: int = 0
+    board_outline: np.ndarray | None = None
+    board_hands: np.ndarray = field(default_factory=lambda: np.zeros((0, 21, 3), np.float32))
+    board_hand_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def mediapipe_python(configured: str = "") -> Path:
@@ -216,11 +223,13 @@ class KeypointDetector:
                                                arrays[f"mask_{i}"]) for i in range(header["people"])]
 
     def detect_with_hands(self, image_rgb: np.ndarray, max_people: int | None = None, max_hands: int = 4,
-                          hands_without_people_only: bool = False, segmentation: bool = True) -> Detections:
+                          hands_without_people_only: bool = False, segmentation: bool = True,
+                          board_hands: bool = False) -> Detections:
         """People (as :meth:`detect`) and hands (MediaPipe Hands) in ``image_rgb`` in one worker request.
         ``hands_without_people_only``: look for hands only when the pose detector found nobody (then
         ``Detections.hands_checked`` is False when it found someone); ``segmentation=False``: no person masks
-        (``PersonKeypoints.mask`` None), faster."""
+        (``PersonKeypoints.mask`` None), faster; ``board_hands``: when the pose detector found nobody, also look
+        for hands holding a calibration chessboard (:mod:`interactvlm_ros.recon.board_hands`)."""
         image = np.asarray(image_rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
@@ -228,7 +237,8 @@ class KeypointDetector:
         header, arrays = self._request({"op": "detect", "max_people": max_people or self.max_people,
                                         "min_score": self.min_score, "hands": int(max_hands),
                                         "hands_without_people_only": bool(hands_without_people_only),
-                                        "segmentation": bool(segmentation), "tiles": self.tiles},
+                                        "segmentation": bool(segmentation), "tiles": self.tiles,
+                                        "board_hands": bool(board_hands)},
                                        {"image": image})
         people = []
         for i in range(header["people"]):
@@ -238,8 +248,12 @@ class KeypointDetector:
         n = int(header.get("hands", 0))
         hands = (np.stack([arrays[f"hand_{i}"] for i in range(n)]) if n else np.zeros((0, 21, 3), np.float32))
         scores = arrays.get("hand_scores", np.zeros(0, np.float32))
+        m = int(header.get("board_hands", 0))
+        held = (np.stack([arrays[f"board_hand_{i}"] for i in range(m)]) if m else np.zeros((0, 21, 3), np.float32))
         return Detections(people, hands.astype(np.float32), np.asarray(scores, np.float32).reshape(-1),
-                          "hands" in header, int(header.get("tiled", 0)))
+                          "hands" in header, int(header.get("tiled", 0)), arrays.get("board_outline"),
+                          held.astype(np.float32),
+                          np.asarray(arrays.get("board_hand_scores", np.zeros(0)), np.float32).reshape(-1))
 
     def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
         with self._lock:

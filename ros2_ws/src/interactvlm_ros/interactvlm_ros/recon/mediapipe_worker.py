@@ -18,6 +18,11 @@ hands) on the original image, and the reply has ``"hands": n`` and the arrays ``
 in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness classifier's score of each hand);
 ``"hands_without_people_only": true`` skips the hands (no ``"hands"`` in the reply) when a person was found;
 ``"segmentation": false`` runs Pose without its segmentation (faster; ``mask_i`` is then empty, ``[0,0]``).
+``"board_hands": true``: when Pose found nobody, look for hands holding a calibration board (a chessboard): find
+the board, run MediaPipe's hand-landmark network on crops along its outline (:mod:`board_hands`); the reply has
+``"board": true/false``, ``"board_hands": n`` and the arrays ``board_outline`` (float32 ``[4,2]`` pixels, when a
+board was found), ``board_hand_i`` (float32 ``[21,3]`` x, y pixels, relative z) and ``board_hand_scores`` (float32
+``[n]``, hand presence).
 ``"tiles": true`` (small, distant people): when the whole frame shows nobody, Pose also looks in a 3x3 grid of
 overlapping half-size tiles (a person a quarter of the frame tall fills half a tile); a tile's person counts when
 its confidence (mean visibility of its more visible half of the landmarks) is at least ``"tile_min_confidence"``
@@ -89,6 +94,20 @@ class PoseWorker:
                                            min_detection_confidence=0.5)
         self._hands = None  # built on the first request that asks for hands
         self._pose_noseg = None  # Pose without segmentation, built on the first request that asks for it
+        self._hand_net = None  # the hand-landmark network alone, built on the first board_hands request
+
+    def board_hands(self, image: np.ndarray) -> tuple[bool, dict[str, np.ndarray]]:
+        """Hands holding a chessboard in ``image`` (:func:`board_hands.board_hands`): ``(board found, arrays)``."""
+        from board_hands import HandLandmarkNet, board_hands  # a sibling of this script (never interactvlm_ros)
+
+        if self._hand_net is None:
+            self._hand_net = HandLandmarkNet()
+        outline, hands, scores = board_hands(image, self._hand_net)
+        out = {f"board_hand_{i}": h for i, h in enumerate(hands)}
+        out["board_hand_scores"] = scores
+        if outline is not None:
+            out["board_outline"] = outline.astype(np.float32)
+        return outline is not None, out
 
     def hands(self, image: np.ndarray, max_hands: int) -> dict[str, np.ndarray]:
         """MediaPipe Hands on ``image``: ``hand_i [21,3]`` (x, y px, relative z) and ``hand_scores [n]``."""
@@ -229,6 +248,10 @@ def main() -> int:
                     hands = worker.hands(image, int(header["hands"]))
                     reply["hands"] = len(hands["hand_scores"])
                     found.update(hands)
+                if header.get("board_hands") and not reply["people"]:
+                    reply["board"], held = worker.board_hands(image)
+                    reply["board_hands"] = len(held["board_hand_scores"])
+                    found.update(held)
                 write_message(stdout, reply, found)
             else:
                 raise ValueError(f"unknown op {op!r}")

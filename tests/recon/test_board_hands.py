@@ -1,0 +1,114 @@
+"""Hands holding a calibration board (``interactvlm_ros.recon.board_hands``), for the person gate.
+
+The crop geometry is checked here in numpy; the search itself runs in the real MediaPipe worker (OpenCV's
+chessboard detectors and MediaPipe's hand-landmark network on tflite-runtime) on a frame of OpenCV's stereo
+calibration set, fetched from Debian's opencv-doc package like the real-photo evaluation's images (skips when the
+MediaPipe environment or the package is missing), and on scikit-image's coffee cup (no board, no hand).
+"""
+
+import numpy as np
+import pytest
+
+from interactvlm_ros.pipeline.person_gate import PersonEvidence, apply_person_evidence, evidence_from, held_hand_part
+from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
+from interactvlm_ros.recon.board_hands import CROP, CROP_SIZES, EDGE_PLACES, TURNS_DEG, _crop_map, outline_crops
+
+
+def apply(m: np.ndarray, p) -> np.ndarray:
+    return m[:, :2] @ np.asarray(p, np.float64) + m[:, 2]
+
+
+def test_crop_map_centres_scales_and_points_up_into_the_board():
+    m = _crop_map(np.array([300.0, 200.0]), 112.0, np.array([-1.0, 0.0]), 0.0)  # up = image left
+    np.testing.assert_allclose(apply(m, [300, 200]), [CROP / 2, CROP / 2], atol=1e-4)
+    np.testing.assert_allclose(apply(m, [244, 200]), [CROP / 2, 0.0], atol=1e-4)  # 56 px left -> crop top
+    np.testing.assert_allclose(apply(m, [300, 144]), [CROP, CROP / 2], atol=1e-4)  # 56 px up -> crop right
+    assert np.linalg.det(m[:, :2]) > 0  # a turn, never a mirror (a left hand stays a left hand)
+
+
+def test_outline_crops_look_into_the_board_from_every_edge():
+    outline = np.array([[100, 100], [400, 100], [400, 300], [100, 300]], np.float32)
+    maps = outline_crops(outline)
+    assert len(maps) == 4 * len(EDGE_PLACES) * len(CROP_SIZES) * len(TURNS_DEG)
+    centre = outline.mean(axis=0)
+    per_place = len(CROP_SIZES) * len(TURNS_DEG)
+    for i, m in enumerate(maps):
+        if i % len(TURNS_DEG) != TURNS_DEG.index(0.0):
+            continue
+        x, y = apply(m, centre)
+        assert y < CROP / 2  # every unturned crop looks into the board
+        if EDGE_PLACES[(i // per_place) % len(EDGE_PLACES)] == 0.5:
+            assert abs(x - CROP / 2) < 1e-3  # from an edge's middle, straight at the board's centre
+
+
+def test_the_hand_right_of_the_board_is_the_holders_left():
+    outline = np.array([[100, 100], [400, 100], [400, 300], [100, 300]], np.float32)
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 0], hand[:, 1] = 420.0, 200.0
+    assert held_hand_part(hand, outline) == "left hand"
+    hand[:, 0] = 80.0
+    assert held_hand_part(hand, outline) == "right hand"
+
+
+def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_only():
+    parts = {"left hand": np.array([0, 1]), "right hand": np.array([2, 3])}
+    torso = np.array([0.0, 0.0, 0.0, 0.0, 0.9, 0.9], np.float32)  # the model's board map: on the body
+    board = ObjectContact("board", human_probs=torso.copy())
+    cup = ObjectContact("cup", human_probs=np.array([0.0, 0.0, 0.8, 0.8, 0.0, 0.0], np.float32))
+    ev = PersonEvidence(True, 0.9, "pose: no person; hands: none; board: left hand at its edge (0.90)",
+                        people=0, hands=0, board_hands=(("left hand", 0.9),))
+    assert ev.hands_only
+    res = ContactResult("anny", 6, [board, cup])
+    apply_person_evidence(res, ev, strict=False, hand_vertices=np.arange(4), hand_parts=parts)
+    np.testing.assert_allclose(board.human_probs, [0.9, 0.9, 0, 0, 0, 0])
+    assert board.found and "hands found holding the board" in board.reason
+    assert cup.found and "only hands are seen" in cup.reason  # the cup's map is on the hands: kept there
+    np.testing.assert_allclose(cup.human_probs, [0, 0, 0.8, 0.8, 0, 0])
+
+
+@pytest.fixture(scope="module")
+def board_frame(tmp_path_factory):
+    from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos
+    from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
+
+    labels = load_real_labels(shipped_labels_path())
+    one = RealPhotoSet(labels.sources, [p for p in labels.images if p.id == "board_left01"])
+    try:
+        files = fetch_real_photos(one, tmp_path_factory.mktemp("board"), progress=False)
+    except PhotoSourceError as exc:
+        pytest.skip(f"OpenCV's calibration frames are not available here: {exc}")
+    from PIL import Image
+
+    return np.asarray(Image.open(files["board_left01"]).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from interactvlm_ros.recon.keypoints import KeypointDetector, KeypointError, mediapipe_python
+
+    try:
+        python = mediapipe_python("")
+    except KeypointError as exc:
+        pytest.skip(f"MediaPipe environment missing: {exc}")
+    with KeypointDetector(python, max_people=1) as det:
+        yield det
+
+
+def test_worker_finds_the_hand_holding_a_calibration_board(detector, board_frame):
+    det = detector.detect_with_hands(board_frame, 1, hands_without_people_only=True, segmentation=False,
+                                     board_hands=True)
+    assert not det.people  # the face is behind the board: Pose sees nobody
+    assert det.board_outline is not None and det.board_outline.shape == (4, 2)
+    assert len(det.board_hands) == 1 and det.board_hand_scores[0] >= 0.62
+    ev = evidence_from(det, (640, 480))
+    assert ev.present and ev.hands_only and ev.board_hands[0][0] == "left hand"
+    assert "board: left hand at its edge" in ev.reason
+
+
+def test_no_board_no_board_hands(detector):
+    import skimage.data
+
+    det = detector.detect_with_hands(np.ascontiguousarray(skimage.data.coffee()), 1, hands_without_people_only=True,
+                                     segmentation=False, board_hands=True)
+    assert det.board_outline is None and len(det.board_hands) == 0
+    assert not evidence_from(det, (600, 400)).present
