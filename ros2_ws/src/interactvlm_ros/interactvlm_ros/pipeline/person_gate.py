@@ -297,7 +297,7 @@ def hand_vertex_ids(body_model) -> np.ndarray | None:
 
 def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
                           hand_vertices: np.ndarray | None = None,
-                 hand_parts: Mapping[str, np.ndarray] | None = None) -> None:
+                          hand_parts: Mapping[str, np.ndarray] | None = None) -> None:
     """Gate one frame's ``ContactResult`` in place by ``evidence``.
 
     * person present: every found contact gets ``person_confidence`` (the published ``Contact.confidence`` is the
