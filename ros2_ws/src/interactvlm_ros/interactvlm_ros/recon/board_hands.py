@@ -9,14 +9,15 @@ itself is easy to find, and a hand that holds it must be at its outline. So:
    pixels.
 2. :class:`HandLandmarkNet` runs MediaPipe's hand-landmark network (``hand_landmark_full.tflite``, the second
    stage of MediaPipe Hands; it scores *hand presence* on a crop and places 21 landmarks) on square crops along
-   that outline (:func:`outline_crops`: 4 edges x 3 places x 2 sizes x 3 turns, each turned so that the crop's
-   up points into the board, as the fingers of a hand gripping an edge do).
+   that outline (:func:`outline_crops`: 4 edges x 3 places x 2 sizes x 2 ups x 3 turns: the crop's up is the
+   image's up (a fist on a side edge, forearm from below) or points into the board (fingers over the top or bottom
+   edge), each turned by -45, 0 and 45 degrees).
 3. :func:`board_hands` keeps crops whose presence reaches ``min_presence`` and merges those that show the same
    hand: ``(outline, landmarks [n,21,3] image pixels, presence [n])``.
 
 Measured on OpenCV's 26 stereo-calibration frames (a seated person holding the board up, face behind it): the
 board is found in 26 of 26, in none of the 10 other real photos (45 ms when there is none); the holding hand is
-found in 6 of the 26, nothing else is (see ``MIN_PRESENCE``); ~0.85 s a frame with a board on 2 cores for the 72
+found in 7 of the 26, nothing else is (see ``MIN_PRESENCE``); ~1.7 s a frame with a board on 2 cores for the 144
 crops. A hand hidden behind the board, or seen only as a wrist, cannot be found this way.
 
 This module runs inside the MediaPipe worker process (``.venv-mediapipe``: numpy < 2, OpenCV, tflite-runtime) and
@@ -36,10 +37,10 @@ COMMON_GRIDS = ((9, 6), (8, 6), (7, 6), (9, 7), (7, 5), (8, 5), (10, 7), (11, 8)
 MARGIN_SQUARES = 0.5  # board margin beyond the outer squares, in squares
 EDGE_PLACES = (0.25, 0.5, 0.75)  # where along each outline edge a crop is centred
 CROP_SIZES = (0.5, 0.7)  # crop side as a fraction of the board's longer side
-TURNS_DEG = (-45.0, 0.0, 45.0)  # crop turns about "fingers point into the board"
-MIN_PRESENCE = 0.62
-"""Hand presence that counts: the 6 holding hands found on the calibration frames score 0.64-0.98; the highest crop
-elsewhere on them was 0.60 (on the hair at the board's top edge)."""
+TURNS_DEG = (-45.0, 0.0, 45.0)  # crop turns about each of its two ups (the image's, into the board)
+MIN_PRESENCE = 0.7
+"""Hand presence that counts: the 7 holding hands found on the calibration frames score 0.85-0.98; the highest crops
+elsewhere on them were 0.66 (an arm beyond the image border), 0.63 (a neck) and 0.56 (the board's edge)."""
 
 
 def board_outline(gray: np.ndarray) -> np.ndarray | None:
@@ -73,7 +74,7 @@ def board_outline(gray: np.ndarray) -> np.ndarray | None:
 
 def outline_crops(outline: np.ndarray) -> list[np.ndarray]:
     """Affine maps ``[2,3]`` (image -> 224 px crop) of the crops along ``outline`` ``[4,2]``: per edge, place,
-    size and turn; each crop's up points into the board."""
+    size, up (the image's, then into the board) and turn."""
     centre = outline.mean(axis=0)
     size = max(np.linalg.norm(outline[1] - outline[0]), np.linalg.norm(outline[3] - outline[0]))
     maps = []
@@ -86,8 +87,9 @@ def outline_crops(outline: np.ndarray) -> list[np.ndarray]:
         for t in EDGE_PLACES:
             p = a + t * d
             for frac in CROP_SIZES:
-                for turn in TURNS_DEG:
-                    maps.append(_crop_map(p, frac * size, inward, np.deg2rad(turn)))
+                for up in (np.array([0.0, -1.0]), inward):
+                    for turn in TURNS_DEG:
+                        maps.append(_crop_map(p, frac * size, up, np.deg2rad(turn)))
     return maps
 
 
@@ -150,6 +152,9 @@ def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = M
         xy = lm[i, :, :2] @ inv[:, :2].T + inv[:, 2]
         z = lm[i, :, 2:] * np.sqrt(abs(np.linalg.det(inv[:, :2])))
         span = np.ptp(xy, axis=0).max()
+        cx, cy = xy.mean(axis=0)
+        if not (0 <= cx < image.shape[1] and 0 <= cy < image.shape[0]):
+            continue
         if any(np.linalg.norm(xy.mean(0) - h[:, :2].mean(0)) < 0.5 * span for h in hands):
             continue
         hands.append(np.concatenate([xy, z], axis=1).astype(np.float32))
