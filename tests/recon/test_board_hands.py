@@ -116,3 +116,14 @@ def test_no_board_no_board_hands(detector):
                                      segmentation=False, board_hands=True)
     assert det.board_outline is None and len(det.board_hands) == 0
     assert not evidence_from(det, (600, 400)).present
+
+
+def test_pipeline_asks_for_board_hands_only_when_a_query_is_a_board():
+    from interactvlm_ros.config import load_config
+    from interactvlm_ros.model import ContactPredictor
+    from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline, ObjectQuery
+
+    pipe = ContactPipeline(ContactPredictor.from_config(load_config(None, ["model.device=cpu"])))
+    assert pipe._asks_for_board([ObjectQuery("calibration board")])  # a synonym of the default model's board
+    assert pipe._asks_for_board([ObjectQuery("cup"), ObjectQuery("board")])
+    assert not pipe._asks_for_board([ObjectQuery("cup"), ObjectQuery("ball")])

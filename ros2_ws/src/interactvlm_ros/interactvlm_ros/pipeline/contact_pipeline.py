@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.pipeline.person_gate import PersonEvidence, PersonGate
+from interactvlm_ros.pipeline.person_gate import BOARD_LABEL, PersonEvidence, PersonGate
 from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
 from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
 
@@ -98,7 +98,8 @@ class ContactPipeline:
         ``camera.default_fov_deg``, no depth)."""
         queries = [o if isinstance(o, ObjectQuery) else ObjectQuery(o) for o in objects]
         self._given = {q.mesh.mesh_id: q.mesh for q in queries if q.mesh is not None}
-        pending = self.person_gate.begin(rgb) if self.person_gate is not None else None
+        pending = (self.person_gate.begin(rgb, boards=self._asks_for_board(queries))
+                   if self.person_gate is not None else None)
         image = self.predictor.encode(rgb)
         result = self.predictor.predict(image, [q.name for q in queries])
         evidence = people = None
@@ -113,6 +114,17 @@ class ContactPipeline:
         attempt = (self.reconstruction.run(rgb, result, K, depth, people=people)
                    if self.reconstruction is not None else None)
         return PipelineResult(result, attempt, evidence)
+
+    def _asks_for_board(self, queries: list[ObjectQuery]) -> bool:
+        """Whether a query names a board (as the model knows it): only then does the person gate look for hands
+        holding a calibration board (the search costs up to ~2 s on a frame with a board and nobody found)."""
+        resolve = getattr(self.predictor, "resolve_names", None)
+        if resolve is None:
+            return True
+        try:
+            return any(m.prompt_name == BOARD_LABEL for m in resolve([q.name for q in queries]))
+        except ValueError:  # a name with nothing printable: predict reports it
+            return False
 
     def object_mesh(self, mesh_id: str) -> MeshTopology | None:
         """The mesh a contact's ``object_mesh_id`` names: a library mesh (``label@hash``) or one the last frame's

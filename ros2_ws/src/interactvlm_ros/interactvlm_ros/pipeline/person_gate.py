@@ -221,8 +221,11 @@ class PersonGate:
             self._detector = self._detector()
         return self._detector
 
-    def check(self, rgb: np.ndarray, max_people: int | None = None) -> tuple[PersonEvidence, list | None]:
-        """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``."""
+    def check(self, rgb: np.ndarray, max_people: int | None = None,
+              boards: bool = True) -> tuple[PersonEvidence, list | None]:
+        """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``. ``boards``: when
+        Pose finds nobody, also look for hands holding a calibration board (up to ~2 s on a frame with a board;
+        the pipeline asks only when a query is a board)."""
         now = time.monotonic()
         if now < self._retry_after:
             ev = PersonEvidence(False, 0.0, self._retry_reason, available=False)
@@ -233,7 +236,7 @@ class PersonGate:
         try:
             det = self._get_detector().detect_with_hands(rgb, max_people or self.max_people, self.max_hands,
                                                          hands_without_people_only=True,
-                                                         segmentation=self.segmentation, board_hands=True)
+                                                         segmentation=self.segmentation, board_hands=boards)
         except Exception as exc:  # noqa: BLE001 - a missing/broken MediaPipe is reported, never raised
             from interactvlm_ros.recon.keypoints import KeypointError
 
@@ -256,13 +259,13 @@ class PersonGate:
         """:func:`apply_person_evidence` with this gate's mode and hand vertices."""
         apply_person_evidence(result, evidence, self.strict, self.hand_vertices, self.hand_parts)
 
-    def begin(self, rgb: np.ndarray, max_people: int | None = None) -> PendingEvidence:
+    def begin(self, rgb: np.ndarray, max_people: int | None = None, boards: bool = True) -> PendingEvidence:
         """Start :meth:`check` on a helper thread (it waits on the worker process, which computes in parallel with
         the caller's model pass); read it with ``.result()``."""
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="person-gate")
-            return PendingEvidence(self._pool.submit(self.check, np.ascontiguousarray(rgb), max_people))
+            return PendingEvidence(self._pool.submit(self.check, np.ascontiguousarray(rgb), max_people, boards))
 
     def close(self) -> None:
         """Stop the helper thread and (when owned) the MediaPipe worker; both restart on the next frame."""
