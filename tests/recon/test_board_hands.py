@@ -1,7 +1,7 @@
 """Hands holding a calibration board (``interactvlm_ros.recon.board_hands``), for the person gate.
 
 The crop geometry is checked here in numpy; the search itself runs in the real MediaPipe worker (OpenCV's
-chessboard detectors and MediaPipe's hand-landmark network on tflite-runtime) on a frame of OpenCV's stereo
+chessboard detectors and MediaPipe's hand-landmark network on ai-edge-litert) on a frame of OpenCV's stereo
 calibration set, fetched from Debian's opencv-doc package like the real-photo evaluation's images (skips when the
 MediaPipe environment or the package is missing), and on scikit-image's coffee cup (no board, no hand).
 """

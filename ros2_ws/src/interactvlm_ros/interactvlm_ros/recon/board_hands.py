@@ -20,7 +20,7 @@ board is found in 26 of 26, in none of the 10 other real photos (45 ms when ther
 found in 7 of the 26, nothing else is (see ``MIN_PRESENCE``); ~1.7 s a frame with a board on 2 cores for the 144
 crops. A hand hidden behind the board, or seen only as a wrist, cannot be found this way.
 
-This module runs inside the MediaPipe worker process (``.venv-mediapipe``: numpy < 2, OpenCV, tflite-runtime) and
+This module runs inside the MediaPipe worker process (``.venv-mediapipe``: numpy < 2, OpenCV, ai-edge-litert) and
 never imports ``interactvlm_ros``.
 """
 
@@ -105,7 +105,8 @@ def _crop_map(centre: np.ndarray, side: float, up: np.ndarray, turn: float) -> n
 
 
 class HandLandmarkNet:
-    """MediaPipe's hand-landmark network (``hand_landmark_full.tflite`` from the mediapipe wheel) on tflite-runtime.
+    """MediaPipe's hand-landmark network (``hand_landmark_full.tflite`` from the mediapipe wheel) on ai-edge-litert
+    (the TFLite interpreter).
 
     ``__call__(crops)``: ``crops`` float32 ``[B,224,224,3]`` RGB in [0, 1] -> ``(landmarks [B,21,3]`` crop pixels
     (x, y, relative z), ``presence [B])``.
@@ -113,7 +114,7 @@ class HandLandmarkNet:
 
     def __init__(self, threads: int = 2):
         import mediapipe
-        from tflite_runtime.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter
 
         path = os.path.join(os.path.dirname(mediapipe.__file__), "modules", "hand_landmark",
                             "hand_landmark_full.tflite")
