@@ -71,14 +71,15 @@ def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_onl
 
 
 @pytest.fixture(scope="module")
-def board_frame(tmp_path_factory):
+def board_frame():
+    from interactvlm_ros.config.paths import cache_dir
     from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos
     from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
 
     labels = load_real_labels(shipped_labels_path())
     one = RealPhotoSet(labels.sources, [p for p in labels.images if p.id == "board_left01"])
-    try:
-        files = fetch_real_photos(one, tmp_path_factory.mktemp("board"), progress=False)
+    try:  # where eval --real keeps them (checked by sha256; the 95 MB package is downloaded once)
+        files = fetch_real_photos(one, cache_dir() / "real_photos", progress=False)
     except PhotoSourceError as exc:
         pytest.skip(f"OpenCV's calibration frames are not available here: {exc}")
     from PIL import Image
