@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from rosbags.highlevel import AnyReader
 
-from interactvlm_ros.demo.bundle import DEMO_SEED, bundle_dir, load_bundle, real_photo_frames
+from interactvlm_ros.demo.bundle import DEMO_PACKAGED_PHOTOS, DEMO_SEED, bundle_dir, load_bundle, real_photo_frames
 
 OUTPUT_TOPICS = ("/interactvlm/contacts", "/interactvlm/contacts/markers", "/interactvlm/contacts/human_cloud",
                  "/interactvlm/contacts/object_cloud")
@@ -22,9 +22,13 @@ ALL_TOPICS = OUTPUT_TOPICS + ("/image", "/camera_info", "/interactvlm/objects", 
 REAL = real_photo_frames()
 
 
-def test_real_photos_are_the_labelled_scikit_image_ones():
-    assert [f.id for f in REAL] == ["astronaut", "cameraman", "coffee", "cat"]
-    assert [f.labelled_parts for f in REAL] == [("left hand",), ("left hand", "right hand"), (), ()]
+def test_real_photos_are_the_labelled_scikit_image_ones_and_two_calibration_frames():
+    skimage_photos = [f for f in REAL if f.id not in DEMO_PACKAGED_PHOTOS]
+    assert [f.id for f in skimage_photos] == ["astronaut", "cameraman", "coffee", "cat"]
+    assert [f.labelled_parts for f in skimage_photos] == [("left hand",), ("left hand", "right hand"), (), ()]
+    boards = [f for f in REAL if f.id in DEMO_PACKAGED_PHOTOS]  # none where opencv-doc cannot be fetched
+    assert sorted(f.id for f in boards) in ([], sorted(DEMO_PACKAGED_PHOTOS))
+    assert all(f.object == "board" and f.labelled_parts == ("left hand",) for f in boards)
     assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 and f.source == "photo" for f in REAL)
 
 
@@ -68,7 +72,8 @@ def test_bag_has_every_topic_with_the_image_stamps(demo):
         assert sorted(_stamp(h) for h in heads) == sorted(stamps), topic
         assert {h.frame_id for h in heads} == {images[0].header.frame_id}
     asked = [f.object for f in REAL] + [load_bundle()[0].object]
-    assert [m.data for m in msgs["/interactvlm/objects"]] == asked
+    changes = [o for i, o in enumerate(asked) if i == 0 or o != asked[i - 1]]  # a query is sent when it changes
+    assert [m.data for m in msgs["/interactvlm/objects"]] == changes
     contacts = msgs["/interactvlm/contacts"]
     assert [c.contacts[0].object_label for c in contacts] == asked
     kinds = {m.mesh_id: m.kind for m in msgs["/interactvlm/contacts/topology"]}
@@ -93,6 +98,12 @@ def test_summary_pngs_and_meshes(demo):
             assert score["on_target"] == (0.0 if frame.labelled_parts else 1.0)
     helmet = rows[0]  # not an object the default model knows: not found, and the reason lists what it knows
     assert not helmet["found"] and "helmet" in helmet["reason"] and "ball" in helmet["reason"]
+    by_id = {r["frame"]: r for r in rows}
+    if "board_right03" in by_id:  # the holding hand is seen at the board's edge: contact on it, through the node
+        seen, hidden = by_id["board_right03"], by_id["board_left05"]
+        assert seen["found"] and seen["real_photo"]["part_hit"] and seen["real_photo"]["on_target"] == 1.0
+        assert "hands found holding the board" in seen["reason"]
+        assert not hidden["found"] and "board: no hand found at its edge" in hidden["reason"]
     for r in rows:
         assert r["latency_ms"] > 0
         png = out / "frames" / f"{r['frame']}.png"

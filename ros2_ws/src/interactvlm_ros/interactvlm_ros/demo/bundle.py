@@ -17,8 +17,9 @@ Regenerate (deterministic, byte-identical)::
 The real photos (:func:`real_photo_frames`) are the labelled images of the real-photo evaluation
 (``assets/real_photos/labels.json``) that ship inside an installed Python package (scikit-image: the astronaut,
 the cameraman, a coffee cup, a cat), loaded at run time with their labels: the object name a user would type and
-the body parts in contact. ``interactvlm eval --real`` scores the whole labelled set, Debian-packaged photos
-included.
+the body parts in contact, plus two calibration-board frames from Debian's opencv-doc package
+(:data:`DEMO_PACKAGED_PHOTOS`), fetched once into the cache like ``eval --real``'s images (a 95 MB download; left
+out, with a note, where it cannot be fetched). ``interactvlm eval --real`` scores the whole labelled set.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ NUM_SCENES = 5
 IMAGE_SIZE = 160
 FOV_DEG = 60.0  # the generator's camera (PyTorch3D look-at, 60° field of view)
 FORMAT = "interactvlm-demo-frames-1"
+DEMO_PACKAGED_PHOTOS = ("board_right03", "board_left05")
+"""Photos from Debian packages the demo shows too: a person holding a calibration board up to the camera, face
+behind it; the hand that holds it is seen at the board's edge in the first and hidden behind the board in the
+second (the person gate finds it, and reports the second not found, with the reason)."""
 
 
 def bundle_dir() -> Path:
@@ -101,21 +106,32 @@ def load_bundle(root: str | Path | None = None) -> list[DemoFrame]:
     return frames
 
 
-def real_photo_frames() -> list[DemoFrame]:
-    """The labelled real photos that ship in an installed Python package, in the labels file's order (the
-    astronaut first), each queried with its labelled object name."""
+def real_photo_frames(packaged: tuple[str, ...] = DEMO_PACKAGED_PHOTOS) -> list[DemoFrame]:
+    """The labelled real photos that ship in an installed Python package and the ``packaged`` ones (ids of
+    photos from Debian packages, fetched into the cache; skipped with a note on stderr when that fails), in the
+    labels file's order (the astronaut first), each queried with its labelled object name."""
+    import sys
+
     from PIL import Image
 
-    from interactvlm_ros.evaluation.photo_sources import python_source_file
-    from interactvlm_ros.evaluation.real_photos import load_real_labels, shipped_labels_path
+    from interactvlm_ros.config.paths import cache_dir
+    from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos, python_source_file
+    from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
 
     labels = load_real_labels(shipped_labels_path())
+    files = {p.id: python_source_file(p, labels.sources[p.source]) for p in labels.images
+             if labels.sources[p.source]["kind"] == "python"}
+    wanted = [p for p in labels.images if p.id in packaged]
+    if wanted:
+        try:
+            files.update(fetch_real_photos(RealPhotoSet(labels.sources, wanted), cache_dir() / "real_photos"))
+        except PhotoSourceError as exc:
+            print(f"demo: showing no calibration-board photos: {exc}", file=sys.stderr)
     frames = []
     for photo in labels.images:
-        source = labels.sources[photo.source]
-        if source["kind"] != "python":
+        if photo.id not in files:
             continue
-        with Image.open(python_source_file(photo, source)) as im:
+        with Image.open(files[photo.id]) as im:
             image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
         what = f"{photo.scene}: " + (", ".join(photo.parts) if photo.parts else
                                      "no contact" + ("" if photo.person else " (no person)"))
