@@ -9,7 +9,14 @@ MediaPipe environment or the package is missing), and on scikit-image's coffee c
 import numpy as np
 import pytest
 
-from interactvlm_ros.pipeline.person_gate import PersonEvidence, apply_person_evidence, evidence_from, held_hand_part
+from interactvlm_ros.pipeline.person_gate import (
+    BoardHand,
+    PersonEvidence,
+    apply_person_evidence,
+    board_grip_map,
+    evidence_from,
+    held_hand_part,
+)
 from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
 from interactvlm_ros.recon.board_hands import CROP, CROP_SIZES, EDGE_PLACES, TURNS_DEG, _crop_map, outline_crops
 
@@ -60,7 +67,7 @@ def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_onl
     board = ObjectContact("board", human_probs=torso.copy())
     cup = ObjectContact("cup", human_probs=np.array([0.0, 0.0, 0.8, 0.8, 0.0, 0.0], np.float32))
     ev = PersonEvidence(True, 0.9, "pose: no person; hands: none; board: left hand at its edge (0.90)",
-                        people=0, hands=0, board_hands=(("left hand", 0.9),))
+                        people=0, hands=0, board_hands=(BoardHand("left hand", 0.9, (1.0, 0.5)),))
     assert ev.hands_only
     res = ContactResult("anny", 6, [board, cup])
     apply_person_evidence(res, ev, strict=False, hand_vertices=np.arange(4), hand_parts=parts)
@@ -68,6 +75,21 @@ def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_onl
     assert board.found and "hands found holding the board" in board.reason
     assert cup.found and "only hands are seen" in cup.reason  # the cup's map is on the hands: kept there
     np.testing.assert_allclose(cup.human_probs, [0, 0, 0.8, 0.8, 0, 0])
+
+
+def test_board_grip_map_marks_the_rim_where_the_hand_holds_it():
+    # a 60 x 2 x 40 cm board (thin along y), vertices on a 2 cm grid on both faces
+    x, z = np.meshgrid(np.linspace(-0.3, 0.3, 31), np.linspace(-0.2, 0.2, 21))
+    face = np.stack([x.ravel(), np.zeros(x.size), z.ravel()], axis=1)
+    verts = np.concatenate([face + [0, 0.01, 0], face - [0, 0.01, 0]])
+    probs = board_grip_map(verts, (BoardHand("left hand", 0.9, (1.0, 0.5)),))  # the middle of the +x rim
+    near = np.hypot(verts[:, 0] - 0.3, verts[:, 2]) <= 0.08
+    np.testing.assert_allclose(probs[near], 0.9)
+    assert (probs[~near] == 0).all() and near.sum() > 20
+    both = board_grip_map(verts, (BoardHand("left hand", 0.9, (1.0, 0.5)), BoardHand("right hand", 0.8, (0.0, 0.5))))
+    left_mid = np.argmin(np.hypot(verts[:, 0] + 0.3, verts[:, 2]))
+    right_mid = np.argmin(np.hypot(verts[:, 0] - 0.3, verts[:, 2]))
+    assert np.isclose(both[left_mid], 0.8) and np.isclose(both[right_mid], 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +127,10 @@ def test_worker_finds_the_hand_holding_a_calibration_board(detector, board_frame
     assert not det.people  # the face is behind the board: Pose sees nobody
     assert det.board_outline is not None and det.board_outline.shape == (4, 2)
     assert len(det.board_hands) == 1 and det.board_hand_scores[0] >= 0.7
+    grip = det.board_hand_grips[0]
+    assert min(grip.min(), 1 - grip.max()) == 0.0 and (0 <= grip).all() and (grip <= 1).all()  # on the rim
     ev = evidence_from(det, (640, 480))
-    assert ev.present and ev.hands_only and ev.board_hands[0][0] == "left hand"
+    assert ev.present and ev.hands_only and ev.board_hands[0].part == "left hand"
     assert "board: left hand at its edge" in ev.reason
 
 

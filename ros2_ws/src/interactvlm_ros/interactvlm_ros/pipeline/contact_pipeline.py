@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from interactvlm_ros.pipeline.person_gate import BOARD_LABEL, PersonEvidence, PersonGate
+from interactvlm_ros.pipeline.person_gate import BOARD_LABEL, PersonEvidence, PersonGate, board_grip_map
 from interactvlm_ros.pipeline.reconstruction import ReconAttempt, ReconStage
 from interactvlm_ros.pipeline.result import ContactResult, MeshTopology
 
@@ -111,9 +111,19 @@ class ContactPipeline:
             self.last_person = evidence
         if self.object_contact:
             self._add_object_contact(image, result, queries)
+            if evidence is not None and evidence.board_hands:
+                self._board_grips(result, evidence)
         attempt = (self.reconstruction.run(rgb, result, K, depth, people=people)
                    if self.reconstruction is not None else None)
         return PipelineResult(result, attempt, evidence)
+
+    def _board_grips(self, result: ContactResult, evidence: PersonEvidence) -> None:
+        """The object map of each found board contact where the hands found holding the board grip it
+        (:func:`~interactvlm_ros.pipeline.person_gate.board_grip_map`), in place of the model's."""
+        for c in result.contacts:
+            mesh = self.object_mesh(c.object_mesh_id) if c.found and c.label == BOARD_LABEL else None
+            if mesh is not None:
+                c.object_probs = board_grip_map(mesh.vertices, evidence.board_hands)
 
     def _asks_for_board(self, queries: list[ObjectQuery]) -> bool:
         """Whether a query names a board (as the model knows it): only then does the person gate look for hands

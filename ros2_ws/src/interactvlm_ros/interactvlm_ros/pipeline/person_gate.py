@@ -23,7 +23,8 @@ A calibration board held up to the camera hides the face, and the hand holding i
 misses. When Pose finds nobody the worker also looks for a chessboard and for hands along its outline
 (:mod:`interactvlm_ros.recon.board_hands`). A hand found there holds the board: the ``board`` contact is put on
 that hand (:func:`held_hand_part` says which), whatever the model's map says, because the model has never seen a
-board held this way (its synthetic boards are stood on or carried against the body).
+board held this way (its synthetic boards are stood on or carried against the body); its object map is where the
+hand grips the board (:func:`board_grip_map`, applied by the pipeline once the board's mesh is known).
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ CONTACT_LEVEL = 0.5
 HAND_PARTS = ("left hand", "right hand")
 BOARD_LABEL = "board"
 """The object name (after ``model.object_names``) whose contact hands found at a chessboard's outline give."""
+GRIP_RADIUS_M = 0.08
+"""Object contact around a board grip: the board's vertices within this distance (about half a hand's width,
+in the board's plane) of the point where the hand holds its rim."""
+
+
+@dataclass(frozen=True)
+class BoardHand:
+    """A hand found holding a calibration board: ``part`` (``"left hand"`` / ``"right hand"``, the body model's
+    part name, :func:`held_hand_part`), hand ``presence`` in [0, 1], and ``grip``: ``(u, v)`` where on the board's
+    rim it holds it (u along the board's grid columns, v along its rows, 0..1)."""
+
+    part: str
+    presence: float
+    grip: tuple[float, float]
 
 
 @dataclass
@@ -64,8 +79,7 @@ class PersonEvidence:
         hands: hands found by the hand detector.
         available: False when the detectors could not run (then ``present`` is False and ``reason`` says why).
         ms: wall time of the detection request (it overlaps the model when run through :class:`PersonGate`).
-        board_hands: ``(part, presence)`` of each hand found at a calibration board's outline, e.g.
-            ``(("left hand", 0.97),)`` (:func:`held_hand_part`).
+        board_hands: each hand found at a calibration board's outline (:class:`BoardHand`).
     """
 
     present: bool
@@ -75,7 +89,7 @@ class PersonEvidence:
     hands: int = 0
     available: bool = True
     ms: float = 0.0
-    board_hands: tuple[tuple[str, float], ...] = ()
+    board_hands: tuple[BoardHand, ...] = ()
 
     @property
     def hands_only(self) -> bool:
@@ -107,15 +121,16 @@ def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonE
              else "pose: no person",
              (f"hands: {len(hands)} ({max(hands):.2f})" if hands else "hands: none")
              if getattr(detections, "hands_checked", True) else "hands: not needed"]
-    held: tuple[tuple[str, float], ...] = ()
+    held: tuple[BoardHand, ...] = ()
     outline = getattr(detections, "board_outline", None)
     if outline is not None:
-        held = tuple((held_hand_part(h, outline), float(p))
-                     for h, p in zip(detections.board_hands, detections.board_hand_scores, strict=True))
-        parts.append("board: " + (", ".join(f"{part} at its edge ({p:.2f})" for part, p in held) if held
+        held = tuple(BoardHand(held_hand_part(h, outline), float(p), (float(g[0]), float(g[1])))
+                     for h, p, g in zip(detections.board_hands, detections.board_hand_scores,
+                                        detections.board_hand_grips, strict=True))
+        parts.append("board: " + (", ".join(f"{b.part} at its edge ({b.presence:.2f})" for b in held) if held
                                   else "no hand found at its edge"))
     parts.append(f"MediaPipe on {size[0]}x{size[1]}")
-    conf = max(pose + hands + [p for _, p in held], default=0.0)
+    conf = max(pose + hands + [b.presence for b in held], default=0.0)
     return PersonEvidence(bool(pose or hands or held), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts),
                           len(pose), len(hands), True, ms, held)
 
@@ -311,7 +326,7 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
       elsewhere") and its maps are dropped;
     * hands found holding a calibration board (``evidence.board_hands``, with ``hand_parts`` given): a found
       ``board`` contact is put on those hands (each hand's vertices at its presence, 0 elsewhere), see
-      :func:`_board_contact`; its object map stays the model's;
+      :func:`_board_contact` (its object map, once the pipeline knows the board's mesh: :func:`board_grip_map`);
     * no person: every found contact becomes ``found=False`` with ``reason`` "no person in the image (<what the
       detectors saw>)", and its maps are dropped (the model's human map is not an answer on an absent person);
       contacts that were already not found keep their own reason;
@@ -365,14 +380,32 @@ def _board_contact(result, evidence: PersonEvidence, hand_parts: Mapping[str, np
         if not c.found or c.label != BOARD_LABEL or c.human_probs is None:
             continue
         held = np.zeros_like(c.human_probs)
-        for part, presence in evidence.board_hands:
-            ids = hand_parts[part]
-            held[ids] = np.maximum(held[ids], presence)
+        for hand in evidence.board_hands:
+            ids = hand_parts[hand.part]
+            held[ids] = np.maximum(held[ids], hand.presence)
         c.human_probs = held
         c.reason = (f"contact from the hands found holding the board ({evidence.reason}); "
                     "the model's own map for the board is not used")
         done.add(id(c))
     return done
+
+
+def board_grip_map(vertices: np.ndarray, hands: tuple[BoardHand, ...], radius: float = GRIP_RADIUS_M) -> np.ndarray:
+    """Object contact ``[No]`` float32 on a board mesh (``vertices [No,3]``, metres) where ``hands`` hold it: each
+    vertex within ``radius`` of a grip, measured in the board's plane, at the hand's presence (the rim and both
+    faces there: fingers wrap the edge). The board's longest axis is the grid's columns (u), its middle axis the
+    rows (v), its thinnest the thickness; a board looks the same turned by half a turn about its normal, so of the
+    two placements of the grip the one with u along +x is used."""
+    v = np.asarray(vertices, dtype=np.float64)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    order = np.argsort(hi - lo)[::-1]  # longest, middle, thinnest
+    long_axis, mid_axis = order[0], order[1]
+    out = np.zeros(len(v), np.float32)
+    for hand in hands:
+        point = (lo[long_axis] + hand.grip[0] * (hi - lo)[long_axis], lo[mid_axis] + hand.grip[1] * (hi - lo)[mid_axis])
+        d = np.hypot(v[:, long_axis] - point[0], v[:, mid_axis] - point[1])
+        out[d <= radius] = np.maximum(out[d <= radius], hand.presence)
+    return out
 
 
 def _withhold(c, why: str) -> None:

@@ -134,11 +134,12 @@ class HandLandmarkNet:
 
 def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = MIN_PRESENCE):
     """Hands at the outline of a chessboard in ``image`` (uint8 ``[H,W,3]`` RGB): ``(outline [4,2] or None,
-    landmarks [n,21,3]`` image pixels (x, y, z scaled like x), ``presence [n])``, most present first; crops that
-    show the same hand (landmark centroids closer than half a hand) are merged into the most present one."""
+    landmarks [n,21,3]`` image pixels (x, y, z scaled like x), ``presence [n], grip [n,2])``, most present first;
+    crops that show the same hand (landmark centroids closer than half a hand) are merged into the most present
+    one. ``grip`` is where on the board each hand holds it (:func:`grip_on_board`)."""
     import cv2
 
-    none = np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32)
+    none = np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
     outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     if outline is None:
         return None, *none
@@ -162,4 +163,20 @@ def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = M
         scores.append(float(presence[i]))
     if not hands:
         return outline, *none
-    return outline, np.stack(hands), np.asarray(scores, np.float32)
+    grips = np.stack([grip_on_board(h, outline) for h in hands])
+    return outline, np.stack(hands), np.asarray(scores, np.float32), grips
+
+
+def grip_on_board(hand: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """Where a hand (landmarks ``[21,3]``, pixels) holds the board of ``outline`` ``[4,2]``: ``[2]`` float32 ``(u, v)``
+    in the board's own coordinates (``u`` along its grid's columns, ``v`` along its rows, both 0..1 over the
+    outline), the hand's centre taken into the board's plane and moved to the nearest edge (a grip is at the rim)."""
+    import cv2
+
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+    H = cv2.getPerspectiveTransform(outline.astype(np.float32), square)
+    u, v = np.clip(cv2.perspectiveTransform(hand[None, :, :2].mean(axis=1, keepdims=True).astype(np.float32), H)
+                   .reshape(2), 0.0, 1.0)
+    gaps = (u, 1.0 - u, v, 1.0 - v)
+    edge = int(np.argmin(gaps))
+    return np.array([(0.0, 1.0, u, u)[edge], (v, v, 0.0, 1.0)[edge]], np.float32)

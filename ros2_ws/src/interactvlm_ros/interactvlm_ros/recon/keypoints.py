@@ -108,6 +108,8 @@ class Detections:
             nobody found by the pose detector), else None.
         board_hands: float32 ``[m,21,3]`` landmarks of hands found at the board's outline (x, y pixels, relative z).
         board_hand_scores: float32 ``[m]`` their hand presence.
+        board_hand_grips: float32 ``[m,2]`` where on the board each holds it (u along the grid's columns, v along its
+            rows, 0..1 over the outline; on its rim).
     """
 
     people: list[PersonKeypoints]
@@ -118,6 +120,7 @@ class Detections:
     board_outline: np.ndarray | None = None
     board_hands: np.ndarray = field(default_factory=lambda: np.zeros((0, 21, 3), np.float32))
     board_hand_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    board_hand_grips: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 
 
 def mediapipe_python(configured: str = "") -> Path:
@@ -253,7 +256,8 @@ class KeypointDetector:
         return Detections(people, hands.astype(np.float32), np.asarray(scores, np.float32).reshape(-1),
                           "hands" in header, int(header.get("tiled", 0)), arrays.get("board_outline"),
                           held.astype(np.float32),
-                          np.asarray(arrays.get("board_hand_scores", np.zeros(0)), np.float32).reshape(-1))
+                          np.asarray(arrays.get("board_hand_scores", np.zeros(0)), np.float32).reshape(-1),
+                          np.asarray(arrays.get("board_hand_grips", np.zeros((0, 2))), np.float32).reshape(-1, 2))
 
     def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
         with self._lock:

@@ -21,8 +21,9 @@ in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness clas
 ``"board_hands": true``: when Pose found nobody, look for hands holding a calibration board (a chessboard): find
 the board, run MediaPipe's hand-landmark network on crops along its outline (:mod:`board_hands`); the reply has
 ``"board": true/false``, ``"board_hands": n`` and the arrays ``board_outline`` (float32 ``[4,2]`` pixels, when a
-board was found), ``board_hand_i`` (float32 ``[21,3]`` x, y pixels, relative z) and ``board_hand_scores`` (float32
-``[n]``, hand presence).
+board was found), ``board_hand_i`` (float32 ``[21,3]`` x, y pixels, relative z), ``board_hand_scores`` (float32
+``[n]``, hand presence) and ``board_hand_grips`` (float32 ``[n,2]``, where on the board each holds it: u along the
+grid's columns, v along its rows, 0..1 over the outline).
 ``"tiles": true`` (small, distant people): when the whole frame shows nobody, Pose also looks in a 3x3 grid of
 overlapping half-size tiles (a person a quarter of the frame tall fills half a tile); a tile's person counts when
 its confidence (mean visibility of its more visible half of the landmarks) is at least ``"tile_min_confidence"``
@@ -102,9 +103,9 @@ class PoseWorker:
 
         if self._hand_net is None:
             self._hand_net = HandLandmarkNet()
-        outline, hands, scores = board_hands(image, self._hand_net)
+        outline, hands, scores, grips = board_hands(image, self._hand_net)
         out = {f"board_hand_{i}": h for i, h in enumerate(hands)}
-        out["board_hand_scores"] = scores
+        out["board_hand_scores"], out["board_hand_grips"] = scores, grips
         if outline is not None:
             out["board_outline"] = outline.astype(np.float32)
         return outline is not None, out
