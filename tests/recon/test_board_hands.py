@@ -134,6 +134,16 @@ def test_worker_finds_the_hand_holding_a_calibration_board(detector, board_frame
     assert "board: left hand at its edge" in ev.reason
 
 
+def test_a_large_frame_is_searched_shrunk_and_answered_in_its_own_pixels(detector, board_frame):
+    big = np.ascontiguousarray(np.repeat(np.repeat(board_frame, 3, axis=0), 3, axis=1))  # 1920x1440
+    small = detector.detect_with_hands(board_frame, 1, hands_without_people_only=True, segmentation=False,
+                                       board_hands=True)
+    det = detector.detect_with_hands(big, 1, hands_without_people_only=True, segmentation=False, board_hands=True)
+    np.testing.assert_allclose(det.board_outline, 3 * small.board_outline, atol=6.0)
+    assert len(det.board_hands) == 1
+    assert abs(det.board_hands[0, :, 0].mean() - 3 * small.board_hands[0, :, 0].mean()) < 30
+
+
 def test_no_board_no_board_hands(detector):
     import skimage.data
 

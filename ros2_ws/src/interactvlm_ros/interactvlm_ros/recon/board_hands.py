@@ -32,6 +32,7 @@ import numpy as np
 
 CROP = 224  # the hand-landmark network's input size
 MIN_GRID = (5, 4)  # the smallest chessboard (inner corners) looked for
+DETECT_SIDE = 640  # long side of the image the chessboard detectors look at (larger frames are shrunk)
 COMMON_GRIDS = ((9, 6), (8, 6), (7, 6), (9, 7), (7, 5), (8, 5), (10, 7), (11, 8), (6, 4), (5, 4))
 """Inner-corner grids of common calibration boards (OpenCV's samples, Kalibr/ROS camera_calibration defaults)."""
 MARGIN_SQUARES = 0.5  # board margin beyond the outer squares, in squares
@@ -50,9 +51,12 @@ def board_outline(gray: np.ndarray) -> np.ndarray | None:
     OpenCV's sector-based detector first says whether any chessboard is there (cheap, ~45 ms at 640x480; it
     accepts any grid from 5x4 inner corners up but often reports only part of it); the classic detector then
     finds the whole grid at the first of ``COMMON_GRIDS`` that fits, and the outline is that grid grown by the
-    outer squares and the margin."""
+    outer squares and the margin. Both look at the image shrunk to ``DETECT_SIDE`` pixels on its long side."""
     import cv2
 
+    scale = min(1.0, DETECT_SIDE / max(gray.shape))
+    if scale < 1.0:  # the detectors' time grows with the pixels (2.4 s at 4K); a board is large in the frame
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, _, _ = cv2.findChessboardCornersSBWithMeta(gray, MIN_GRID, cv2.CALIB_CB_LARGER)
     if not ok:
         return None
@@ -68,7 +72,7 @@ def board_outline(gray: np.ndarray) -> np.ndarray | None:
         m = 1.0 + MARGIN_SQUARES  # the outer squares, then the margin
         quad = np.array([[-m, -m], [cols - 1 + m, -m], [cols - 1 + m, rows - 1 + m], [-m, rows - 1 + m]],
                         np.float32)
-        return cv2.perspectiveTransform(quad[None], H)[0]
+        return cv2.perspectiveTransform(quad[None], H)[0] / scale
     return None
 
 
