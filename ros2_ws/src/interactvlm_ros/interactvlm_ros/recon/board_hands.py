@@ -12,8 +12,10 @@ itself is easy to find, and a hand that holds it must be at its outline. So:
    that outline (:func:`outline_crops`: 4 edges x 3 places x 2 sizes x 2 ups x 3 turns: the crop's up is the
    image's up (a fist on a side edge, forearm from below) or points into the board (fingers over the top or bottom
    edge), each turned by -45, 0 and 45 degrees).
-3. :func:`board_hands` keeps crops whose presence reaches ``min_presence`` and merges those that show the same
-   hand: ``(outline, landmarks [n,21,3] image pixels, presence [n])``.
+3. :func:`board_hands` keeps crops whose presence reaches ``min_presence`` (a hand whose landmarks centre outside
+   the image, in a crop padded beyond the border, is dropped) and merges those that show the same hand:
+   ``(outline, landmarks [n,21,3] image pixels, presence [n], grip [n,2])``, ``grip`` being where on the board's
+   rim each hand holds it (:func:`grip_on_board`).
 
 Measured on OpenCV's 26 stereo-calibration frames (a seated person holding the board up, face behind it): the
 board is found in 26 of 26, in none of the 10 other real photos (45 ms when there is none); the holding hand is
