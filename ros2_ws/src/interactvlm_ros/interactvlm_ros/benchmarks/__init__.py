@@ -7,6 +7,7 @@ BENCHES: dict[str, str] = {  # name -> "module:function"
     "wire": "interactvlm_ros.benchmarks.wire:run",
     "model": "interactvlm_ros.benchmarks.model:run",
     "node": "interactvlm_ros.benchmarks.node:run",
+    "gate": "interactvlm_ros.benchmarks.gate:run",
     "recon": "interactvlm_ros.benchmarks.recon:run",
     "engines": "interactvlm_ros.benchmarks.engines:run",
     "soak": "interactvlm_ros.benchmarks.soak:run",
