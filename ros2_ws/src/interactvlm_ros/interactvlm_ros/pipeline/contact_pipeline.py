@@ -127,7 +127,7 @@ class ContactPipeline:
 
     def _asks_for_board(self, queries: list[ObjectQuery]) -> bool:
         """Whether a query names a board (as the model knows it): only then does the person gate look for hands
-        holding a calibration board (the search costs about 0.9 s on a frame with a board and nobody found)."""
+        holding a calibration board (the search costs about 1 s on a frame with a board and nobody found)."""
         resolve = getattr(self.predictor, "resolve_names", None)
         if resolve is None:
             return True

@@ -239,7 +239,7 @@ class PersonGate:
     def check(self, rgb: np.ndarray, max_people: int | None = None,
               boards: bool = True) -> tuple[PersonEvidence, list | None]:
         """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``. ``boards``: when
-        Pose finds nobody, also look for hands holding a calibration board (about 0.9 s on a frame with a board;
+        Pose finds nobody, also look for hands holding a calibration board (about 1 s on a frame with a board;
         the pipeline asks only when a query is a board)."""
         now = time.monotonic()
         if now < self._retry_after:

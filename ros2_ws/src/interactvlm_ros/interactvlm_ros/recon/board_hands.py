@@ -19,7 +19,7 @@ itself is easy to find, and a hand that holds it must be at its outline. So:
 
 Measured on OpenCV's 26 stereo-calibration frames (a seated person holding the board up, face behind it): the
 board is found in 26 of 26, in none of the 10 other real photos (45 ms when there is none); the holding hand is
-found in 7 of the 26, nothing else is (see ``MIN_PRESENCE``); ~0.9 s a frame with a board on 2 cores for the 144
+found in 7 of the 26, nothing else is (see ``MIN_PRESENCE``); ~1 s a frame with a board on 2 cores for the 144
 crops. A hand hidden behind the board, or seen only as a wrist, cannot be found this way.
 
 This module runs inside the MediaPipe worker process (``.venv-mediapipe``: numpy < 2, OpenCV, ai-edge-litert) and
