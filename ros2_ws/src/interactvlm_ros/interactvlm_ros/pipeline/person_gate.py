@@ -174,8 +174,9 @@ class PersonGate:
         hand_parts: ``{"left hand": [Nl], "right hand": [Nr]}`` int64 vertex indices of each hand, for hands
             found holding a board (taken from the predictor's body model by :meth:`use_body` when not given).
 
-    The hand detector runs only when the pose detector found nobody: one person is enough evidence, and it saves
-    the hand model's time on most frames with people.
+    The hand detector (and, for a board query, the search for hands holding a calibration board) runs only when
+    the pose detector found nobody: one person is enough evidence, and it saves the hand model's time on most
+    frames with people. A person found by Pose holding a board therefore gets the model's own board contact.
     """
 
     def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,

@@ -1,7 +1,8 @@
 """MediaPipe Pose keypoint worker: runs in the separate numpy<2 environment (``.venv-mediapipe``).
 
 Started once by :class:`interactvlm_ros.recon.keypoints.KeypointDetector` and reused. It imports only
-mediapipe and numpy (never ``interactvlm_ros``) and speaks a length-prefixed protocol on stdin/stdout:
+mediapipe, numpy and, for ``board_hands``, its sibling script ``board_hands.py`` (OpenCV, ai-edge-litert; never
+``interactvlm_ros``) and speaks a length-prefixed protocol on stdin/stdout:
 
     message = <u32 little-endian header length> <JSON header> <array bytes ...>
 
