@@ -249,3 +249,16 @@ def test_eval_real_cli_on_two_photos(tmp_path):
                            "--set", f"cache.dir={tmp_path / 'cache'}"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("interactvlm eval:") and "left paw" in proc.stderr
+
+
+def test_labelled_photo_files_loads_package_photos_in_place_and_says_why_others_are_missing(tmp_path):
+    from interactvlm_ros.evaluation.photo_sources import labelled_photo_files
+    from interactvlm_ros.evaluation.real_photos import RealPhotoSet
+
+    files, missing = labelled_photo_files(["astronaut", "coffee"], dest=tmp_path)
+    assert set(files) == {"astronaut", "coffee"} and missing == "" and not any(tmp_path.iterdir())
+    labels = load_real_labels(shipped_labels_path())
+    broken = RealPhotoSet({**labels.sources, "opencv-doc": {**labels.sources["opencv-doc"],
+                                                            "package": "ivlm-no-such-package"}}, labels.images)
+    files, missing = labelled_photo_files(["astronaut", "board_left01"], broken, dest=tmp_path / "x")
+    assert set(files) == {"astronaut"} and "ivlm-no-such-package" in missing

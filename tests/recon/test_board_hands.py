@@ -94,18 +94,13 @@ def test_board_grip_map_marks_the_rim_where_the_hand_holds_it():
 
 @pytest.fixture(scope="module")
 def board_frame():
-    from interactvlm_ros.config.paths import cache_dir
-    from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos
-    from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
-
-    labels = load_real_labels(shipped_labels_path())
-    one = RealPhotoSet(labels.sources, [p for p in labels.images if p.id == "board_left01"])
-    try:  # where eval --real keeps them (checked by sha256; the 95 MB package is downloaded once)
-        files = fetch_real_photos(one, cache_dir() / "real_photos", progress=False)
-    except PhotoSourceError as exc:
-        pytest.skip(f"OpenCV's calibration frames are not available here: {exc}")
     from PIL import Image
 
+    from interactvlm_ros.evaluation.photo_sources import labelled_photo_files
+
+    files, missing = labelled_photo_files(["board_left01"])  # eval --real's cache, checked by sha256
+    if missing:
+        pytest.skip(f"OpenCV's calibration frames are not available here: {missing}")
     return np.asarray(Image.open(files["board_left01"]).convert("RGB"))
 
 

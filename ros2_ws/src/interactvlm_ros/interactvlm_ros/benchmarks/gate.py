@@ -32,26 +32,17 @@ def _photos() -> tuple[dict[str, tuple[np.ndarray, str]], str]:
     """``{key: (rgb, object)}`` for :data:`PHOTOS` that could be loaded, and why any were left out ("" if none)."""
     from PIL import Image
 
-    from interactvlm_ros.config.paths import cache_dir
-    from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos
-    from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
+    from interactvlm_ros.evaluation.photo_sources import labelled_photo_files
+    from interactvlm_ros.evaluation.real_photos import load_real_labels, shipped_labels_path
 
     labels = load_real_labels(shipped_labels_path())
-    by_id = {p.id: p for p in labels.images}
-    wanted = RealPhotoSet(labels.sources, [by_id[i] for i in PHOTOS.values()])
-    skipped = ""
-    try:
-        files = fetch_real_photos(wanted, cache_dir() / "real_photos", progress=False)
-    except PhotoSourceError as exc:  # the Debian-packaged frames; the scikit-image ones still load
-        skipped = str(exc)
-        python_only = RealPhotoSet(labels.sources, [p for p in wanted.images
-                                                    if labels.sources[p.source]["kind"] == "python"])
-        files = fetch_real_photos(python_only, cache_dir() / "real_photos", progress=False)
+    objects = {p.id: p.object for p in labels.images}
+    files, skipped = labelled_photo_files(PHOTOS.values(), labels)
     out = {}
     for key, photo_id in PHOTOS.items():
         if photo_id in files:
             with Image.open(files[photo_id]) as im:
-                out[key] = (np.ascontiguousarray(np.asarray(im.convert("RGB"))), by_id[photo_id].object)
+                out[key] = (np.ascontiguousarray(np.asarray(im.convert("RGB"))), objects[photo_id])
     return out, skipped
 
 

@@ -114,19 +114,14 @@ def real_photo_frames(packaged: tuple[str, ...] = DEMO_PACKAGED_PHOTOS) -> list[
 
     from PIL import Image
 
-    from interactvlm_ros.config.paths import cache_dir
-    from interactvlm_ros.evaluation.photo_sources import PhotoSourceError, fetch_real_photos, python_source_file
-    from interactvlm_ros.evaluation.real_photos import RealPhotoSet, load_real_labels, shipped_labels_path
+    from interactvlm_ros.evaluation.photo_sources import labelled_photo_files
+    from interactvlm_ros.evaluation.real_photos import load_real_labels, shipped_labels_path
 
     labels = load_real_labels(shipped_labels_path())
-    files = {p.id: python_source_file(p, labels.sources[p.source]) for p in labels.images
-             if labels.sources[p.source]["kind"] == "python"}
-    wanted = [p for p in labels.images if p.id in packaged]
-    if wanted:
-        try:
-            files.update(fetch_real_photos(RealPhotoSet(labels.sources, wanted), cache_dir() / "real_photos"))
-        except PhotoSourceError as exc:
-            print(f"demo: showing no calibration-board photos: {exc}", file=sys.stderr)
+    python = [p.id for p in labels.images if labels.sources[p.source]["kind"] == "python"]
+    files, missing = labelled_photo_files([*python, *packaged], labels)
+    if missing:
+        print(f"demo: showing no calibration-board photos: {missing}", file=sys.stderr)
     frames = []
     for photo in labels.images:
         if photo.id not in files:

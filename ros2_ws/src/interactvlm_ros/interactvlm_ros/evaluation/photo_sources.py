@@ -135,6 +135,31 @@ def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = T
     return out
 
 
+def labelled_photo_files(ids, labels: RealPhotoSet | None = None,
+                         dest: str | Path | None = None) -> tuple[dict[str, Path], str]:
+    """Files of the shipped labels' photos ``ids`` (an iterable of image ids): those from Python packages in place,
+    the others fetched into ``dest`` (default: ``<cache>/real_photos``, where ``eval --real`` keeps them). Returns
+    ``({id: file}, why some are missing)``: when the packaged ones cannot be fetched they are left out and the
+    reason is the second value ("" when all are there), so a demo or bench goes on with the rest."""
+    from interactvlm_ros.config.paths import cache_dir
+
+    labels = labels or load_real_labels(shipped_labels_path())
+    wanted = set(ids)
+    python, packaged = [], []
+    for photo in labels.images:
+        if photo.id in wanted:
+            (python if labels.sources[photo.source]["kind"] == "python" else packaged).append(photo)
+    files = {p.id: python_source_file(p, labels.sources[p.source]) for p in python}
+    if not packaged:
+        return files, ""
+    try:
+        files.update(fetch_real_photos(RealPhotoSet(labels.sources, packaged),
+                                       dest or cache_dir() / "real_photos", progress=False))
+    except PhotoSourceError as exc:
+        return files, str(exc)
+    return files, ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m interactvlm_ros.evaluation.photo_sources [--labels FILE] --dest DIR``."""
     p = argparse.ArgumentParser(prog="python -m interactvlm_ros.evaluation.photo_sources",

@@ -128,10 +128,13 @@ class HandLandmarkNet:
         self._input = self._it.get_input_details()[0]["index"]
         outputs = {d["name"]: d["index"] for d in self._it.get_output_details()}
         self._landmarks, self._presence = outputs["Identity"], outputs["Identity_1"]
+        self._batch_shape: tuple[int, ...] = ()
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._it.resize_tensor_input(self._input, list(crops.shape))
-        self._it.allocate_tensors()
+        if crops.shape != self._batch_shape:  # the crop count is the same every frame: allocate once
+            self._it.resize_tensor_input(self._input, list(crops.shape))
+            self._it.allocate_tensors()
+            self._batch_shape = crops.shape
         self._it.set_tensor(self._input, np.ascontiguousarray(crops, dtype=np.float32))
         self._it.invoke()
         lm = self._it.get_tensor(self._landmarks).reshape(-1, 21, 3)
