@@ -161,6 +161,38 @@ def test_not_up_then_up_parity_restart_and_hash(predictor, image, serve_config):
         assert_same(served, local)
 
 
+def test_a_failed_start_frees_its_ports(predictor, tmp_path, monkeypatch):
+    """A server whose model cannot load (a stub environment without numpy) raises the load error and stops
+    tritonserver, so the ports are free for the next start (a server left behind once failed every later test)."""
+    import subprocess
+    import sys
+
+    from interactvlm_ros.serving.server import STUB_ENV_VARIABLE, ContactServer, ServeConfig
+
+    broken = tmp_path / "stub-without-numpy"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(broken)], check=True)
+    monkeypatch.setenv(STUB_ENV_VARIABLE, str(broken))
+    config = ServeConfig("127.0.0.1", free_port(), free_port(), free_port())
+    with pytest.raises(Exception, match="numpy"):
+        ContactServer(predictor, config).start()
+    for port in (config.http_port, config.grpc_port, config.metrics_port):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_the_handshake_race_is_told_from_other_start_failures():
+    """The message Triton gave in CI when a second instance lost pytriton's handshake race is retried; a model
+    that cannot load is not."""
+    from interactvlm_ros.serving.server import _is_startup_race
+
+    race = ("[400] load failed for model 'interactvlm': version 1 is at UNAVAILABLE state: Internal: "
+            "TritonModelException: Model initialize error: Traceback (most recent call last):\n  File "
+            "\"/tmp/folder/1/model.py\", line 425, in initialize\n    inference_handler_config = "
+            "get_config_from_handshake_server(handshake_socket)\nConnectionRefusedError: [Errno 111]")
+    assert _is_startup_race(RuntimeError(race))
+    assert not _is_startup_race(RuntimeError("[400] load failed for model 'interactvlm': No module named 'numpy'"))
+
+
 def test_concurrent_clients_are_answered(predictor, image, serve_config):
     """Several clients at once against two model instances (the dynamic batcher groups equal-sized requests):
     every answer is right."""

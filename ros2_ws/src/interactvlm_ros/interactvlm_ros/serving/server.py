@@ -50,6 +50,14 @@ from interactvlm_ros.serving.protocol import mesh_key as mesh_key_of
 
 LOG = logging.getLogger("interactvlm.serve")
 STUB_ENV_VARIABLE = "INTERACTVLM_TRITON_STUB_ENV"
+START_ATTEMPTS = 3
+
+
+def _is_startup_race(error: Exception) -> bool:
+    """True for pytriton's multi-instance handshake race: a second model instance asks the first one's handshake
+    socket for its config between bind() and listen() (ConnectionRefusedError) or before the socket exists
+    (TimeoutError), and Triton reports the model UNAVAILABLE. A fresh start usually wins the race."""
+    return "handshake" in str(error)
 
 
 def pytriton_problem() -> str:
@@ -295,7 +303,6 @@ class ContactServer:
 
     def start(self) -> ContactServer:
         _prepare_environment()
-        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
 
         c = self.config
@@ -308,8 +315,29 @@ class ContactServer:
             torch.set_num_threads(c.threads)
         t0 = time.monotonic()
         self.served = ServedModel(self.predictors, self.model_hash, c.image_cache)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._launch(Triton(config=tcfg))
+                break
+            except Exception as e:
+                # A failed start must not leave tritonserver holding the ports for the next try or the caller.
+                self.stop()
+                if attempt == START_ATTEMPTS or not _is_startup_race(e):
+                    raise
+                LOG.warning("Triton start %d/%d failed in pytriton's instance handshake (%s); starting again",
+                            attempt, START_ATTEMPTS, str(e).splitlines()[0][:160])
+        LOG.info("Triton serving %s (hash %s, %d instance(s)) in %.1f s: gRPC %s:%d, HTTP %s:%d, "
+                 "metrics http://%s:%d/metrics", MODEL_NAME, self.model_hash, len(self.predictors),
+                 time.monotonic() - t0, c.address, c.grpc_port, c.address, c.http_port, c.address, c.metrics_port)
+        return self
+
+    def _launch(self, triton) -> None:
+        """Bind the three models on ``triton`` and run it (blocks until every instance is loaded)."""
+        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+        c = self.config
         n = range(len(self.predictors))
-        self._triton = Triton(config=tcfg)
+        self._triton = triton
         self._triton.bind(
             model_name=MODEL_NAME,
             infer_func=[self.served.human_function(i) for i in n],
@@ -346,10 +374,6 @@ class ContactServer:
             strict=False,
         )
         self._triton.run()
-        LOG.info("Triton serving %s (hash %s, %d instance(s)) in %.1f s: gRPC %s:%d, HTTP %s:%d, "
-                 "metrics http://%s:%d/metrics", MODEL_NAME, self.model_hash, len(self.predictors),
-                 time.monotonic() - t0, c.address, c.grpc_port, c.address, c.http_port, c.address, c.metrics_port)
-        return self
 
     def serve_forever(self) -> None:
         """Block until the server dies or SIGINT, then stop it."""
