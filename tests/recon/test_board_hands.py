@@ -15,10 +15,18 @@ from interactvlm_ros.pipeline.person_gate import (
     apply_person_evidence,
     board_grip_map,
     evidence_from,
-    held_hand_part,
 )
 from interactvlm_ros.pipeline.result import ContactResult, ObjectContact
-from interactvlm_ros.recon.board_hands import CROP, CROP_SIZES, EDGE_PLACES, TURNS_DEG, _crop_map, outline_crops
+from interactvlm_ros.recon.board_hands import (
+    CROP,
+    CROP_SIZES,
+    EDGE_PLACES,
+    TURNS_DEG,
+    _crop_map,
+    held_hand_part,
+    outline_crops,
+    rim_distance,
+)
 
 
 def apply(m: np.ndarray, p) -> np.ndarray:
@@ -59,6 +67,14 @@ def test_the_hand_right_of_the_board_is_the_holders_left():
     assert held_hand_part(hand, outline) == "left hand"
     hand[:, 0] = 80.0
     assert held_hand_part(hand, outline) == "right hand"
+
+
+def test_rim_distance_is_to_the_nearest_edge_inside_and_out():
+    outline = np.array([[100, 100], [400, 100], [400, 300], [100, 300]], np.float32)
+    assert rim_distance(np.array([110.0, 200.0]), outline) == pytest.approx(10.0)  # inside, by the left edge
+    assert rim_distance(np.array([250.0, 200.0]), outline) == pytest.approx(100.0)  # the middle
+    assert rim_distance(np.array([90.0, 200.0]), outline) == pytest.approx(10.0)  # outside the left edge
+    assert rim_distance(np.array([403.0, 304.0]), outline) == pytest.approx(5.0)  # beyond a corner
 
 
 def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_only():
@@ -157,3 +173,62 @@ def test_pipeline_asks_for_board_hands_only_when_a_query_is_a_board():
     assert pipe._asks_for_board([ObjectQuery("calibration board")])  # a synonym of the default model's board
     assert pipe._asks_for_board([ObjectQuery("cup"), ObjectQuery("board")])
     assert not pipe._asks_for_board([ObjectQuery("cup"), ObjectQuery("ball")])
+
+
+def chessboard(cols: int = 10, rows: int = 7, square: int = 16) -> np.ndarray:
+    """A printed calibration board, uint8 ``[H,W]``: cols x rows squares ((cols-1) x (rows-1) inner corners, a
+    common grid) on white with a half-square margin."""
+    m = square // 2
+    board = np.full((rows * square + 2 * m, cols * square + 2 * m), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            if (r + c) % 2 == 0:
+                board[m + r * square:m + (r + 1) * square, m + c * square:m + (c + 1) * square] = 0
+    return board
+
+
+@pytest.fixture(scope="module")
+def thrower():
+    """OpenCV's basketball frame: the man on the left, face to the camera, has both hands up at about (130-155,
+    150-165) px; Pose finds him."""
+    from PIL import Image
+
+    from interactvlm_ros.evaluation.photo_sources import labelled_photo_files
+
+    files, missing = labelled_photo_files(["basketball1"])
+    if missing:
+        pytest.skip(f"OpenCV's basketball frame is not available here: {missing}")
+    return np.asarray(Image.open(files["basketball1"]).convert("RGB"))
+
+
+def with_board(image: np.ndarray, x: int, y: int) -> np.ndarray:
+    out = image.copy()
+    board = chessboard()
+    out[y:y + board.shape[0], x:x + board.shape[1]] = board[..., None]
+    return out
+
+
+def test_a_person_pose_finds_holds_the_board_with_the_hands_at_its_rim(detector, thrower):
+    """The board pasted with its left edge at the thrower's hands (held beside his face, which Pose still sees):
+    both of Pose's own hands hold it at that edge, and the board contact goes on them, with the rest of the body
+    kept (a person, not hands only)."""
+    det = detector.detect_with_hands(with_board(thrower, 145, 40), 1, hands_without_people_only=True,
+                                     segmentation=False, board_hands=True)
+    assert len(det.people) == 1 and det.board_outline is not None
+    assert sorted(det.board_hand_parts) == ["left hand", "right hand"] and det.board_hands.shape == (2, 4, 3)
+    assert (det.board_hand_scores >= 0.5).all()
+    np.testing.assert_allclose(det.board_hand_grips[:, 0], 0.0)  # the board's left edge (u = 0)
+    ev = evidence_from(det, (640, 480))
+    assert ev.present and not ev.hands_only and {b.part for b in ev.board_hands} == {"left hand", "right hand"}
+    parts = {"left hand": np.array([0, 1]), "right hand": np.array([2, 3])}
+    board = ObjectContact("board", human_probs=np.array([0, 0, 0, 0, 0.9, 0.9], np.float32))  # the model's: body
+    apply_person_evidence(ContactResult("anny", 6, [board]), ev, strict=False, hand_vertices=np.arange(4),
+                          hand_parts=parts)
+    assert board.found and (board.human_probs[:4] >= 0.5).all() and (board.human_probs[4:] == 0).all()
+
+
+def test_a_board_away_from_the_hands_is_not_held(detector, thrower):
+    det = detector.detect_with_hands(with_board(thrower, 300, 220), 1, hands_without_people_only=True,
+                                     segmentation=False, board_hands=True)
+    assert len(det.people) == 1 and det.board_outline is not None and len(det.board_hands) == 0
+    assert "board: no hand found at its edge" in evidence_from(det, (640, 480)).reason

@@ -20,11 +20,12 @@ is evidence for the hands alone: human contact elsewhere on the body is dropped,
 on unseen parts is reported not found, with the reason.
 
 A calibration board held up to the camera hides the face, and the hand holding it is a fist the palm detector
-misses. When Pose finds nobody the worker also looks for a chessboard and for hands along its outline
-(:mod:`interactvlm_ros.recon.board_hands`). A hand found there holds the board: the ``board`` contact is put on
-that hand (:func:`held_hand_part` says which), whatever the model's map says, because the model has never seen a
-board held this way (its synthetic boards are stood on or carried against the body); its object map is where the
-hand grips the board (:func:`board_grip_map`, applied by the pipeline once the board's mesh is known).
+misses. For a board query the worker also looks for a chessboard (:mod:`interactvlm_ros.recon.board_hands`): when
+Pose finds nobody, for hands along its outline; when Pose finds the person, for their own hands at its rim. A hand
+found there holds the board: the ``board`` contact is put on that hand, whatever the model's map says, because the
+model has never seen a board held this way (its synthetic boards are stood on or carried against the body); its
+object map is where the hand grips the board (:func:`board_grip_map`, applied by the pipeline once the board's
+mesh is known).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ in the board's plane) of the point where the hand holds its rim."""
 @dataclass(frozen=True)
 class BoardHand:
     """A hand found holding a calibration board: ``part`` (``"left hand"`` / ``"right hand"``, the body model's
-    part name, :func:`held_hand_part`), hand ``presence`` in [0, 1], and ``grip``: ``(u, v)`` where on the board's
+    part name, the person's own side), hand ``presence`` in [0, 1], and ``grip``: ``(u, v)`` where on the board's
     rim it holds it (u along the board's grid columns, v along its rows, 0..1)."""
 
     part: str
@@ -124,23 +125,15 @@ def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonE
     held: tuple[BoardHand, ...] = ()
     outline = getattr(detections, "board_outline", None)
     if outline is not None:
-        held = tuple(BoardHand(held_hand_part(h, outline), float(p), (float(g[0]), float(g[1])))
-                     for h, p, g in zip(detections.board_hands, detections.board_hand_scores,
-                                        detections.board_hand_grips, strict=True))
+        held = tuple(BoardHand(part, float(p), (float(g[0]), float(g[1])))
+                     for part, p, g in zip(detections.board_hand_parts, detections.board_hand_scores,
+                                           detections.board_hand_grips, strict=True))
         parts.append("board: " + (", ".join(f"{b.part} at its edge ({b.presence:.2f})" for b in held) if held
                                   else "no hand found at its edge"))
     parts.append(f"MediaPipe on {size[0]}x{size[1]}")
     conf = max(pose + hands + [b.presence for b in held], default=0.0)
     return PersonEvidence(bool(pose or hands or held), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts),
                           len(pose), len(hands), True, ms, held)
-
-
-def held_hand_part(hand: np.ndarray, outline: np.ndarray) -> str:
-    """Which of the person's hands holds the board: ``hand [21,3]`` landmarks and the board's ``outline [4,2]``
-    (pixels). The holder faces the camera from behind the board, so a hand right of the board's centre in the image
-    is their left hand. (The landmark network's own handedness output is no help here: on these fists it flips
-    between crops of the same hand.)"""
-    return "left hand" if float(np.mean(hand[:, 0])) > float(np.mean(outline[:, 0])) else "right hand"
 
 
 class PendingEvidence:
@@ -174,9 +167,9 @@ class PersonGate:
         hand_parts: ``{"left hand": [Nl], "right hand": [Nr]}`` int64 vertex indices of each hand, for hands
             found holding a board (taken from the predictor's body model by :meth:`use_body` when not given).
 
-    The hand detector (and, for a board query, the search for hands holding a calibration board) runs only when
-    the pose detector found nobody: one person is enough evidence, and it saves the hand model's time on most
-    frames with people. A person found by Pose holding a board therefore gets the model's own board contact.
+    The hand detector (and, for a board query, the crop search for hands holding a calibration board) runs only
+    when the pose detector found nobody: one person is enough evidence, and it saves the hand model's time on most
+    frames with people. A person found by Pose is checked for a board held in their own (Pose) hands instead.
     """
 
     def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,
@@ -239,8 +232,8 @@ class PersonGate:
 
     def check(self, rgb: np.ndarray, max_people: int | None = None,
               boards: bool = True) -> tuple[PersonEvidence, list | None]:
-        """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``. ``boards``: when
-        Pose finds nobody, also look for hands holding a calibration board (about 1 s on a frame with a board;
+        """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``. ``boards``: also
+        look for hands holding a calibration board (with nobody found by Pose about 1 s on a frame with a board;
         the pipeline asks only when a query is a board)."""
         now = time.monotonic()
         if now < self._retry_after:

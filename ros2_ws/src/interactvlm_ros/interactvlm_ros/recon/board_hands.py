@@ -17,6 +17,9 @@ itself is easy to find, and a hand that holds it must be at its outline. So:
    ``(outline, landmarks [n,21,3] image pixels, presence [n], grip [n,2])``, ``grip`` being where on the board's
    rim each hand holds it (:func:`grip_on_board`).
 
+A person Pose does find (the board held beside the face, or low) needs no crops: Pose's own hand landmarks say
+where the hands are and which is which, and :func:`pose_hands_at_board` keeps those at the board's rim.
+
 Measured on OpenCV's 26 stereo-calibration frames (a seated person holding the board up, face behind it): the
 board is found in 26 of 26, in none of the 10 other real photos (45 ms when there is none); the holding hand is
 found in 7 of the 26, nothing else is (see ``MIN_PRESENCE``); ~1 s a frame with a board on 2 cores for the 144
@@ -44,6 +47,14 @@ TURNS_DEG = (-45.0, 0.0, 45.0)  # crop turns about each of its two ups (the imag
 MIN_PRESENCE = 0.7
 """Hand presence that counts: the 7 holding hands found on the calibration frames score 0.85-0.98; the highest crops
 elsewhere on them were 0.66 (an arm beyond the image border), 0.63 (a neck) and 0.56 (the board's edge)."""
+
+
+POSE_HAND_POINTS = {"left hand": (15, 17, 19, 21), "right hand": (16, 18, 20, 22)}
+"""MediaPipe Pose's landmarks of each hand (wrist, pinky, index, thumb), named from the person's own side."""
+POSE_MIN_VISIBILITY = 0.5  # a Pose hand counts when its 4 landmarks' mean visibility reaches this
+RIM_REACH = 0.2
+"""A Pose hand holds the board when its centre is within this fraction of the board's longer side of the rim (in
+or out): a hand gripping an edge is at it, and Pose's hand points lie a few centimetres off the hand's middle."""
 
 
 def board_outline(gray: np.ndarray) -> np.ndarray | None:
@@ -143,12 +154,13 @@ class HandLandmarkNet:
 
 def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = MIN_PRESENCE):
     """Hands at the outline of a chessboard in ``image`` (uint8 ``[H,W,3]`` RGB): ``(outline [4,2] or None,
-    landmarks [n,21,3]`` image pixels (x, y, z scaled like x), ``presence [n], grip [n,2])``, most present first;
-    crops that show the same hand (landmark centroids closer than half a hand) are merged into the most present
-    one. ``grip`` is where on the board each hand holds it (:func:`grip_on_board`)."""
+    parts, landmarks [n,21,3]`` image pixels (x, y, z scaled like x), ``presence [n], grip [n,2])``, most present
+    first; crops that show the same hand (landmark centroids closer than half a hand) are merged into the most
+    present one. ``parts`` names each hand (:func:`held_hand_part`); ``grip`` is where on the board each hand holds
+    it (:func:`grip_on_board`)."""
     import cv2
 
-    none = np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+    none = [], np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
     outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     if outline is None:
         return None, *none
@@ -173,11 +185,50 @@ def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = M
     if not hands:
         return outline, *none
     grips = np.stack([grip_on_board(h, outline) for h in hands])
-    return outline, np.stack(hands), np.asarray(scores, np.float32), grips
+    parts = [held_hand_part(h, outline) for h in hands]
+    return outline, parts, np.stack(hands), np.asarray(scores, np.float32), grips
+
+
+def held_hand_part(hand: np.ndarray, outline: np.ndarray) -> str:
+    """Which of the person's hands holds the board: ``hand [21,3]`` landmarks and the board's ``outline [4,2]``
+    (pixels). The holder faces the camera from behind the board, so a hand right of the board's centre in the image
+    is their left hand. (The landmark network's own handedness output is no help here: on these fists it flips
+    between crops of the same hand.)"""
+    return "left hand" if float(np.mean(hand[:, 0])) > float(np.mean(outline[:, 0])) else "right hand"
+
+
+def pose_hands_at_board(people: list[np.ndarray], outline: np.ndarray):
+    """The hands of people Pose found that hold the board of ``outline [4,2]``: ``people`` are MediaPipe Pose
+    landmarks ``[33,4]`` (x, y pixels, z, visibility) each. A hand (:data:`POSE_HAND_POINTS`) holds it when its
+    points' mean visibility reaches ``POSE_MIN_VISIBILITY`` and their centre is within ``RIM_REACH`` of the
+    board's longer side of its rim. Returns ``(parts, points [m,4,3]`` (x, y pixels, z), ``presence [m]`` (the mean
+    visibility), ``grip [m,2])``, like :func:`board_hands`."""
+    size = max(np.linalg.norm(outline[1] - outline[0]), np.linalg.norm(outline[3] - outline[0]))
+    parts, points, presence = [], [], []
+    for landmarks in people:
+        for part, ids in POSE_HAND_POINTS.items():
+            hand = np.asarray(landmarks, np.float32)[list(ids)]
+            seen = float(hand[:, 3].mean())
+            if seen >= POSE_MIN_VISIBILITY and rim_distance(hand[:, :2].mean(axis=0), outline) <= RIM_REACH * size:
+                parts.append(part)
+                points.append(hand[:, :3])
+                presence.append(seen)
+    if not parts:
+        return [], np.zeros((0, 4, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+    grips = np.stack([grip_on_board(h, outline) for h in points])
+    return parts, np.stack(points), np.asarray(presence, np.float32), grips
+
+
+def rim_distance(point: np.ndarray, outline: np.ndarray) -> float:
+    """Pixels from ``point [2]`` to the nearest of the 4 edges of ``outline [4,2]`` (inside or outside)."""
+    a = np.asarray(outline, np.float64)
+    d = np.roll(a, -1, axis=0) - a
+    t = np.clip(np.einsum("ij,ij->i", np.asarray(point, np.float64) - a, d) / np.maximum((d * d).sum(1), 1e-9), 0, 1)
+    return float(np.linalg.norm(a + t[:, None] * d - point, axis=1).min())
 
 
 def grip_on_board(hand: np.ndarray, outline: np.ndarray) -> np.ndarray:
-    """Where a hand (landmarks ``[21,3]``, pixels) holds the board of ``outline`` ``[4,2]``: ``[2]`` float32 ``(u, v)``
+    """Where a hand (landmarks ``[k,3]``, pixels) holds the board of ``outline`` ``[4,2]``: ``[2]`` float32 ``(u, v)``
     in the board's own coordinates (``u`` along its grid's columns, ``v`` along its rows, both 0..1 over the
     outline), the hand's centre taken into the board's plane and moved to the nearest edge (a grip is at the rim)."""
     import cv2

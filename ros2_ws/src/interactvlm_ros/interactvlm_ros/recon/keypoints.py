@@ -104,10 +104,13 @@ class Detections:
         hands_checked: False when the hand detector was skipped (a person was found and hands were asked for
             only without people).
         tiled: how many of ``people`` were found in half-size tiles (small in the frame; ``tiles=True``).
-        board_outline: float32 ``[4,2]`` pixels of a calibration chessboard (asked with ``board_hands=True`` and
-            nobody found by the pose detector), else None.
-        board_hands: float32 ``[m,21,3]`` landmarks of hands found at the board's outline (x, y pixels, relative z).
-        board_hand_scores: float32 ``[m]`` their hand presence.
+        board_outline: float32 ``[4,2]`` pixels of a calibration chessboard (asked with ``board_hands=True``),
+            else None.
+        board_hands: float32 ``[m,k,3]`` points of the hands holding the board (x, y pixels, relative z): with
+            nobody found by Pose, the hand-landmark network's 21 landmarks of hands at the board's outline; else
+            Pose's own wrist, pinky, index and thumb (k = 4) of hands at its rim.
+        board_hand_parts: ``"left hand"`` / ``"right hand"`` of each (the person's own side).
+        board_hand_scores: float32 ``[m]`` their hand presence (Pose: the points' mean visibility).
         board_hand_grips: float32 ``[m,2]`` where on the board each holds it (u along the grid's columns, v along its
             rows, 0..1 over the outline; on its rim).
     """
@@ -121,6 +124,7 @@ class Detections:
     board_hands: np.ndarray = field(default_factory=lambda: np.zeros((0, 21, 3), np.float32))
     board_hand_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     board_hand_grips: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    board_hand_parts: tuple[str, ...] = ()
 
 
 def mediapipe_python(configured: str = "") -> Path:
@@ -231,8 +235,9 @@ class KeypointDetector:
         """People (as :meth:`detect`) and hands (MediaPipe Hands) in ``image_rgb`` in one worker request.
         ``hands_without_people_only``: look for hands only when the pose detector found nobody (then
         ``Detections.hands_checked`` is False when it found someone); ``segmentation=False``: no person masks
-        (``PersonKeypoints.mask`` None), faster; ``board_hands``: when the pose detector found nobody, also look
-        for hands holding a calibration chessboard (:mod:`interactvlm_ros.recon.board_hands`)."""
+        (``PersonKeypoints.mask`` None), faster; ``board_hands``: also look for hands holding a calibration chessboard
+        (:mod:`interactvlm_ros.recon.board_hands`: Pose's own hands at its rim, or with nobody found, hands along
+        its outline)."""
         image = np.asarray(image_rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
@@ -257,7 +262,8 @@ class KeypointDetector:
                           "hands" in header, int(header.get("tiled", 0)), arrays.get("board_outline"),
                           held.astype(np.float32),
                           np.asarray(arrays.get("board_hand_scores", np.zeros(0)), np.float32).reshape(-1),
-                          np.asarray(arrays.get("board_hand_grips", np.zeros((0, 2))), np.float32).reshape(-1, 2))
+                          np.asarray(arrays.get("board_hand_grips", np.zeros((0, 2))), np.float32).reshape(-1, 2),
+                          tuple(header.get("board_hand_parts", ())))
 
     def _request(self, header: dict, arrays: dict[str, np.ndarray] | None = None):
         with self._lock:

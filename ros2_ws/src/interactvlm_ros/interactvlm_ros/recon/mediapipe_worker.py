@@ -19,12 +19,14 @@ hands) on the original image, and the reply has ``"hands": n`` and the arrays ``
 in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness classifier's score of each hand);
 ``"hands_without_people_only": true`` skips the hands (no ``"hands"`` in the reply) when a person was found;
 ``"segmentation": false`` runs Pose without its segmentation (faster; ``mask_i`` is then empty, ``[0,0]``).
-``"board_hands": true``: when Pose found nobody, look for hands holding a calibration board (a chessboard): find
-the board, run MediaPipe's hand-landmark network on crops along its outline (:mod:`board_hands`); the reply has
-``"board": true/false``, ``"board_hands": n`` and the arrays ``board_outline`` (float32 ``[4,2]`` pixels, when a
-board was found), ``board_hand_i`` (float32 ``[21,3]`` x, y pixels, relative z), ``board_hand_scores`` (float32
-``[n]``, hand presence) and ``board_hand_grips`` (float32 ``[n,2]``, where on the board each holds it: u along the
-grid's columns, v along its rows, 0..1 over the outline).
+``"board_hands": true``: look for hands holding a calibration board (a chessboard, :mod:`board_hands`): when
+Pose found people, their own hands at the board's rim; when it found nobody, MediaPipe's hand-landmark network on
+crops along the board's outline. The reply has ``"board": true/false``, ``"board_hands": n``,
+``"board_hand_parts"`` (``"left hand"`` / ``"right hand"`` each, the person's own side) and the arrays
+``board_outline`` (float32 ``[4,2]`` pixels, when a board was found), ``board_hand_i`` (float32 ``[k,3]`` x, y
+pixels, relative z: the network's 21 landmarks, or Pose's wrist, pinky, index and thumb), ``board_hand_scores``
+(float32 ``[n]``, hand presence, or the Pose points' visibility) and ``board_hand_grips`` (float32 ``[n,2]``, where
+on the board each holds it: u along the grid's columns, v along its rows, 0..1 over the outline).
 ``"tiles": true`` (small, distant people): when the whole frame shows nobody, Pose also looks in a 3x3 grid of
 overlapping half-size tiles (a person a quarter of the frame tall fills half a tile); a tile's person counts when
 its confidence (mean visibility of its more visible half of the landmarks) is at least ``"tile_min_confidence"``
@@ -98,18 +100,32 @@ class PoseWorker:
         self._pose_noseg = None  # Pose without segmentation, built on the first request that asks for it
         self._hand_net = None  # the hand-landmark network alone, built on the first board_hands request
 
-    def board_hands(self, image: np.ndarray) -> tuple[bool, dict[str, np.ndarray]]:
-        """Hands holding a chessboard in ``image`` (:func:`board_hands.board_hands`): ``(board found, arrays)``."""
-        from board_hands import HandLandmarkNet, board_hands  # a sibling of this script (never interactvlm_ros)
+    def board_hands(self, image: np.ndarray,
+                    people: list[np.ndarray]) -> tuple[bool, list[str], dict[str, np.ndarray]]:
+        """Hands holding a chessboard in ``image``: ``(board found, part of each hand, arrays)``. With ``people``
+        (Pose landmarks ``[33,4]`` each) their own hands at the board's rim (:func:`board_hands.pose_hands_at_board`),
+        else the hand-landmark network on crops along its outline (:func:`board_hands.board_hands`)."""
+        import cv2
+        from board_hands import (  # a sibling of this script (never interactvlm_ros)
+            HandLandmarkNet,
+            board_hands,
+            board_outline,
+            pose_hands_at_board,
+        )
 
-        if self._hand_net is None:
-            self._hand_net = HandLandmarkNet()
-        outline, hands, scores, grips = board_hands(image, self._hand_net)
+        if people:
+            outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+            parts, hands, scores, grips = (pose_hands_at_board(people, outline) if outline is not None
+                                           else ([], [], np.zeros(0, np.float32), np.zeros((0, 2), np.float32)))
+        else:
+            if self._hand_net is None:
+                self._hand_net = HandLandmarkNet()
+            outline, parts, hands, scores, grips = board_hands(image, self._hand_net)
         out = {f"board_hand_{i}": h for i, h in enumerate(hands)}
         out["board_hand_scores"], out["board_hand_grips"] = scores, grips
         if outline is not None:
             out["board_outline"] = outline.astype(np.float32)
-        return outline is not None, out
+        return outline is not None, parts, out
 
     def hands(self, image: np.ndarray, max_hands: int) -> dict[str, np.ndarray]:
         """MediaPipe Hands on ``image``: ``hand_i [21,3]`` (x, y px, relative z) and ``hand_scores [n]``."""
@@ -250,8 +266,9 @@ def main() -> int:
                     hands = worker.hands(image, int(header["hands"]))
                     reply["hands"] = len(hands["hand_scores"])
                     found.update(hands)
-                if header.get("board_hands") and not reply["people"]:
-                    reply["board"], held = worker.board_hands(image)
+                if header.get("board_hands"):
+                    people = [found[f"landmarks_{i}"] for i in range(reply["people"])]
+                    reply["board"], reply["board_hand_parts"], held = worker.board_hands(image, people)
                     reply["board_hands"] = len(held["board_hand_scores"])
                     found.update(held)
                 write_message(stdout, reply, found)
