@@ -145,6 +145,23 @@ def test_worker_finds_the_hand_holding_a_calibration_board(detector, board_frame
     assert "board: left hand at its edge" in ev.reason
 
 
+def test_a_person_found_in_tiles_without_hands_at_the_board_still_gets_the_crop_search(board_frame):
+    """With ``recon.person_tiles`` Pose finds the seated person of left01 in a tile while guessing his hidden hands
+    (none at the board's rim): the crops along the outline still find the left hand holding the board."""
+    from interactvlm_ros.recon.keypoints import KeypointDetector, KeypointError, mediapipe_python
+
+    try:
+        python = mediapipe_python("")
+    except KeypointError as exc:
+        pytest.skip(f"MediaPipe environment missing: {exc}")
+    with KeypointDetector(python, max_people=1, tiles=True) as tiled:
+        det = tiled.detect_with_hands(board_frame, 1, hands_without_people_only=True, segmentation=False,
+                                      board_hands=True)
+    assert det.tiled == 1 and det.board_hands.shape == (1, 21, 3) and det.board_hand_parts == ("left hand",)
+    ev = evidence_from(det, (640, 480))
+    assert ev.people == 1 and not ev.hands_only and "board: left hand at its edge" in ev.reason
+
+
 def test_a_large_frame_is_searched_shrunk_and_answered_in_its_own_pixels(detector, board_frame):
     big = np.ascontiguousarray(np.repeat(np.repeat(board_frame, 3, axis=0), 3, axis=1))  # 1920x1440
     small = detector.detect_with_hands(board_frame, 1, hands_without_people_only=True, segmentation=False,

@@ -20,9 +20,9 @@ is evidence for the hands alone: human contact elsewhere on the body is dropped,
 on unseen parts is reported not found, with the reason.
 
 A calibration board held up to the camera hides the face, and the hand holding it is a fist the palm detector
-misses. For a board query the worker also looks for a chessboard (:mod:`interactvlm_ros.recon.board_hands`): when
-Pose finds nobody, for hands along its outline; when Pose finds the person, for their own hands at its rim. A hand
-found there holds the board: the ``board`` contact is put on that hand, whatever the model's map says, because the
+misses. For a board query the worker also looks for a chessboard (:mod:`interactvlm_ros.recon.board_hands`) and
+for the hands holding it: the Pose people's own hands at its rim, else hands along its outline. A hand found there
+holds the board: the ``board`` contact is put on that hand, whatever the model's map says, because the
 model has never seen a board held this way (its synthetic boards are stood on or carried against the body); its
 object map is where the hand grips the board (:func:`board_grip_map`, applied by the pipeline once the board's
 mesh is known).
@@ -167,9 +167,9 @@ class PersonGate:
         hand_parts: ``{"left hand": [Nl], "right hand": [Nr]}`` int64 vertex indices of each hand, for hands
             found holding a board (taken from the predictor's body model by :meth:`use_body` when not given).
 
-    The hand detector (and, for a board query, the crop search for hands holding a calibration board) runs only
-    when the pose detector found nobody: one person is enough evidence, and it saves the hand model's time on most
-    frames with people. A person found by Pose is checked for a board held in their own (Pose) hands instead.
+    The hand detector runs only when the pose detector found nobody: one person is enough evidence, and it saves
+    the hand model's time on most frames with people. For a board query a person found by Pose is first checked
+    for a board held in their own (Pose) hands; the crop search along the board runs when none holds it.
     """
 
     def __init__(self, mode: str = "auto", detector: Any = None, max_people: int = 1, max_hands: int = 4,
@@ -233,7 +233,7 @@ class PersonGate:
     def check(self, rgb: np.ndarray, max_people: int | None = None,
               boards: bool = True) -> tuple[PersonEvidence, list | None]:
         """Evidence for one uint8 ``[H,W,3]`` frame (blocking): ``(evidence, people or None)``. ``boards``: also
-        look for hands holding a calibration board (with nobody found by Pose about 1 s on a frame with a board;
+        look for hands holding a calibration board (about 1 s on a frame with a board that no Pose hand holds;
         the pipeline asks only when a query is a board)."""
         now = time.monotonic()
         if now < self._retry_after:

@@ -12,13 +12,14 @@ itself is easy to find, and a hand that holds it must be at its outline. So:
    that outline (:func:`outline_crops`: 4 edges x 3 places x 2 sizes x 2 ups x 3 turns: the crop's up is the
    image's up (a fist on a side edge, forearm from below) or points into the board (fingers over the top or bottom
    edge), each turned by -45, 0 and 45 degrees).
-3. :func:`board_hands` keeps crops whose presence reaches ``min_presence`` (a hand whose landmarks centre outside
-   the image, in a crop padded beyond the border, is dropped) and merges those that show the same hand:
-   ``(outline, landmarks [n,21,3] image pixels, presence [n], grip [n,2])``, ``grip`` being where on the board's
+3. :func:`hands_along_outline` keeps crops whose presence reaches ``min_presence`` (a hand whose landmarks centre
+   outside the image, in a crop padded beyond the border, is dropped) and merges those that show the same hand:
+   ``(parts, landmarks [n,21,3] image pixels, presence [n], grip [n,2])``, ``grip`` being where on the board's
    rim each hand holds it (:func:`grip_on_board`).
 
-A person Pose does find (the board held beside the face, or low) needs no crops: Pose's own hand landmarks say
-where the hands are and which is which, and :func:`pose_hands_at_board` keeps those at the board's rim.
+A person Pose does find (the board held beside the face, or low) is asked first: Pose's own hand landmarks say
+where the hands are and which is which, and :func:`pose_hands_at_board` keeps those at the board's rim. When none
+is there (Pose may find the person, in tiles, while guessing the hidden hands), the crops above are searched too.
 
 Measured on OpenCV's 26 stereo-calibration frames (a seated person holding the board up, face behind it): the
 board is found in 26 of 26, in none of the 10 other real photos (45 ms when there is none); the holding hand is
@@ -152,18 +153,15 @@ class HandLandmarkNet:
         return lm, self._it.get_tensor(self._presence).reshape(-1)
 
 
-def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = MIN_PRESENCE):
-    """Hands at the outline of a chessboard in ``image`` (uint8 ``[H,W,3]`` RGB): ``(outline [4,2] or None,
-    parts, landmarks [n,21,3]`` image pixels (x, y, z scaled like x), ``presence [n], grip [n,2])``, most present
-    first; crops that show the same hand (landmark centroids closer than half a hand) are merged into the most
-    present one. ``parts`` names each hand (:func:`held_hand_part`); ``grip`` is where on the board each hand holds
-    it (:func:`grip_on_board`)."""
+def hands_along_outline(image: np.ndarray, outline: np.ndarray, net: HandLandmarkNet,
+                        min_presence: float = MIN_PRESENCE):
+    """Hands at the board ``outline [4,2]`` in ``image`` (uint8 ``[H,W,3]`` RGB): ``(parts, landmarks [n,21,3]``
+    image pixels (x, y, z scaled like x), ``presence [n], grip [n,2])``, most present first; crops that show the
+    same hand (landmark centroids closer than half a hand) are merged into the most present one. ``parts`` names
+    each hand (:func:`held_hand_part`); ``grip`` is where on the board each hand holds it (:func:`grip_on_board`)."""
     import cv2
 
     none = [], np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
-    outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-    if outline is None:
-        return None, *none
     maps = outline_crops(outline)
     crops = np.stack([cv2.warpAffine(image, m, (CROP, CROP), flags=cv2.INTER_LINEAR) for m in maps])
     lm, presence = net(crops.astype(np.float32) / 255.0)
@@ -183,10 +181,9 @@ def board_hands(image: np.ndarray, net: HandLandmarkNet, min_presence: float = M
         hands.append(np.concatenate([xy, z], axis=1).astype(np.float32))
         scores.append(float(presence[i]))
     if not hands:
-        return outline, *none
+        return none
     grips = np.stack([grip_on_board(h, outline) for h in hands])
-    parts = [held_hand_part(h, outline) for h in hands]
-    return outline, parts, np.stack(hands), np.asarray(scores, np.float32), grips
+    return [held_hand_part(h, outline) for h in hands], np.stack(hands), np.asarray(scores, np.float32), grips
 
 
 def held_hand_part(hand: np.ndarray, outline: np.ndarray) -> str:
@@ -202,7 +199,7 @@ def pose_hands_at_board(people: list[np.ndarray], outline: np.ndarray):
     landmarks ``[33,4]`` (x, y pixels, z, visibility) each. A hand (:data:`POSE_HAND_POINTS`) holds it when its
     points' mean visibility reaches ``POSE_MIN_VISIBILITY`` and their centre is within ``RIM_REACH`` of the
     board's longer side of its rim. Returns ``(parts, points [m,4,3]`` (x, y pixels, z), ``presence [m]`` (the mean
-    visibility), ``grip [m,2])``, like :func:`board_hands`."""
+    visibility), ``grip [m,2])``, like :func:`hands_along_outline`."""
     size = max(np.linalg.norm(outline[1] - outline[0]), np.linalg.norm(outline[3] - outline[0]))
     parts, points, presence = [], [], []
     for landmarks in people:

@@ -106,9 +106,9 @@ class Detections:
         tiled: how many of ``people`` were found in half-size tiles (small in the frame; ``tiles=True``).
         board_outline: float32 ``[4,2]`` pixels of a calibration chessboard (asked with ``board_hands=True``),
             else None.
-        board_hands: float32 ``[m,k,3]`` points of the hands holding the board (x, y pixels, relative z): with
-            nobody found by Pose, the hand-landmark network's 21 landmarks of hands at the board's outline; else
-            Pose's own wrist, pinky, index and thumb (k = 4) of hands at its rim.
+        board_hands: float32 ``[m,k,3]`` points of the hands holding the board (x, y pixels, relative z): Pose's
+            own wrist, pinky, index and thumb (k = 4) of hands at its rim, or, when Pose has none there, the
+            hand-landmark network's 21 landmarks of hands along the board's outline.
         board_hand_parts: ``"left hand"`` / ``"right hand"`` of each (the person's own side).
         board_hand_scores: float32 ``[m]`` their hand presence (Pose: the points' mean visibility).
         board_hand_grips: float32 ``[m,2]`` where on the board each holds it (u along the grid's columns, v along its
@@ -236,8 +236,7 @@ class KeypointDetector:
         ``hands_without_people_only``: look for hands only when the pose detector found nobody (then
         ``Detections.hands_checked`` is False when it found someone); ``segmentation=False``: no person masks
         (``PersonKeypoints.mask`` None), faster; ``board_hands``: also look for hands holding a calibration chessboard
-        (:mod:`interactvlm_ros.recon.board_hands`: Pose's own hands at its rim, or with nobody found, hands along
-        its outline)."""
+        (:mod:`interactvlm_ros.recon.board_hands`: Pose's own hands at its rim, else hands along its outline)."""
         image = np.asarray(image_rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")

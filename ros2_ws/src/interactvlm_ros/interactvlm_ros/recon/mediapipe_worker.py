@@ -19,9 +19,9 @@ hands) on the original image, and the reply has ``"hands": n`` and the arrays ``
 in pixels, relative z) and ``hand_scores`` (float32 ``[n]``, the handedness classifier's score of each hand);
 ``"hands_without_people_only": true`` skips the hands (no ``"hands"`` in the reply) when a person was found;
 ``"segmentation": false`` runs Pose without its segmentation (faster; ``mask_i`` is then empty, ``[0,0]``).
-``"board_hands": true``: look for hands holding a calibration board (a chessboard, :mod:`board_hands`): when
-Pose found people, their own hands at the board's rim; when it found nobody, MediaPipe's hand-landmark network on
-crops along the board's outline. The reply has ``"board": true/false``, ``"board_hands": n``,
+``"board_hands": true``: look for hands holding a calibration board (a chessboard, :mod:`board_hands`): the Pose
+people's own hands at the board's rim; when there are none, MediaPipe's hand-landmark network on crops along the
+board's outline. The reply has ``"board": true/false``, ``"board_hands": n``,
 ``"board_hand_parts"`` (``"left hand"`` / ``"right hand"`` each, the person's own side) and the arrays
 ``board_outline`` (float32 ``[4,2]`` pixels, when a board was found), ``board_hand_i`` (float32 ``[k,3]`` x, y
 pixels, relative z: the network's 21 landmarks, or Pose's wrist, pinky, index and thumb), ``board_hand_scores``
@@ -102,25 +102,26 @@ class PoseWorker:
 
     def board_hands(self, image: np.ndarray,
                     people: list[np.ndarray]) -> tuple[bool, list[str], dict[str, np.ndarray]]:
-        """Hands holding a chessboard in ``image``: ``(board found, part of each hand, arrays)``. With ``people``
-        (Pose landmarks ``[33,4]`` each) their own hands at the board's rim (:func:`board_hands.pose_hands_at_board`),
-        else the hand-landmark network on crops along its outline (:func:`board_hands.board_hands`)."""
+        """Hands holding a chessboard in ``image``: ``(board found, part of each hand, arrays)``. ``people`` (Pose
+        landmarks ``[33,4]`` each): their own hands at the board's rim (:func:`board_hands.pose_hands_at_board`);
+        when there are none, the hand-landmark network on crops along its outline
+        (:func:`board_hands.hands_along_outline`)."""
         import cv2
         from board_hands import (  # a sibling of this script (never interactvlm_ros)
             HandLandmarkNet,
-            board_hands,
             board_outline,
+            hands_along_outline,
             pose_hands_at_board,
         )
 
-        if people:
-            outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-            parts, hands, scores, grips = (pose_hands_at_board(people, outline) if outline is not None
-                                           else ([], [], np.zeros(0, np.float32), np.zeros((0, 2), np.float32)))
-        else:
+        outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        parts, hands, scores, grips = [], [], np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+        if outline is not None and people:
+            parts, hands, scores, grips = pose_hands_at_board(people, outline)
+        if outline is not None and not parts:
             if self._hand_net is None:
                 self._hand_net = HandLandmarkNet()
-            outline, parts, hands, scores, grips = board_hands(image, self._hand_net)
+            parts, hands, scores, grips = hands_along_outline(image, outline, self._hand_net)
         out = {f"board_hand_{i}": h for i, h in enumerate(hands)}
         out["board_hand_scores"], out["board_hand_grips"] = scores, grips
         if outline is not None:
