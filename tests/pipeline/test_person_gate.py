@@ -160,6 +160,15 @@ def test_astronaut_has_a_person_and_keeps_the_models_contact(gated, predictor, p
     assert gated.last_person is run.person
 
 
+def test_a_grey_photo_is_gated_like_its_rgb(gated, photos):
+    """``interactvlm infer`` hands the pipeline a grey JPEG as ``[H,W]``: the gate sees it (the person is found),
+    it is not "unavailable" because MediaPipe wants 3 channels."""
+    grey = np.ascontiguousarray(photos["astronaut"].mean(axis=2).astype(np.uint8))
+    run = gated.run(grey, ["cup"])
+    assert run.person.available and run.person.people == 1
+    assert gated.run(np.repeat(grey[..., None], 3, axis=2), ["cup"]).person.reason == run.person.reason
+
+
 def test_gate_disabled_is_the_models_answer(predictor, photos):
     from interactvlm_ros.pipeline.contact_pipeline import ContactPipeline
 

@@ -94,8 +94,12 @@ class ContactPipeline:
     def run(self, rgb: np.ndarray, objects: Sequence[str | ObjectQuery], K: np.ndarray | None = None,
             depth: np.ndarray | None = None) -> PipelineResult:
         """Contacts for ``objects`` (names or :class:`ObjectQuery`, one contact each, in order) in ``rgb`` (uint8
-        ``[H,W,3]``); ``K [3,3]`` and ``depth [H,W]`` (metres) are used by the reconstruction (None:
-        ``camera.default_fov_deg``, no depth)."""
+        ``[H,W,3]``; grey, 16-bit, RGBA and float images are converted as the predictor would,
+        :func:`~interactvlm_ros.model.vision.to_rgb_uint8`); ``K [3,3]`` and ``depth [H,W]`` (metres) are used by the
+        reconstruction (None: ``camera.default_fov_deg``, no depth)."""
+        from interactvlm_ros.model.vision import to_rgb_uint8
+
+        rgb = to_rgb_uint8(rgb)  # the person gate and the reconstruction need 3 uint8 channels
         queries = [o if isinstance(o, ObjectQuery) else ObjectQuery(o) for o in objects]
         self._given = {q.mesh.mesh_id: q.mesh for q in queries if q.mesh is not None}
         pending = (self.person_gate.begin(rgb, boards=self._asks_for_board(queries))

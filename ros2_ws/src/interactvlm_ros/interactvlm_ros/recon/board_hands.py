@@ -52,7 +52,10 @@ elsewhere on them were 0.66 (an arm beyond the image border), 0.63 (a neck) and 
 
 POSE_HAND_POINTS = {"left hand": (15, 17, 19, 21), "right hand": (16, 18, 20, 22)}
 """MediaPipe Pose's landmarks of each hand (wrist, pinky, index, thumb), named from the person's own side."""
-POSE_MIN_VISIBILITY = 0.5  # a Pose hand counts when its 4 landmarks' mean visibility reaches this
+POSE_MIN_VISIBILITY = 0.5
+"""A Pose hand counts when its 4 landmarks' mean visibility reaches this. The visibility is the held hand's contact
+probability, so a held hand is always at the method's contact level (0.5). Pose in tiles puts the seated person's
+hidden hands at the board's rim at 0.06-0.48 on 3 calibration frames: those go to the crop search."""
 RIM_REACH = 0.2
 """A Pose hand holds the board when its centre is within this fraction of the board's longer side of the rim (in
 or out): a hand gripping an edge is at it, and Pose's hand points lie a few centimetres off the hand's middle."""
