@@ -1,4 +1,4 @@
-"""Hands holding a calibration board, found where MediaPipe's own detectors find nobody.
+"""Hands holding a calibration board, found where MediaPipe's own detectors miss them.
 
 A person who holds a board up to the camera hides their face behind it, so MediaPipe Pose (which finds people
 through the face) sees no one, and the hand at the board's edge is a fist that the palm detector misses. The board
@@ -164,7 +164,6 @@ def hands_along_outline(image: np.ndarray, outline: np.ndarray, net: HandLandmar
     each hand (:func:`held_hand_part`); ``grip`` is where on the board each hand holds it (:func:`grip_on_board`)."""
     import cv2
 
-    none = [], np.zeros((0, 21, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
     maps = outline_crops(outline)
     crops = np.stack([cv2.warpAffine(image, m, (CROP, CROP), flags=cv2.INTER_LINEAR) for m in maps])
     lm, presence = net(crops.astype(np.float32) / 255.0)
@@ -184,7 +183,7 @@ def hands_along_outline(image: np.ndarray, outline: np.ndarray, net: HandLandmar
         hands.append(np.concatenate([xy, z], axis=1).astype(np.float32))
         scores.append(float(presence[i]))
     if not hands:
-        return none
+        return no_hands(21)
     grips = np.stack([grip_on_board(h, outline) for h in hands])
     return [held_hand_part(h, outline) for h in hands], np.stack(hands), np.asarray(scores, np.float32), grips
 
@@ -214,9 +213,14 @@ def pose_hands_at_board(people: list[np.ndarray], outline: np.ndarray):
                 points.append(hand[:, :3])
                 presence.append(seen)
     if not parts:
-        return [], np.zeros((0, 4, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+        return no_hands(len(POSE_HAND_POINTS["left hand"]))
     grips = np.stack([grip_on_board(h, outline) for h in points])
     return parts, np.stack(points), np.asarray(presence, np.float32), grips
+
+
+def no_hands(points: int):
+    """The hand searches' answer when no hand holds the board: ``([], [0,points,3], [0], [0,2])``."""
+    return [], np.zeros((0, points, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
 
 
 def rim_distance(point: np.ndarray, outline: np.ndarray) -> float:

@@ -111,11 +111,12 @@ class PoseWorker:
             HandLandmarkNet,
             board_outline,
             hands_along_outline,
+            no_hands,
             pose_hands_at_board,
         )
 
         outline = board_outline(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-        parts, hands, scores, grips = [], [], np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+        parts, hands, scores, grips = no_hands(21)
         if outline is not None and people:
             parts, hands, scores, grips = pose_hands_at_board(people, outline)
         if outline is not None and not parts:
