@@ -80,7 +80,7 @@ def test_rim_distance_is_to_the_nearest_edge_inside_and_out():
 def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_only():
     parts = {"left hand": np.array([0, 1]), "right hand": np.array([2, 3])}
     torso = np.array([0.0, 0.0, 0.0, 0.0, 0.9, 0.9], np.float32)  # the model's board map: on the body
-    board = ObjectContact("board", human_probs=torso.copy())
+    board = ObjectContact("board", human_probs=torso.copy(), view_masks=np.ones((4, 8, 8), np.float32))
     cup = ObjectContact("cup", human_probs=np.array([0.0, 0.0, 0.8, 0.8, 0.0, 0.0], np.float32))
     ev = PersonEvidence(True, 0.9, "pose: no person; hands: none; board: left hand at its edge (0.90)",
                         people=0, hands=0, board_hands=(BoardHand("left hand", 0.9, (1.0, 0.5)),))
@@ -88,7 +88,7 @@ def test_board_contact_goes_on_the_holding_hand_and_other_objects_keep_hands_onl
     res = ContactResult("anny", 6, [board, cup])
     apply_person_evidence(res, ev, strict=False, hand_vertices=np.arange(4), hand_parts=parts)
     np.testing.assert_allclose(board.human_probs, [0.9, 0.9, 0, 0, 0, 0])
-    assert board.found and "hands found holding the board" in board.reason
+    assert board.found and "hands found holding the board" in board.reason and board.view_masks is None
     assert cup.found and "only hands are seen" in cup.reason  # the cup's map is on the hands: kept there
     np.testing.assert_allclose(cup.human_probs, [0, 0, 0.8, 0.8, 0, 0])
 

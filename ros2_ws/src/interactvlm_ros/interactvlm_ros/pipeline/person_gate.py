@@ -368,7 +368,8 @@ def _keep_hands(result, evidence: PersonEvidence, hand_vertices: np.ndarray, ski
 
 def _board_contact(result, evidence: PersonEvidence, hand_parts: Mapping[str, np.ndarray]) -> set[int]:
     """Hands found at a calibration board's edge hold it: each found ``board`` contact's human map becomes those
-    hands (every vertex of a hand at the hand's presence), 0 elsewhere. Returns the ``id`` of each contact set."""
+    hands (every vertex of a hand at the hand's presence), 0 elsewhere, and its view masks (the model's map on the
+    renders) are dropped. Returns the ``id`` of each contact set."""
     done = set()
     for c in result.contacts:
         if not c.found or c.label != BOARD_LABEL or c.human_probs is None:
@@ -378,6 +379,7 @@ def _board_contact(result, evidence: PersonEvidence, hand_parts: Mapping[str, np
             ids = hand_parts[hand.part]
             held[ids] = np.maximum(held[ids], hand.presence)
         c.human_probs = held
+        c.view_masks = None  # the decoder's masks show the model's own map, not these hands
         c.reason = (f"contact from the hands found holding the board ({evidence.reason}); "
                     "the model's own map for the board is not used")
         done.add(id(c))
