@@ -248,4 +248,11 @@ def test_a_board_away_from_the_hands_is_not_held(detector, thrower):
     det = detector.detect_with_hands(with_board(thrower, 300, 220), 1, hands_without_people_only=True,
                                      segmentation=False, board_hands=True)
     assert len(det.people) == 1 and det.board_outline is not None and len(det.board_hands) == 0
-    assert "board: no hand found at its edge" in evidence_from(det, (640, 480)).reason
+    ev = evidence_from(det, (640, 480))
+    assert ev.present and ev.board_seen and "board: no hand found at its edge" in ev.reason
+    board = ObjectContact("board", human_probs=np.array([0, 0, 0.9, 0.9], np.float32))  # the model's: on the body
+    ball = ObjectContact("ball", human_probs=np.array([0.9, 0.9, 0, 0], np.float32))
+    apply_person_evidence(ContactResult("anny", 4, [board, ball]), ev, strict=False, hand_vertices=np.arange(2),
+                          hand_parts={"left hand": np.array([0]), "right hand": np.array([1])})
+    assert not board.found and board.human_probs is None and "no hand was found holding it" in board.reason
+    assert ball.found  # other objects keep the model's answer

@@ -25,7 +25,7 @@ for the hands holding it: the Pose people's own hands at its rim, else hands alo
 holds the board: the ``board`` contact is put on that hand, whatever the model's map says, because the
 model has never seen a board held this way (its synthetic boards are stood on or carried against the body); its
 object map is where the hand grips the board (:func:`board_grip_map`, applied by the pipeline once the board's
-mesh is known).
+mesh is known). A board in view that no hand is found holding gets no contact.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class PersonEvidence:
         available: False when the detectors could not run (then ``present`` is False and ``reason`` says why).
         ms: wall time of the detection request (it overlaps the model when run through :class:`PersonGate`).
         board_hands: each hand found at a calibration board's outline (:class:`BoardHand`).
+        board_seen: a calibration board (chessboard) was found in the frame (looked for on board queries only).
     """
 
     present: bool
@@ -91,6 +92,7 @@ class PersonEvidence:
     available: bool = True
     ms: float = 0.0
     board_hands: tuple[BoardHand, ...] = ()
+    board_seen: bool = False
 
     @property
     def hands_only(self) -> bool:
@@ -133,7 +135,7 @@ def evidence_from(detections, size: tuple[int, int], ms: float = 0.0) -> PersonE
     parts.append(f"MediaPipe on {size[0]}x{size[1]}")
     conf = max(pose + hands + [b.presence for b in held], default=0.0)
     return PersonEvidence(bool(pose or hands or held), float(np.clip(conf, 0.0, 1.0)), "; ".join(parts),
-                          len(pose), len(hands), True, ms, held)
+                          len(pose), len(hands), True, ms, held, outline is not None)
 
 
 class PendingEvidence:
@@ -321,6 +323,10 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
     * hands found holding a calibration board (``evidence.board_hands``, with ``hand_parts`` given): a found
       ``board`` contact is put on those hands (each hand's vertices at its presence, 0 elsewhere), see
       :func:`_board_contact` (its object map, once the pipeline knows the board's mesh: :func:`board_grip_map`);
+    * a calibration board seen with no hand at its edge (``evidence.board_seen``, no ``board_hands``): a found
+      ``board`` contact becomes ``found=False`` ("a calibration board is in view and no hand was found holding
+      it"): the model's board map (torso and thighs) would be the class prior, and a board nobody is seen
+      holding is either held out of sight or not touched;
     * no person: every found contact becomes ``found=False`` with ``reason`` "no person in the image (<what the
       detectors saw>)", and its maps are dropped (the model's human map is not an answer on an absent person);
       contacts that were already not found keep their own reason;
@@ -333,6 +339,10 @@ def apply_person_evidence(result, evidence: PersonEvidence, strict: bool,
             if c.found:
                 c.person_confidence = float(evidence.confidence)
         held = _board_contact(result, evidence, hand_parts) if evidence.board_hands and hand_parts else set()
+        if evidence.board_seen and not evidence.board_hands:
+            for c in result.contacts:
+                if c.found and c.label == BOARD_LABEL:
+                    _withhold(c, f"a calibration board is in view and no hand was found holding it ({evidence.reason})")
         if evidence.hands_only and hand_vertices is not None:
             _keep_hands(result, evidence, hand_vertices, skip=held)
         return
