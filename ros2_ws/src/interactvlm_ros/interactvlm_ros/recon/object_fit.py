@@ -95,10 +95,12 @@ def penetration_depth(points: torch.Tensor, body_v: torch.Tensor, body_n: torch.
     """Per-point depth inside the body ``[M]`` (0 outside) for ``points [M,3]``, body vertices ``body_v [N,3]``
     and their unit normals ``body_n [N,3]``: ``relu(−Σ_k w_k (p − b_k)·n_k)`` over the nearest body vertices
     ``b_k``, softly weighted by distance (continuous as the object moves; see ``PENETRATION_SOFTNESS_M``)."""
-    d = torch.cdist(points, body_v)
-    near, ids = d.topk(min(PENETRATION_NEIGHBOURS, body_v.shape[0]), dim=1, largest=False)
-    w = torch.softmax(-(near / PENETRATION_SOFTNESS_M) ** 2, dim=1)
-    signed = (w * ((points[:, None, :] - body_v[ids]) * body_n[ids]).sum(-1)).sum(1)
+    with torch.no_grad():  # which vertices are nearest: no gradient (the [M,N] matrix would be kept for it)
+        ids = torch.cdist(points, body_v).topk(min(PENETRATION_NEIGHBOURS, body_v.shape[0]), dim=1,
+                                               largest=False).indices
+    offset = points[:, None, :] - body_v[ids]  # [M,k,3]
+    w = torch.softmax(-(offset.norm(dim=-1) / PENETRATION_SOFTNESS_M) ** 2, dim=1)
+    signed = (w * (offset * body_n[ids]).sum(-1)).sum(1)
     return torch.relu(-signed)
 
 
