@@ -29,6 +29,10 @@ def test_real_photos_are_the_labelled_scikit_image_ones_and_two_calibration_fram
     boards = [f for f in REAL if f.id in DEMO_PACKAGED_PHOTOS]  # none where opencv-doc cannot be fetched
     assert sorted(f.id for f in boards) in ([], sorted(DEMO_PACKAGED_PHOTOS))
     assert all(f.object == "board" and f.labelled_parts == ("left hand",) for f in boards)
+    # the astronaut's hand is behind the helmet, board_left05's behind the board: the description says so
+    assert skimage_photos[0].description.endswith("left hand (not in view)")
+    assert "in view" not in skimage_photos[1].description
+    assert all(f.description.endswith("(not in view)") == (f.id == "board_left05") for f in boards)
     assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 and f.source == "photo" for f in REAL)
 
 

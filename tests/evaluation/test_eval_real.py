@@ -66,8 +66,9 @@ def test_no_contact_labels_score_one_only_when_nothing_is_predicted():
     assert not part_hit(probs(v0=0.9), [], PARTS) and on_target(probs(v0=0.9), [], PARTS) == 0.0
 
 
-def photo(pid, obj, parts, scene="s", person=True):
-    return RealPhoto(pid, "src", f"{pid}.png", "0" * 64, scene, obj, person, tuple(parts))
+def photo(pid, obj, parts, scene="s", person=True, visibility="visible"):
+    return RealPhoto(pid, "src", f"{pid}.png", "0" * 64, scene, obj, person, tuple(parts),
+                     contact_visibility=visibility)
 
 
 def test_score_real_model_and_prior_over_images_and_scenes():
@@ -92,10 +93,31 @@ def test_score_real_model_and_prior_over_images_and_scenes():
     # where the mass went: 'ab' contains a and b, so only the smallest parts are named; v35 is in no part
     assert r["real_per_image"]["hold"]["top_parts"] == [["a", pytest.approx(0.667)]]
     assert r["real_per_image"]["empty"]["top_parts"] == [["a", 1.0]]
+    assert r["real_num_seen"] == 3 and r["real_seen_part_hit_rate"] == r["real_part_hit_rate"]
+    assert list(r["real_per_visibility"]) == ["visible"]
     with pytest.raises(ValueError, match="no prediction for image 'empty'"):
         score_real(photos, {"hold": preds["hold"], "both": preds["both"]}, prior, PARTS)
     with pytest.raises(ValueError, match="class prior of 'box' has 12 vertices"):
         score_real(photos, preds, {"box": np.zeros(12)}, PARTS)
+
+
+def test_scores_per_contact_visibility_leave_hidden_contact_out_of_the_seen_figures():
+    photos = [photo("seen", "box", ["a"], visibility="visible"), photo("wrist", "box", ["a"], visibility="partial"),
+              photo("behind", "box", ["a"], visibility="hidden"), photo("empty", "cup", [], person=False)]
+    preds = {"seen": probs(v0=1, v1=1), "wrist": probs(v0=1, v35=1), "behind": probs(), "empty": probs()}
+    r = score_real(photos, preds, {"box": probs(v0=1, v1=1)}, PARTS)
+    assert r["real_part_hit_rate"] == pytest.approx(2 / 4)  # seen and empty hit; wrist (1 of 20) and behind miss
+    assert r["real_num_seen"] == 3  # hidden contact is out of the seen figures, no-contact images are in
+    assert r["real_seen_part_hit_rate"] == pytest.approx(2 / 3)
+    assert r["real_seen_on_target"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert r["prior_baseline_real_seen_part_hit_rate"] == pytest.approx(1.0)
+    per = r["real_per_visibility"]
+    assert per["hidden"] == {"num_images": 1, "part_hit_rate": 0.0, "on_target": 0.0, "prior_part_hit_rate": 1.0,
+                             "prior_on_target": 1.0}
+    assert per["partial"]["on_target"] == 0.5 and per["visible"]["num_images"] == 2
+    assert r["real_per_image"]["behind"]["contact_visibility"] == "hidden"
+    none_seen = score_real(photos[2:3], {"behind": probs()}, {}, PARTS)
+    assert none_seen["real_num_seen"] == 0 and none_seen["real_seen_part_hit_rate"] is None
 
 
 def test_shipped_labels_use_the_body_models_part_names(anny_body):
@@ -129,6 +151,8 @@ def shipped_entries(*ids):
     ({"source": "nowhere"}, "unknown source 'nowhere'"),
     ({"path": "../../etc/passwd"}, "path must be relative"),
     ({"parts": "left hand"}, "'parts' must be list"),
+    ({"contact_visibility": "seen"}, "contact_visibility must be one of visible, partial, hidden"),
+    ({"parts": [], "contact_visibility": "hidden"}, "contact_visibility 'hidden' needs labelled parts"),
 ])
 def test_bad_labels_are_one_line_errors(tmp_path, anny_body, change, message):
     entry = {**shipped_entries("astronaut")[0], **change}

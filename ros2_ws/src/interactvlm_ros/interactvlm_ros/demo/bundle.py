@@ -130,6 +130,8 @@ def real_photo_frames(packaged: tuple[str, ...] = DEMO_PACKAGED_PHOTOS) -> list[
             image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
         what = f"{photo.scene}: " + (", ".join(photo.parts) if photo.parts else
                                      "no contact" + ("" if photo.person else " (no person)"))
+        if photo.contact_visibility != "visible":
+            what += " (partly in view)" if photo.contact_visibility == "partial" else " (not in view)"
         frames.append(DemoFrame(photo.id, image, photo.object, "photo", None, what, labelled_parts=photo.parts))
     return frames
 

@@ -4,7 +4,11 @@ would draw it?
 The labels file (``assets/real_photos/labels.json``, format ``interactvlm-real-photos``) names per image its
 source package and path, its sha256, a scene, the object name a user would type and the body parts in contact
 (names of the body model's ``part_vertex_ids``; the person's own left and right). ``parts: []`` means no contact:
-no person in the image (``person: false``), or a person who touches nothing in that frame.
+no person in the image (``person: false``), or a person who touches nothing in that frame. An optional
+``contact_visibility`` says how much of the touching body part the image shows: ``visible`` (the default; also
+for no-contact images), ``partial`` (only a wrist, a forearm or fingertips at the object's edge) or ``hidden``
+(nothing of it: the contact is known from context, such as a hand behind the board it holds up). The scores are
+also reported per visibility, so that a contact no detector can see is told apart from one the model misses.
 
 Per image, from the per-vertex human contact ``p [N]`` (all zeros when the model reports the contact not found):
 
@@ -34,6 +38,7 @@ FORMAT_VERSION = 1
 CONTACT_THRESHOLD = 0.5
 PART_COVERAGE = 0.10
 SOURCE_KINDS = {"python": ("module",), "debian": ("package",)}
+VISIBILITIES = ("visible", "partial", "hidden")  # how much of the touching body part an image shows
 # The shipped default model's training data (Makefile, train-default): its class prior is sampled from it.
 RECIPE_NUM, RECIPE_SEED, RECIPE_MASK_SIZE = 16000, 0, 128
 
@@ -56,6 +61,7 @@ class RealPhoto:
     person: bool
     parts: tuple[str, ...]
     note: str = ""
+    contact_visibility: str = "visible"
 
 
 @dataclass
@@ -131,8 +137,15 @@ def load_real_labels(path: str | Path, part_names=None) -> RealPhotoSet:
         obj = _field(e, "object", str, where).strip()
         if not obj:
             raise ValueError(f"{where}: object must not be empty")
+        visibility = e.get("contact_visibility", "visible")
+        if visibility not in VISIBILITIES:
+            raise ValueError(f"{where}: contact_visibility must be one of {', '.join(VISIBILITIES)}, got "
+                             f"{visibility!r}")
+        if not parts and visibility != "visible":
+            raise ValueError(f"{where}: contact_visibility {visibility!r} needs labelled parts (no contact is "
+                             f"'visible')")
         images.append(RealPhoto(pid, e["source"], rel, sha, _field(e, "scene", str, where), obj, person,
-                                tuple(parts), str(e.get("note", ""))))
+                                tuple(parts), str(e.get("note", "")), visibility))
     return RealPhotoSet(sources, images)
 
 
@@ -180,8 +193,9 @@ def top_parts(probs: np.ndarray, part_ids: dict[str, np.ndarray], k: int = 3) ->
 def score_real(photos: list[RealPhoto], predictions: dict[str, np.ndarray], prior: dict[str, np.ndarray],
                part_ids: dict[str, np.ndarray], found: dict[str, bool] | None = None) -> dict:
     """Scores of per-image predictions ``{id: p [N]}`` and the class prior ``{object: p [N]}`` (a missing class:
-    empty map). Returns the ``real_*`` and ``prior_baseline_real_*`` keys (means over images), ``real_per_scene``,
-    ``real_scene_mean`` (each scene weighted equally) and ``real_per_image``."""
+    empty map). Returns the ``real_*`` and ``prior_baseline_real_*`` keys (means over images), the same over the
+    images whose contact is in view (``real_seen_*``: visibility ``visible`` or ``partial``), ``real_per_scene``,
+    ``real_per_visibility``, ``real_scene_mean`` (each scene weighted equally) and ``real_per_image``."""
     if not photos:
         raise ValueError("no real photos to score")
     num_vertices = 1 + max(int(np.max(v)) for v in part_ids.values() if len(v))
@@ -199,6 +213,7 @@ def score_real(photos: list[RealPhoto], predictions: dict[str, np.ndarray], prio
                              f"{pred.shape[0]}")
         rows[photo.id] = {
             "scene": photo.scene, "object": photo.object, "parts": list(photo.parts),
+            "contact_visibility": photo.contact_visibility,
             "found": bool(found[photo.id]) if found is not None else bool((pred >= CONTACT_THRESHOLD).any()),
             "predicted_vertices": int((pred >= CONTACT_THRESHOLD).sum()),
             "part_hit": part_hit(pred, photo.parts, part_ids), "on_target": on_target(pred, photo.parts, part_ids),
@@ -219,6 +234,9 @@ def score_real(photos: list[RealPhoto], predictions: dict[str, np.ndarray], prio
         scenes.setdefault(photo.scene, []).append(photo.id)
     overall = summary(list(rows))
     per_scene = {s: summary(ids) for s, ids in scenes.items()}
+    by_visibility = {v: [p.id for p in photos if p.contact_visibility == v] for v in VISIBILITIES}
+    seen_ids = by_visibility["visible"] + by_visibility["partial"]
+    seen = summary(seen_ids) if seen_ids else None
     return {
         "real_num_images": len(rows), "real_num_scenes": len(scenes),
         "real_num_no_contact": sum(1 for p in photos if not p.parts),
@@ -226,6 +244,12 @@ def score_real(photos: list[RealPhoto], predictions: dict[str, np.ndarray], prio
         "real_found_rate": float(np.mean([x["found"] for x in rows.values()])),
         "prior_baseline_real_part_hit_rate": overall["prior_part_hit_rate"],
         "prior_baseline_real_on_target": overall["prior_on_target"],
+        "real_num_seen": len(seen_ids),
+        "real_seen_part_hit_rate": seen["part_hit_rate"] if seen else None,
+        "real_seen_on_target": seen["on_target"] if seen else None,
+        "prior_baseline_real_seen_part_hit_rate": seen["prior_part_hit_rate"] if seen else None,
+        "prior_baseline_real_seen_on_target": seen["prior_on_target"] if seen else None,
+        "real_per_visibility": {v: summary(ids) for v, ids in by_visibility.items() if ids},
         "real_per_scene": per_scene,
         "real_scene_mean": {k: float(np.mean([v[k] for v in per_scene.values()])) for k in overall
                             if k != "num_images"},
