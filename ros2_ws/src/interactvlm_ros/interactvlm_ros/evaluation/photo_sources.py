@@ -4,6 +4,9 @@ Two kinds of source, named in the labels file's ``sources``:
 
 * ``python``: a file inside an installed Python package (``{"module": "skimage", "pip": "scikit-image"}``; an
   image's ``path`` is relative to the module's folder, e.g. ``data/astronaut.png``).
+* ``wheel``: a file inside a wheel on PyPI (``{"package": "ultralytics", "version": "8.4.190"}``; ``path`` is the
+  member's path in the wheel, e.g. ``ultralytics/assets/bus.jpg``): ``pip download --no-deps`` fetches that one
+  wheel once (never installed, so none of its dependencies come along) and only the listed files are unpacked.
 * ``debian``: a file of a Debian package (``{"package": "opencv-doc"}``; ``path`` is the file's path in the
   package, e.g. ``usr/share/doc/opencv-doc/examples/data/messi5.jpg``). Taken from the installed package when it
   is there, else ``apt-get download`` fetches the ``.deb`` once and only the listed files are unpacked from it
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -98,6 +102,34 @@ def unpack_deb_members(deb: Path, members: dict[str, Path]) -> None:
                                                                    if len(missing) > 1 else ""))
 
 
+def _download_wheel(package: str, version: str, workdir: Path) -> Path:
+    tqdm.write(f"real photos: downloading the wheel {package}=={version} once (only its listed images are kept)",
+               file=sys.stderr)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                           "--no-cache-dir", "-q", "-d", str(workdir), f"{package}=={version}"],
+                          capture_output=True, text=True)
+    wheels = sorted(workdir.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr.strip().splitlines() or ["no wheel written"])[-1]
+        raise PhotoSourceError(f"pip download {package}=={version} failed: {last}")
+    return wheels[-1]
+
+
+def unpack_wheel_members(wheel: Path, members: dict[str, Path]) -> None:
+    """Copy ``members`` (path in the wheel → destination) out of ``wheel`` (a zip file)."""
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            names = set(z.namelist())
+            missing = sorted(set(members) - names)
+            if missing:
+                raise PhotoSourceError(f"{wheel.name} has no {missing[0]}" + (
+                    f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            for member, dest in members.items():
+                atomic_write_bytes(dest, z.read(member))
+    except zipfile.BadZipFile as exc:
+        raise PhotoSourceError(f"{wheel.name} is not a wheel ({exc})") from None
+
+
 def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = True) -> dict[str, Path]:
     """Put every image of ``photos`` into ``dest`` (created) and return ``{image id: file}``.
 
@@ -109,14 +141,17 @@ def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = T
     out = {p.id: photo_file(dest, p) for p in photos.images}
     todo = [p for p in photos.images if not (out[p.id].is_file() and sha256_of(out[p.id]) == p.sha256)]
     debian: dict[str, dict[str, Path]] = {}
+    wheels: dict[tuple[str, str], dict[str, Path]] = {}
     with tqdm(total=len(todo), desc="real photos", unit="image", disable=not progress or not todo) as bar:
         for photo in todo:
             source = photos.sources[photo.source]
-            installed = Path("/") / photo.path
             if source["kind"] == "python":
                 atomic_write_bytes(out[photo.id], python_source_file(photo, source).read_bytes())
-            elif installed.is_file():
-                atomic_write_bytes(out[photo.id], installed.read_bytes())
+            elif source["kind"] == "wheel":
+                wheels.setdefault((source["package"], source["version"]), {})[photo.path] = out[photo.id]
+                continue
+            elif (Path("/") / photo.path).is_file():  # the Debian package is installed
+                atomic_write_bytes(out[photo.id], (Path("/") / photo.path).read_bytes())
             else:
                 debian.setdefault(source["package"], {})[photo.path] = out[photo.id]
                 continue
@@ -125,6 +160,11 @@ def fetch_real_photos(photos: RealPhotoSet, dest: str | Path, progress: bool = T
             bar.set_postfix_str(f"apt-get download {package}")
             with tempfile.TemporaryDirectory(dir=dest, prefix=".deb-") as tmp:
                 unpack_deb_members(_download_deb(package, Path(tmp)), members)
+            bar.update(len(members))
+        for (package, version), members in wheels.items():
+            bar.set_postfix_str(f"pip download {package}")
+            with tempfile.TemporaryDirectory(dir=dest, prefix=".wheel-") as tmp:
+                unpack_wheel_members(_download_wheel(package, version, Path(tmp)), members)
             bar.update(len(members))
     for photo in todo:
         got = sha256_of(out[photo.id])

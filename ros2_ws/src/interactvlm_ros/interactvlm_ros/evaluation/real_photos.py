@@ -37,7 +37,7 @@ FORMAT = "interactvlm-real-photos"
 FORMAT_VERSION = 1
 CONTACT_THRESHOLD = 0.5
 PART_COVERAGE = 0.10
-SOURCE_KINDS = {"python": ("module",), "debian": ("package",)}
+SOURCE_KINDS = {"python": ("module",), "wheel": ("package", "version"), "debian": ("package",)}
 VISIBILITIES = ("visible", "partial", "hidden")  # how much of the touching body part an image shows
 # The shipped default model's training data (Makefile, train-default): its class prior is sampled from it.
 RECIPE_NUM, RECIPE_SEED, RECIPE_MASK_SIZE = 16000, 0, 128
